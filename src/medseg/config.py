@@ -1,0 +1,219 @@
+"""Typed configuration: YAML → pydantic sections, `key=value` overrides, readable errors.
+
+Unknown keys are errors that name the key and suggest the nearest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from medseg.errors import ConfigError
+
+__all__ = ["Config", "DataConfig", "AugmentConfig", "TrainConfig", "EvalConfig", "load_config", "parse_overrides"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(_Section):
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6 or min(self.train, self.val, self.test) < 0:
+            raise ValueError(f"split ratios must be ≥ 0 and sum to 1, got {self.train}+{self.val}+{self.test}={total}")
+        return self
+
+
+class DataConfig(_Section):
+    """Where the data comes from and how it is preprocessed (once, into the store)."""
+
+    source: dict[str, Any] = Field(description="reader options; `format` names the reader")
+    size: int = Field(128, ge=16, description="side of the square slices after resizing")
+    channels: int = Field(1, ge=1, le=4)
+    num_classes: int = Field(2, ge=2, description="2 = binary (one output channel)")
+    normalize: Literal["percentile", "zscore", "none"] = "percentile"
+    image_resize: Literal["bilinear", "area"] = "bilinear"
+    splits: SplitConfig = SplitConfig()
+    split_file: str | None = Field(None, description="a splits.csv to reuse instead of drawing one")
+    skip_bad: bool = False
+    cache_dir: str = ".medseg-cache"
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, source: dict[str, Any]) -> dict[str, Any]:
+        from medseg.data.readers import READERS
+
+        name = source.get("format")
+        if name not in READERS:
+            raise ValueError(f"unknown format {name!r}; available: {READERS.names()}")
+        options_model = READERS[name].Options
+        try:
+            options_model(**{k: v for k, v in source.items() if k != "format"})
+        except ValidationError as error:
+            problems = []
+            for item in error.errors():
+                key = ".".join(str(p) for p in item["loc"])
+                if item["type"] == "extra_forbidden":
+                    hint = difflib.get_close_matches(key, list(options_model.model_fields), n=1)
+                    problems.append(f"source.{key}: unknown key for format {name!r}" + (f"; did you mean '{hint[0]}'?" if hint else f"; valid keys: {list(options_model.model_fields)}"))
+                else:
+                    problems.append(f"source.{key}: {item['msg']}")
+            raise ValueError("; ".join(problems)) from None
+        return source
+
+
+class AugmentConfig(_Section):
+    """Batched augmentation; geometry is shared by image and mask, intensity touches the image only."""
+
+    enabled: bool = True
+    flip: bool = True
+    rot90: bool = True
+    rotate_deg: float = Field(10.0, ge=0)
+    scale: float = Field(0.1, ge=0, lt=1)
+    translate: float = Field(0.05, ge=0, lt=1)
+    intensity_scale: float = Field(0.1, ge=0)
+    intensity_shift: float = Field(0.1, ge=0)
+    gamma: float = Field(0.2, ge=0, lt=1)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    grad_clip: float | None = 5.0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    max_minutes: float | None = Field(None, gt=0, description="stop after this much training time")
+    threads: int | None = Field(None, ge=1)
+
+
+class EvalConfig(_Section):
+    threshold: float = Field(0.5, gt=0, lt=1)
+    overlays: int = Field(6, ge=0, description="best and worst cases drawn as overlays")
+
+
+class Config(_Section):
+    """A whole experiment. `model` and `method` are specs for the registries (`name` + options)."""
+
+    name: str = "run"
+    seed: int = 0
+    output_dir: str = "runs"
+    data: DataConfig
+    augment: AugmentConfig = AugmentConfig()
+    model: dict[str, Any] = Field(default_factory=lambda: {"name": "unet"})
+    method: dict[str, Any] = Field(default_factory=lambda: {"name": "supervised"})
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _complete_model(self) -> Config:
+        """Fill the model's channel counts from the data section, and check the model spec builds."""
+        from medseg.models import check_model_spec
+
+        spec = dict(self.model)
+        spec.setdefault("in_channels", self.data.channels)
+        spec.setdefault("out_channels", 1 if self.data.num_classes == 2 else self.data.num_classes)
+        check_model_spec(spec)
+        self.model = spec
+        from medseg.methods import METHODS
+
+        METHODS[self.method.get("name", "")]
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`["train.epochs=3", "data.size=64"]` → nested dict; values are parsed as YAML scalars."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r} is not of the form key=value (e.g. train.epochs=5)")
+        key, raw = pair.split("=", 1)
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return nested
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Load and validate a config.
+
+    Args:
+        source: a YAML file or an already parsed dict.
+        overrides: `key=value` strings applied on top.
+
+    Raises:
+        ConfigError: unreadable YAML, or a field that does not validate (named, with the expected value).
+    """
+    where = str(source) if not isinstance(source, dict) else "config"
+    if isinstance(source, dict):
+        raw = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (data:, model:, train:, ...)")
+    raw = _merge(raw, parse_overrides(overrides or []))
+    try:
+        return Config(**raw)
+    except ValidationError as error:
+        raise ConfigError(_explain(where, error)) from None
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _explain(where: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            valid = _valid_keys(item["loc"][:-1])
+            hint = difflib.get_close_matches(str(item["loc"][-1]), valid, n=1)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else (f"; valid keys: {valid}" if valid else "")
+            lines.append(f"{where}: {loc}: unknown key{suggestion}")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            got = f" (got {item['input']!r})" if not isinstance(item.get("input"), dict) else ""
+            lines.append(f"{where}: {loc}: {message}{got}")
+    return "\n".join(lines)
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = field.annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []

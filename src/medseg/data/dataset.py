@@ -1,0 +1,83 @@
+"""From a config's data section to split store rows: reader → cases → splits → store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medseg.config import DataConfig
+from medseg.data.case import Case
+from medseg.data.readers import Reader, build_reader
+from medseg.data.splits import read_splits, split_by_group
+from medseg.data.store import Preprocessing, Store, open_store
+from medseg.errors import DataError
+
+__all__ = ["Dataset", "prepare_dataset", "iterate_batches", "preprocessing_of"]
+
+
+def preprocessing_of(data: DataConfig) -> Preprocessing:
+    return Preprocessing(data.size, data.channels, data.num_classes, data.normalize, data.image_resize)
+
+
+@dataclass
+class Dataset:
+    reader: Reader
+    cases: list[Case]
+    assignment: dict[str, str]
+    store: Store
+
+    def rows(self, split: str) -> np.ndarray:
+        """Store rows of the cases in `split`, in case order."""
+        return self.store.index([c.id for c in self.cases if self.assignment.get(c.id) == split])
+
+
+def prepare_dataset(
+    data: DataConfig,
+    seed: int,
+    splits: dict[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """Index the source, split it by group (or reuse `splits`), and open the preprocessed store.
+
+    Raises:
+        DataError: an empty dataset or an unusable case (unless `data.skip_bad`).
+    """
+    reader = build_reader(data.source)
+    cases = reader.cases()
+    root = data.source.get("root", data.source.get("format"))
+    if not cases:
+        raise DataError(root, "no images found: the dataset is empty (check data.source)")
+    if splits is None and data.split_file:
+        splits = read_splits(data.split_file)
+    if splits is None:
+        splits = split_by_group(cases, data.splits.model_dump(), seed)
+    cases = [c for c in cases if c.id in splits]
+    store = open_store(reader, cases, preprocessing_of(data), Path(data.cache_dir), skip_bad=data.skip_bad,
+                       progress=progress)
+    return Dataset(reader, cases, splits, store)
+
+
+def iterate_batches(
+    store: Store,
+    rows: np.ndarray,
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches from the store: `{"image": (B, C, S, S) float32, "mask": (B, S, S) int64, "row": (B,)}`."""
+    order = rows
+    if shuffle:
+        order = rows[torch.randperm(len(rows), generator=generator).numpy()]
+    stop = len(order) - (len(order) % batch_size if drop_last and len(order) >= batch_size else 0)
+    for start in range(0, stop, batch_size):
+        chunk = np.sort(order[start : start + batch_size]) if not shuffle else order[start : start + batch_size]
+        yield {
+            "image": torch.from_numpy(np.asarray(store.images[chunk], dtype=np.float32)),
+            "mask": torch.from_numpy(np.asarray(store.masks[chunk], dtype=np.int64)),
+            "row": torch.from_numpy(chunk),
+        }

@@ -1,0 +1,127 @@
+"""Folders of 2-D images with masks, in a sibling folder (by file stem) or beside them (by suffix).
+
+Layouts covered:
+- `root/images/N.png` + `root/masks/N.png` (+ `root/labels.csv` with `file,label[,group]`), e.g. figshare PNGs;
+- `root/<patient>/X.tif` + `root/<patient>/X_mask.tif`, the LGG `kaggle_3m` layout (folder = group);
+- `root/train/image/N.png` + `root/train/label/N.png`, e.g. ISBI 2012 EM.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from medseg.data.case import Case
+from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
+from medseg.data.readers.base import READERS, Reader, ReaderOptions
+from medseg.errors import DataError
+
+__all__ = ["FolderReader"]
+
+
+class FolderOptions(ReaderOptions):
+    root: Path
+    image_dir: str = ""
+    mask_dir: str | None = None
+    mask_suffix: str | None = None
+    labels_csv: str | None = None
+    group_column: str = "group"
+    recursive: bool = True
+
+
+@READERS.register("folder")
+class FolderReader(Reader):
+    """Images and masks from folders.
+
+    Options:
+        root: dataset folder.
+        image_dir: folder of images, relative to root ("" = root).
+        mask_dir: sibling folder of masks matched by file stem (any image suffix), relative to root.
+        mask_suffix: alternatively, masks beside the images named `<stem><suffix>.<ext>` (e.g. `_mask`).
+        labels_csv: optional CSV relative to root with columns `file,label[,<group_column>]`.
+        group_column: the CSV column holding the group (e.g. `block` for figshare).
+        recursive: also look in subfolders; a subfolder is then the group of its images (one per patient).
+    """
+
+    Options = FolderOptions
+    options: FolderOptions
+
+    def cases(self) -> list[Case]:
+        opts = self.options
+        image_root = opts.root / opts.image_dir
+        if not image_root.is_dir():
+            raise DataError(image_root, "image folder not found (check data.source.root and data.source.image_dir)")
+        if opts.mask_dir and not (opts.root / opts.mask_dir).is_dir():
+            raise DataError(opts.root / opts.mask_dir, "mask folder not found (check data.source.mask_dir)")
+        masks_by_stem = self._masks_by_stem() if opts.mask_dir else {}
+        table = self._labels_table()
+        pattern = "**/*" if opts.recursive else "*"
+        files = sorted(p for p in image_root.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        cases = []
+        for path in files:
+            if opts.mask_suffix and path.stem.endswith(opts.mask_suffix):
+                continue
+            rel = path.relative_to(image_root)
+            if opts.mask_dir:
+                mask = masks_by_stem.get(rel.with_suffix("").as_posix())
+            elif opts.mask_suffix:
+                mask = _find_with_stem(path.parent, path.stem + opts.mask_suffix)
+            else:
+                mask = None
+            row = table.get(rel.as_posix()) or table.get(path.name) or {}
+            label = row.get("label")
+            if row.get(opts.group_column):
+                group = row[opts.group_column]
+            elif len(rel.parts) > 1:
+                group = rel.parent.as_posix()
+            else:
+                group = rel.stem
+            cases.append(
+                Case(
+                    id=rel.with_suffix("").as_posix(),
+                    image=str(path),
+                    mask=str(mask) if mask else None,
+                    label=int(label) if label not in (None, "") else None,
+                    group=str(group),
+                )
+            )
+        return cases
+
+    def _masks_by_stem(self) -> dict[str, Path]:
+        mask_root = self.options.root / self.options.mask_dir
+        pattern = "**/*" if self.options.recursive else "*"
+        return {
+            p.relative_to(mask_root).with_suffix("").as_posix(): p
+            for p in sorted(mask_root.glob(pattern))
+            if p.suffix.lower() in IMAGE_SUFFIXES
+        }
+
+    def _labels_table(self) -> dict[str, dict[str, str]]:
+        if not self.options.labels_csv:
+            return {}
+        path = self.options.root / self.options.labels_csv
+        if not path.is_file():
+            raise DataError(path, "labels CSV not found (check data.source.labels_csv)")
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "file" not in reader.fieldnames:
+                raise DataError(path, f"labels CSV needs a 'file' column; found {reader.fieldnames}")
+            return {row["file"]: row for row in reader}
+
+    def load_image(self, case: Case) -> np.ndarray:
+        return read_image_file(case.image)
+
+    def load_mask(self, case: Case) -> np.ndarray:
+        if case.mask is None:
+            raise DataError(case.image, "image has no mask, but one is required here")
+        return read_image_file(case.mask)
+
+
+def _find_with_stem(folder: Path, stem: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (folder / (stem + suffix), folder / (stem + suffix.upper())):
+            if candidate.is_file():
+                return candidate
+    return None

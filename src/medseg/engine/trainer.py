@@ -1,0 +1,223 @@
+"""The training loop shared by every method: devices, AMP, channels_last, optimiser and schedule, progress,
+validation, metrics.csv, atomic checkpoints and resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from medseg.atomic import write_text_atomic
+from medseg.config import Config, load_config
+from medseg.data.augment import augment_batch
+from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
+from medseg.data.splits import read_splits, write_splits
+from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from medseg.engine.device import autocast_dtype, pick_device
+from medseg.engine.schedule import warmup_cosine
+from medseg.methods import METHODS
+from medseg.metrics import dice_scores
+from medseg.ui import TrainingProgress
+
+__all__ = ["train", "build_method", "predict_probabilities", "seed_everything", "TrainResult"]
+
+log = logging.getLogger(__name__)
+METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "val_dice", "seconds"]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_val_dice: float
+    epochs_done: int
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_method(cfg: Config):
+    """Instantiate the configured method with the model spec; returns the method (model built)."""
+    options = {k: v for k, v in cfg.method.items() if k != "name"}
+    method = METHODS[cfg.method["name"]](cfg.model, **options)
+    method.build()
+    return method
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if channels_last:
+        out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+@torch.no_grad()
+def predict_probabilities(
+    method, model: nn.Module, images: torch.Tensor, amp: torch.dtype | None, channels_last: bool
+) -> torch.Tensor:
+    """Probabilities `(B, K, H, W)` float32 for a batch of images already on the model's device."""
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(images.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        return method.predict(model, images).float()
+
+
+def _hard_prediction(probs: torch.Tensor, threshold: float) -> torch.Tensor:
+    """`(B, K, H, W)` probabilities → `(B, H, W)` class indices."""
+    return (probs[:, 0] >= threshold).long() if probs.shape[1] == 1 else probs.argmax(1)
+
+
+def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> float:
+    rows = dataset.rows("val")
+    if len(rows) == 0:
+        return math.nan
+    model.eval()
+    scores = []
+    for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
+        batch = _to_device(batch, device, False)
+        probs = predict_probabilities(method, model, batch["image"], amp, cfg.train.channels_last)
+        pred = _hard_prediction(probs, cfg.eval.threshold)
+        if probs.shape[1] == 1:
+            scores.append(dice_scores(pred > 0, batch["mask"] > 0))
+        else:
+            per_class = [dice_scores(pred == k, batch["mask"] == k) for k in range(1, probs.shape[1])]
+            scores.append(torch.stack(per_class).mean(0))
+    model.train()
+    return float(torch.cat(scores).mean())
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, METRIC_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= up_to_epoch]
+
+
+def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    """Train `cfg` into `run_dir` (or continue the run there with `resume=True`).
+
+    The run folder receives config.yaml, splits.csv, metrics.csv, last.pt (every epoch) and best.pt (best
+    validation Dice), each written atomically.
+    """
+    run_dir = Path(run_dir)
+    state = None
+    if resume:
+        cfg = load_config(run_dir / "config.yaml")
+        last = run_dir / "last.pt"
+        state = load_checkpoint(last) if last.is_file() else None
+    if cfg is None:
+        raise ValueError("train() needs a config unless resume=True")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
+    seed_everything(cfg.seed)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+
+    splits_path = run_dir / "splits.csv"
+    known_splits = read_splits(splits_path) if resume and splits_path.is_file() else None
+    progress = TrainingProgress(enabled=show_progress)
+    dataset = prepare_dataset(cfg.data, cfg.seed, known_splits, progress=progress.preprocessing)
+    if not splits_path.is_file():
+        write_splits(splits_path, dataset.cases, dataset.assignment)
+    if dataset.store.skipped:
+        progress.note(f"skipped {len(dataset.store.skipped)} bad cases (listed in {run_dir / 'skipped.csv'})")
+        write_text_atomic(run_dir / "skipped.csv", "id,reason\n" + "".join(
+            f'{i},"{r.replace(chr(34), chr(39))}"\n' for i, r in dataset.store.skipped))
+    train_rows = dataset.rows("train")
+    if len(train_rows) == 0:
+        raise ValueError(f"{run_dir / 'splits.csv'}: the training split is empty; check data.splits")
+
+    device = pick_device(cfg.train.device)
+    amp = autocast_dtype(device, cfg.train.amp)
+    method = build_method(cfg)
+    model = method.model.to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    method.model = model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    steps_per_epoch = max(len(train_rows) // cfg.train.batch_size, 1)
+    total_steps = steps_per_epoch * cfg.train.epochs
+    scheduler = warmup_cosine(optimizer, int(cfg.train.warmup_epochs * steps_per_epoch), total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+
+    start_epoch, step, best, elapsed = 0, 0, -math.inf, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step, best, elapsed = state["epoch"], state["step"], state["best"], state.get("seconds", 0.0)
+        progress.note(f"resuming {run_dir} after epoch {start_epoch}")
+    history = _read_metrics(run_dir / "metrics.csv", start_epoch)
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    progress.start(cfg.train.epochs, steps_per_epoch, start_epoch)
+    started = time.perf_counter() - elapsed
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, cfg.train.epochs + 1):
+        generator.manual_seed(cfg.seed * 100_003 + epoch)  # an epoch's batches do not depend on earlier epochs
+        model.train()
+        losses = []
+        for batch in iterate_batches(dataset.store, train_rows, cfg.train.batch_size, True, generator, True):
+            image, mask, _ = augment_batch(batch["image"], batch["mask"], cfg.augment, generator)
+            batch = _to_device({"image": image, "mask": mask}, device, cfg.train.channels_last)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                terms = method.training_step(batch)
+            loss = terms.get("loss") if isinstance(terms, dict) else None
+            if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                raise TypeError(f"{type(method).__name__}.training_step must return a dict with a scalar 'loss'")
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower train.lr or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.train.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if hasattr(method, "after_step"):
+                method.after_step()
+            step += 1
+            losses.append(loss.item())
+            progress.step(loss.item())
+        val_dice = _validate(method, model, dataset, cfg, device, amp)
+        seconds = time.perf_counter() - started
+        history.append({"epoch": epoch, "step": step, "lr": f"{scheduler.get_last_lr()[0]:.3g}",
+                        "train_loss": f"{np.mean(losses):.5f}", "val_dice": f"{val_dice:.5f}",
+                        "seconds": f"{seconds:.1f}"})
+        improved = not math.isnan(val_dice) and val_dice > best
+        best = val_dice if improved else best
+        checkpoint = {"config": cfg.model_dump(mode="json"), "model": model.state_dict(),
+                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                      "epoch": epoch, "step": step, "best": best, "seconds": seconds}
+        if improved or not (run_dir / "best.pt").is_file():
+            save_checkpoint(run_dir / "best.pt", checkpoint)
+        save_checkpoint(run_dir / "last.pt", checkpoint)
+        _write_metrics(run_dir / "metrics.csv", history)
+        progress.epoch_done(epoch, float(np.mean(losses)), val_dice)
+        if cfg.train.max_minutes and seconds > cfg.train.max_minutes * 60:
+            progress.note(f"stopping after epoch {epoch}: train.max_minutes={cfg.train.max_minutes} reached")
+            break
+    progress.stop()
+    return TrainResult(run_dir, best, epoch, time.perf_counter() - started)
+

@@ -1,0 +1,63 @@
+"""Segmentation losses: cross-entropy (binary or multi-class) plus soft Dice."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["HybridLoss", "soft_dice_loss", "probabilities"]
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Logits `(B, K, H, W)` → probabilities: sigmoid for K = 1, softmax over K otherwise."""
+    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+
+
+def _one_hot(mask: torch.Tensor, channels: int) -> torch.Tensor:
+    """`(B, H, W)` class indices → `(B, K, H, W)` float targets (K = 1: the foreground channel)."""
+    if channels == 1:
+        return mask.unsqueeze(1).float()
+    return F.one_hot(mask.long(), channels).permute(0, 3, 1, 2).float()
+
+
+def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - soft Dice over the batch, averaged over channels (foreground channels only when K > 1).
+
+    Args:
+        probs: `(B, K, H, W)` probabilities.
+        target: `(B, K, H, W)` one-hot targets.
+        valid: optional `(B, 1, H, W)` weights (0 = ignored pixel).
+    """
+    if probs.shape[1] > 1:
+        probs, target = probs[:, 1:], target[:, 1:]
+    if valid is not None:
+        probs, target = probs * valid, target * valid
+    dims = (0, 2, 3)
+    intersection = (probs * target).sum(dims)
+    denominator = probs.sum(dims) + target.sum(dims)
+    return 1.0 - ((2 * intersection + 1.0) / (denominator + 1.0)).mean()
+
+
+class HybridLoss(nn.Module):
+    """BCE + soft Dice (one logit channel) or CE + soft Dice (K channels).
+
+    Args:
+        ce_weight: weight of the (binary) cross-entropy term.
+        dice_weight: weight of the soft Dice term.
+
+    `forward(logits (B, K, H, W), mask (B, H, W) long)` → scalar.
+    """
+
+    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0) -> None:
+        super().__init__()
+        self.ce_weight, self.dice_weight = ce_weight, dice_weight
+
+    def forward(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        target = _one_hot(mask, logits.shape[1])
+        if logits.shape[1] == 1:
+            ce = F.binary_cross_entropy_with_logits(logits, target)
+        else:
+            ce = F.cross_entropy(logits, mask.long())
+        return self.ce_weight * ce + self.dice_weight * soft_dice_loss(probabilities(logits), target)

@@ -1,0 +1,98 @@
+"""Per-case segmentation metrics and their aggregation.
+
+Empty-mask conventions (a slice without lesion is common in medical data):
+- truth and prediction both empty: Dice = IoU = sensitivity = precision = 1, HD95 = 0 (a perfect answer);
+- prediction non-empty on empty truth: Dice = IoU = precision = 0, sensitivity = 1 (nothing to miss), HD95 = NaN;
+- prediction empty on non-empty truth: Dice = IoU = sensitivity = 0, precision = 1 (no false positive), HD95 = NaN.
+Specificity is 1 when there is no background pixel. NaN values (undefined HD95) are left out of the
+aggregate mean/std, and the aggregate states how many cases entered it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from monai.metrics import compute_hausdorff_distance
+
+__all__ = ["METRIC_NAMES", "binary_metrics", "case_metrics", "aggregate", "dice_scores", "hd95"]
+
+METRIC_NAMES = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95")
+
+
+def _ratio(numerator: float, denominator: float, if_empty: float) -> float:
+    return numerator / denominator if denominator > 0 else if_empty
+
+
+def hd95(pred: np.ndarray, truth: np.ndarray, spacing: float = 1.0) -> float:
+    """95th percentile Hausdorff distance in pixels (× spacing) between two non-empty boolean masks `(H, W)`."""
+    y_pred = torch.from_numpy(pred)[None, None].float()
+    y = torch.from_numpy(truth)[None, None].float()
+    distance = compute_hausdorff_distance(y_pred, y, include_background=True, percentile=95, spacing=spacing)
+    return float(distance.item())
+
+
+def binary_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Metrics of one binary prediction.
+
+    Args:
+        pred: `(H, W)` boolean prediction.
+        truth: `(H, W)` boolean ground truth of the same shape.
+
+    Returns:
+        dice, iou, sensitivity, specificity, precision, hd95 (see the module docstring for empty masks).
+    """
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction shape {pred.shape} ≠ truth shape {truth.shape}")
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    tp = float(np.count_nonzero(pred & truth))
+    fp = float(np.count_nonzero(pred & ~truth))
+    fn = float(np.count_nonzero(~pred & truth))
+    tn = float(pred.size - tp - fp - fn)
+    both_empty = tp + fp + fn == 0
+    out = {
+        "dice": 1.0 if both_empty else 2 * tp / (2 * tp + fp + fn),
+        "iou": 1.0 if both_empty else tp / (tp + fp + fn),
+        "sensitivity": _ratio(tp, tp + fn, 1.0),
+        "specificity": _ratio(tn, tn + fp, 1.0),
+        "precision": _ratio(tp, tp + fp, 1.0),
+    }
+    if both_empty:
+        out["hd95"] = 0.0
+    elif pred.any() and truth.any():
+        out["hd95"] = hd95(pred, truth)
+    else:
+        out["hd95"] = math.nan
+    return out
+
+
+def case_metrics(pred: np.ndarray, truth: np.ndarray, num_classes: int = 2) -> dict[str, float]:
+    """Metrics of one case from class-index maps `(H, W)`: binary, or the mean over foreground classes."""
+    if num_classes == 2:
+        return binary_metrics(pred > 0, truth > 0)
+    per_class = [binary_metrics(pred == k, truth == k) for k in range(1, num_classes)]
+    return {name: float(np.nanmean([m[name] for m in per_class])) for name in METRIC_NAMES}
+
+
+def aggregate(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean, std, median and count (NaN left out) of each metric over cases."""
+    summary = {}
+    for name in METRIC_NAMES:
+        values = np.array([row[name] for row in rows if name in row], dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        summary[name] = {
+            "mean": float(finite.mean()) if finite.size else math.nan,
+            "std": float(finite.std()) if finite.size else math.nan,
+            "median": float(np.median(finite)) if finite.size else math.nan,
+            "n": int(finite.size),
+        }
+    return summary
+
+
+def dice_scores(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per-case hard Dice of boolean `(B, H, W)` masks, with the same empty conventions (both empty → 1)."""
+    pred, truth = pred.flatten(1).bool(), truth.flatten(1).bool()
+    intersection = (pred & truth).sum(1).float()
+    total = pred.sum(1).float() + truth.sum(1).float()
+    return torch.where(total > 0, 2 * intersection / total.clamp_min(1), torch.ones_like(total))

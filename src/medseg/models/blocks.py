@@ -1,0 +1,42 @@
+"""Small convolutional blocks shared by the model families."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ConvBnReLU", "DoubleConv", "UpConcat"]
+
+
+class ConvBnReLU(nn.Sequential):
+    """3×3 conv (no bias: BatchNorm follows) → BatchNorm → ReLU. `(B, C_in, H, W) -> (B, C_out, H, W)`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class DoubleConv(nn.Sequential):
+    """Two ConvBnReLU, the U-Net stage. `(B, C_in, H, W) -> (B, C_out, H, W)`."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(ConvBnReLU(in_channels, out_channels), ConvBnReLU(out_channels, out_channels))
+
+
+class UpConcat(nn.Module):
+    """Upsample the coarse map ×2 with a transposed conv, concatenate the skip(s), fuse with DoubleConv.
+
+    `(B, C_coarse, H/2, W/2)` and skips `(B, C_skip_i, H, W)` → `(B, C_out, H, W)`.
+    """
+
+    def __init__(self, coarse_channels: int, skip_channels: int, out_channels: int) -> None:
+        super().__init__()
+        up_channels = max(coarse_channels // 2, 1)
+        self.up = nn.ConvTranspose2d(coarse_channels, up_channels, kernel_size=2, stride=2)
+        self.fuse = DoubleConv(up_channels + skip_channels, out_channels)
+
+    def forward(self, coarse: torch.Tensor, *skips: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([*skips, self.up(coarse)], dim=1))

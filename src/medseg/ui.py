@@ -1,0 +1,78 @@
+"""Terminal progress for long jobs (rich): preprocessing, then training with loss, val Dice and ETA."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+__all__ = ["TrainingProgress", "console"]
+
+console = Console(stderr=True)
+
+
+class TrainingProgress:
+    """Progress bars for a training run; silent when disabled."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._progress: Progress | None = None
+        self._task = None
+        self._prep = None
+        self._epoch = 0
+        self._epochs = 0
+        self._loss = float("nan")
+        self._val = float("nan")
+
+    def _ensure(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+                disable=not self.enabled,
+                transient=False,
+            )
+            self._progress.start()
+        return self._progress
+
+    def preprocessing(self, done: int, total: int) -> None:
+        progress = self._ensure()
+        if self._prep is None:
+            self._prep = progress.add_task("preprocessing (once per dataset)", total=total)
+        progress.update(self._prep, completed=done)
+
+    def start(self, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
+        progress = self._ensure()
+        self._epochs, self._epoch = epochs, start_epoch + 1
+        self._task = progress.add_task(self._describe(), total=epochs * steps_per_epoch,
+                                       completed=start_epoch * steps_per_epoch)
+
+    def _describe(self) -> str:
+        return f"epoch {self._epoch}/{self._epochs}  loss {self._loss:.4f}  val Dice {self._val:.4f}"
+
+    def step(self, loss: float) -> None:
+        self._loss = loss
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, advance=1, description=self._describe())
+
+    def epoch_done(self, epoch: int, loss: float, val_dice: float) -> None:
+        self._loss, self._val, self._epoch = loss, val_dice, min(epoch + 1, self._epochs)
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=self._describe())
+        if self.enabled and not sys.stderr.isatty():  # logs and CI: one line per epoch
+            console.print(f"epoch {epoch}/{self._epochs}: train loss {loss:.4f}, val Dice {val_dice:.4f}")
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            console.print(message)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
