@@ -20,11 +20,11 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
 
     Args:
         target: final path.
-        suffix: suffix of the temporary file, for writers that pick a format from it (".png", ".npy").
+        suffix: suffix of the temporary file, for writers that pick a format from it (".png", ".nii.gz").
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

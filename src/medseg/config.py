@@ -182,7 +182,8 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
             raise ConfigError(f"{path}: not valid YAML: {error}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections (data:, model:, train:, ...)")
-    raw = _merge(raw, parse_overrides(overrides or []))
+    defaults = {"model": {"name": "unet"}, "method": {"name": "supervised"}}
+    raw = _merge(_merge(defaults, raw), parse_overrides(overrides or []))
     try:
         return Config(**raw)
     except ValidationError as error:
@@ -195,15 +196,16 @@ def _explain(where: str, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         loc = ".".join(str(p) for p in item["loc"])
+        prefix = f"{where}: {loc}:" if loc else f"{where}:"
         if item["type"] == "extra_forbidden":
             valid = _valid_keys(item["loc"][:-1])
             hint = difflib.get_close_matches(str(item["loc"][-1]), valid, n=1)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else (f"; valid keys: {valid}" if valid else "")
-            lines.append(f"{where}: {loc}: unknown key{suggestion}")
+            lines.append(f"{prefix} unknown key{suggestion}")
         else:
             message = item["msg"].removeprefix("Value error, ")
             got = f" (got {item['input']!r})" if not isinstance(item.get("input"), dict) else ""
-            lines.append(f"{where}: {loc}: {message}{got}")
+            lines.append(f"{prefix} {message}{got}")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ aggregate mean/std, and the aggregate states how many cases entered it.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -29,7 +30,9 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: float = 1.0) -> float:
     """95th percentile Hausdorff distance in pixels (× spacing) between two non-empty boolean masks `(H, W)`."""
     y_pred = torch.from_numpy(pred)[None, None].float()
     y = torch.from_numpy(truth)[None, None].float()
-    distance = compute_hausdorff_distance(y_pred, y, include_background=True, percentile=95, spacing=spacing)
+    with warnings.catch_warnings():  # MONAI warns about its own internal use of a deprecated argument
+        warnings.simplefilter("ignore", FutureWarning)
+        distance = compute_hausdorff_distance(y_pred, y, include_background=True, percentile=95, spacing=spacing)
     return float(distance.item())
 
 

@@ -40,8 +40,12 @@ def prepare_dataset(
     seed: int,
     splits: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    mask_ids: set[str] | None = None,
 ) -> Dataset:
     """Index the source, split it by group (or reuse `splits`), and open the preprocessed store.
+
+    Args:
+        mask_ids: the cases whose masks are read; None = every case, each of which must then have one.
 
     Raises:
         DataError: an empty dataset or an unusable case (unless `data.skip_bad`).
@@ -56,8 +60,10 @@ def prepare_dataset(
     if splits is None:
         splits = split_by_group(cases, data.splits.model_dump(), seed)
     cases = [c for c in cases if c.id in splits]
-    store = open_store(reader, cases, preprocessing_of(data), Path(data.cache_dir), skip_bad=data.skip_bad,
-                       progress=progress)
+    if mask_ids is None:
+        mask_ids = {c.id for c in cases}
+    store = open_store(reader, cases, preprocessing_of(data), Path(data.cache_dir), mask_ids=mask_ids,
+                       skip_bad=data.skip_bad, progress=progress)
     return Dataset(reader, cases, splits, store)
 
 

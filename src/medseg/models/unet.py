@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.models.blocks import DoubleConv, UpConcat
+from medseg.models.blocks import DoubleConv, UpConcat, init_head_bias
 from medseg.models.registry import register_model
 
 __all__ = ["UNet", "UNetEncoder", "UNetDecoder", "pad_to_multiple"]
@@ -83,6 +83,7 @@ class UNet(nn.Module):
         self.encoder = UNetEncoder(in_channels, features)
         self.decoder = UNetDecoder(features)
         self.head = nn.Conv2d(features[0], out_channels, kernel_size=1)
+        init_head_bias(self.head)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features, shallow to deep: `(B, features[i], H / 2**i, W / 2**i)` (H, W padded)."""

@@ -1,0 +1,161 @@
+"""The `medseg` command line: demo, train, evaluate, predict, report, data inspect."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medseg.errors import ConfigError, DataError
+from medseg.ui import console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+data_app = typer.Typer(no_args_is_help=True, help="Look at a dataset before training on it.")
+app.add_typer(data_app, name="data")
+
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ValueError, TypeError)
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _new_run_dir(output_dir: str, name: str) -> Path:
+    return Path(output_dir) / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@app.command()
+def train(
+    target: Annotated[str, typer.Argument(help="config YAML, or a run folder with --resume")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.epochs=5")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in TARGET from its last.pt")] = False,
+    run_dir: Annotated[Path | None, typer.Option(help="run folder (default: <output_dir>/<name>-<time>)")] = None,
+    evaluate: Annotated[bool, typer.Option(help="evaluate on the test split and write report.html after")] = True,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Train a model from a config (or resume a run), then evaluate it on its test split."""
+    from medseg.config import load_config
+    from medseg.engine.trainer import train as run_training
+
+    try:
+        if resume:
+            folder = Path(target)
+            if not (folder / "config.yaml").is_file():
+                raise FileNotFoundError(f"{folder}: not a run folder (no config.yaml); --resume takes a run folder")
+            if overrides:
+                raise ValueError("overrides cannot change a run being resumed; start a new run instead")
+            result = run_training(None, folder, resume=True, show_progress=not quiet)
+        else:
+            cfg = load_config(target, overrides or [])
+            folder = run_dir or _new_run_dir(cfg.output_dir, cfg.name)
+            result = run_training(cfg, folder, show_progress=not quiet)
+        console.print(f"trained {result.epochs_done} epochs in {result.seconds / 60:.1f} min; "
+                      f"best val Dice {result.best_val_dice:.4f}; run folder: {folder}")
+        if evaluate:
+            _evaluate_and_report(folder, "test")
+    except USER_ERRORS as error:
+        _fail(error)
+
+
+def _evaluate_and_report(folder: Path, split: str) -> None:
+    from medseg.evaluation import evaluate_run
+    from medseg.report import write_report
+
+    try:
+        summary = evaluate_run(folder, split)
+    except ValueError as error:
+        console.print(f"not evaluated: {error}")
+        summary = None
+    if summary:
+        dice, hd = summary["metrics"]["dice"], summary["metrics"]["hd95"]
+        console.print(f"{split}: Dice {dice['mean']:.4f} ± {dice['std']:.4f}, HD95 {hd['mean']:.2f} px "
+                      f"over {summary['cases']} cases → {folder / 'eval' / split}")
+    console.print(f"report: {write_report(folder)}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="run folder")],
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+) -> None:
+    """Per-case metrics, summary and overlays of a run's best checkpoint on one split; refreshes report.html."""
+    try:
+        _evaluate_and_report(run, split)
+    except USER_ERRORS as error:
+        _fail(error)
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="run folder or checkpoint (.pt)")],
+    inputs: Annotated[list[Path], typer.Argument(help="image files, .mat, NIfTI volumes or folders")],
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("predictions"),
+    threshold: Annotated[float | None, typer.Option(help="probability threshold (binary)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="recompute outputs that already exist")] = False,
+) -> None:
+    """Predict masks: `<stem>_mask.png` + `<stem>_overlay.png` per image, `<stem>_mask.nii.gz` per volume."""
+    from rich.progress import track
+
+    from medseg.inference import resolve_checkpoint
+    from medseg.predict import expand_inputs, predict_paths
+
+    try:
+        resolve_checkpoint(run)
+        total = len(expand_inputs(list(inputs)))
+        written = list(track(predict_paths(run, list(inputs), out, threshold, overwrite), total=total,
+                             description="predicting", console=console))
+        console.print(f"{len(written)} masks in {out}")
+    except USER_ERRORS as error:
+        _fail(error)
+
+
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
+    """(Re)write a run's report.html."""
+    from medseg.report import write_report
+
+    console.print(f"report: {write_report(run)}")
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: Annotated[str, typer.Argument(help="dataset folder, or a config YAML (its data.source)")],
+    format: Annotated[str | None, typer.Option(help="reader format (default: guessed from the folder)")] = None,
+    mask_suffix: Annotated[str | None, typer.Option(help="masks beside images, e.g. _mask")] = None,
+    mask_dir: Annotated[str | None, typer.Option(help="sibling mask folder")] = None,
+    image_dir: Annotated[str | None, typer.Option(help="image folder under PATH")] = None,
+) -> None:
+    """Counts, sizes, label balance and the problems found in a dataset."""
+    from medseg.inspect import inspect_source, print_report, source_for
+
+    try:
+        source = source_for(path, format=format, mask_suffix=mask_suffix, mask_dir=mask_dir, image_dir=image_dir)
+        print_report(inspect_source(source), console)
+    except USER_ERRORS as error:
+        _fail(error)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where the demo's run folder and predictions go")] = Path("demo-out"),
+    epochs: Annotated[int, typer.Option(help="training epochs")] = 12,
+) -> None:
+    """Phantoms → train a U-Net → evaluate → predict → report, in a few minutes on a laptop CPU."""
+    from medseg.demo import run_demo
+
+    try:
+        run_demo(out, epochs)
+    except USER_ERRORS as error:
+        _fail(error)
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="medseg")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

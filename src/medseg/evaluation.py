@@ -1,0 +1,85 @@
+"""Evaluate a run on one of its splits: per-case metrics, the summary, and best/worst overlays."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from medseg.atomic import write_text_atomic
+from medseg.data.dataset import iterate_batches, prepare_dataset
+from medseg.data.splits import read_splits
+from medseg.inference import Predictor, hard_prediction
+from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
+from medseg.overlay import overlay, save_png
+
+__all__ = ["evaluate_run", "load_summary"]
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best", device: str = "auto") -> dict:
+    """Evaluate `run_dir/<which>.pt` on `split`, at the store's resolution (data.size).
+
+    Writes `eval/<split>/cases.csv`, `eval/<split>/summary.json` and `eval/<split>/overlays/{best,worst}_*.png`.
+
+    Returns:
+        the summary (per-metric mean, std, median, n; the number of cases; the checkpoint's epoch).
+
+    Raises:
+        ValueError: the split holds no case with a mask.
+    """
+    run_dir = Path(run_dir)
+    predictor = Predictor.load(run_dir, which, device)
+    cfg = predictor.cfg
+    dataset = prepare_dataset(cfg.data, cfg.seed, read_splits(run_dir / "splits.csv"))
+    rows = dataset.rows(split)
+    rows = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
+    if len(rows) == 0:
+        raise ValueError(f"{run_dir / 'splits.csv'}: split {split!r} has no case with a mask to evaluate")
+    out_dir = run_dir / "eval" / split
+    records, predictions = [], {}
+    for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
+        pred = hard_prediction(predictor.probabilities(batch["image"]), cfg.eval.threshold).numpy()
+        for k, row in enumerate(batch["row"].tolist()):
+            metrics = case_metrics(pred[k], batch["mask"][k].numpy(), cfg.data.num_classes)
+            records.append({"id": dataset.store.ids[row], **metrics})
+            predictions[row] = pred[k]
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, ["id", *METRIC_NAMES])
+    writer.writeheader()
+    writer.writerows({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()} for r in records)
+    write_text_atomic(out_dir / "cases.csv", buffer.getvalue())
+    summary = {"split": split, "cases": len(records), "checkpoint": f"{which}.pt", "epoch": predictor.epoch,
+               "size": cfg.data.size, "metrics": aggregate(records)}
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, default=_json_nan))
+    _write_overlays(out_dir / "overlays", dataset.store, records, predictions, cfg.eval.overlays)
+    return summary
+
+
+def _json_nan(value: float) -> None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _write_overlays(folder: Path, store, records: list[dict], predictions: dict, count: int) -> None:
+    for old in folder.glob("*.png"):  # a re-evaluation replaces the previous pictures
+        old.unlink()
+    if count == 0:
+        return
+    position = {case_id: i for i, case_id in enumerate(store.ids)}
+    ranked = sorted(records, key=lambda r: r["dice"])
+    chosen = [("worst", r) for r in ranked[:count]] + [("best", r) for r in ranked[::-1][:count]]
+    for rank, (kind, record) in enumerate(chosen):
+        row = position[record["id"]]
+        picture = overlay(np.asarray(store.images[row], np.float32), predictions[row], np.asarray(store.masks[row]))
+        name = f"{kind}_{rank % count:02d}_{record['id'].replace('/', '__')}_dice{record['dice']:.2f}.png"
+        save_png(folder / name, picture)
+
+
+def load_summary(run_dir: str | Path, split: str = "test") -> dict | None:
+    path = Path(run_dir) / "eval" / split / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+

@@ -1,0 +1,66 @@
+"""A trained model ready to predict, rebuilt from nothing but its checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from medseg.config import Config, load_config
+from medseg.engine.checkpoint import load_checkpoint
+from medseg.engine.device import autocast_dtype, pick_device
+from medseg.engine.trainer import build_method, predict_probabilities
+
+__all__ = ["Predictor", "resolve_checkpoint", "hard_prediction"]
+
+
+def resolve_checkpoint(target: str | Path, which: str = "best") -> Path:
+    """A run folder → its `best.pt` (or `last.pt`); a `.pt` file → itself.
+
+    Raises:
+        FileNotFoundError: neither a checkpoint nor a run folder holding one.
+    """
+    target = Path(target)
+    if target.is_dir():
+        path = target / f"{which}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{target}: no {which}.pt in this run folder (has training finished an epoch?)")
+        return path
+    if not target.is_file():
+        raise FileNotFoundError(f"{target}: no such run folder or checkpoint")
+    return target
+
+
+def hard_prediction(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Probabilities `(B, K, H, W)` → class indices `(B, H, W)`: threshold for K = 1, argmax otherwise."""
+    return (probs[:, 0] >= threshold).long() if probs.shape[1] == 1 else probs.argmax(1)
+
+
+@dataclass
+class Predictor:
+    cfg: Config
+    method: object
+    model: torch.nn.Module
+    device: torch.device
+    amp: torch.dtype | None
+    epoch: int
+
+    @classmethod
+    def load(cls, target: str | Path, which: str = "best", device: str = "auto") -> Predictor:
+        state = load_checkpoint(resolve_checkpoint(target, which))
+        cfg = load_config(state["config"])
+        method = build_method(cfg)
+        method.model.load_state_dict(state["model"])
+        torch_device = pick_device(device)
+        model = method.model.to(torch_device).eval()
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        method.model = model
+        return cls(cfg, method, model, torch_device, autocast_dtype(torch_device, cfg.train.amp), state["epoch"])
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities on the CPU."""
+        images = images.to(self.device, dtype=torch.float32)
+        probs = predict_probabilities(self.method, self.model, images, self.amp, self.cfg.train.channels_last)
+        return probs.cpu()

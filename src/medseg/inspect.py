@@ -1,0 +1,145 @@
+"""`medseg data inspect`: what a dataset holds and what is wrong with it, before any training."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from medseg.data.image_io import IMAGE_SUFFIXES, binarize_mask
+from medseg.data.readers import build_reader
+from medseg.errors import DataError
+
+__all__ = ["source_for", "inspect_source", "print_report", "Inspection"]
+
+_IMAGE_NAMES = ("images", "image", "imgs", "img")
+_MASK_NAMES = ("masks", "mask", "labels", "label", "seg", "segmentations")
+
+
+def _find_pair(root: Path) -> tuple[str, str] | None:
+    """An image folder and a sibling mask folder, at most two levels under root."""
+    for folder in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+        names = {p.name.lower(): p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else {}
+        image = next((names[n] for n in _IMAGE_NAMES if n in names), None)
+        mask = next((names[n] for n in _MASK_NAMES if n in names), None)
+        if image:
+            prefix = "" if folder == root else folder.name + "/"
+            return prefix + image, (prefix + mask) if mask else ""
+    return None
+
+
+def source_for(path: str | Path, format: str | None = None, **options: Any) -> dict[str, Any]:
+    """The `data.source` for a config file or a dataset folder (format guessed unless given).
+
+    Raises:
+        DataError: the path does not exist.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        from medseg.config import load_config
+
+        return load_config(path).data.source
+    if not path.is_dir():
+        raise DataError(path, "not a folder or a config file")
+    given = {k: v for k, v in options.items() if v is not None}
+    if format:
+        return {"format": format, "root": str(path), **given}
+    if any(path.glob("*.mat")):
+        return {"format": "figshare_mat", "root": str(path), **given}
+    pair = _find_pair(path)
+    if pair and any((path / pair[0]).glob("*.nii*")):
+        return {"format": "nifti", "root": str(path), "image_dir": pair[0], "label_dir": pair[1] or None, **given}
+    source: dict[str, Any] = {"format": "folder", "root": str(path)}
+    if pair:
+        source["image_dir"] = pair[0]
+        if pair[1]:
+            source["mask_dir"] = pair[1]
+    elif any(path.rglob("*_mask.*")):
+        source["mask_suffix"] = "_mask"
+    labels = path / "labels.csv"
+    if labels.is_file():
+        with labels.open(newline="") as handle:
+            columns = next(csv.reader(handle), [])
+        if "file" in columns:
+            source["labels_csv"] = "labels.csv"
+            source["group_column"] = "group" if "group" in columns else ("block" if "block" in columns else "group")
+    return {**source, **given}
+
+
+@dataclass
+class Inspection:
+    source: dict[str, Any]
+    cases: int = 0
+    with_mask: int = 0
+    nonempty_masks: int = 0
+    groups: int = 0
+    sizes: Counter = field(default_factory=Counter)
+    dtypes: Counter = field(default_factory=Counter)
+    channels: Counter = field(default_factory=Counter)
+    labels: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+
+def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | None = None) -> Inspection:
+    """Decode every case (or the first `limit`) and collect statistics and problems."""
+    reader = build_reader(source)
+    cases = reader.cases()
+    result = Inspection(source=source, cases=len(cases), groups=len({c.group for c in cases}))
+    if not cases:
+        suffixes = ", ".join(IMAGE_SUFFIXES)
+        result.problems.append(f"{source.get('root')}: no images found ({suffixes}, .mat, .nii): the dataset is empty")
+        return result
+    for case in cases[:limit]:
+        result.labels[case.label] += 1
+        try:
+            image = reader.load_image(case)
+        except DataError as error:
+            result.problems.append(str(error))
+            continue
+        result.sizes[f"{image.shape[0]}×{image.shape[1]}"] += 1
+        result.dtypes[str(image.dtype)] += 1
+        result.channels[1 if image.ndim == 2 else image.shape[2]] += 1
+        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+            result.problems.append(f"{case.image}: image has NaN/inf pixels")
+        if case.mask is None:
+            if source.get("mask_dir") or source.get("mask_suffix") or source.get("format") in ("figshare_mat",):
+                result.problems.append(f"{case.image}: image has no mask")
+            continue
+        try:
+            mask = binarize_mask(np.asarray(reader.load_mask(case)), case.mask, num_classes)
+        except DataError as error:
+            result.problems.append(str(error))
+            continue
+        result.with_mask += 1
+        result.nonempty_masks += int(mask.any())
+        if mask.shape != image.shape[:2]:
+            result.problems.append(f"{case.mask}: mask size {mask.shape} ≠ image size {image.shape[:2]}")
+    return result
+
+
+def print_report(result: Inspection, console: Console) -> None:
+    table = Table(title=f"{result.source.get('root', '')} ({result.source['format']})", show_header=False)
+    table.add_row("cases (2-D slices)", str(result.cases))
+    table.add_row("groups (patients / volumes / blocks)", str(result.groups))
+    table.add_row("with a mask", str(result.with_mask))
+    if result.with_mask:
+        share = result.nonempty_masks / result.with_mask
+        table.add_row("masks with foreground", f"{result.nonempty_masks} ({share:.0%}); empty {result.with_mask - result.nonempty_masks}")
+    table.add_row("image sizes", ", ".join(f"{k}: {v}" for k, v in result.sizes.most_common(5)))
+    table.add_row("pixel types", ", ".join(f"{k}: {v}" for k, v in result.dtypes.most_common()))
+    table.add_row("channels", ", ".join(f"{k}: {v}" for k, v in sorted(result.channels.items())))
+    if any(k is not None for k in result.labels):
+        table.add_row("image-level labels", ", ".join(f"{k}: {v}" for k, v in sorted(result.labels.items(), key=str)))
+    table.add_row("problems", str(len(result.problems)))
+    console.print(table)
+    for problem in result.problems[:20]:
+        console.print(f"  [red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+    if len(result.problems) > 20:
+        console.print(f"  ... and {len(result.problems) - 20} more")
+    console.print(f"data.source for a config: {result.source}", highlight=False, soft_wrap=True)

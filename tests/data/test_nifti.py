@@ -1,0 +1,39 @@
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.data.readers import build_reader
+from medseg.errors import DataError
+
+
+def write_volumes(root, names=("a", "b"), shape=(20, 24, 5)):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for name in names:
+        volume = np.random.default_rng(0).random(shape).astype(np.float32)
+        label = np.zeros(shape, np.uint8)
+        label[5:10, 6:12, 2] = 1
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), root / "images" / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(label, np.eye(4)), root / "labels" / f"{name}.nii.gz")
+    return root
+
+
+def test_volumes_are_sliced_along_axis_and_grouped(tmp_path):
+    root = write_volumes(tmp_path)
+    reader = build_reader({"format": "nifti", "root": str(root)})
+    cases = reader.cases()
+    assert len(cases) == 10 and {c.group for c in cases} == {"a", "b"}
+    assert reader.load_image(cases[2]).shape == (20, 24)
+    assert reader.load_mask(cases[2]).sum() == 30 and reader.load_mask(cases[0]).sum() == 0
+    along_0 = build_reader({"format": "nifti", "root": str(root), "axis": 0})
+    assert len(along_0.cases()) == 40 and along_0.load_image(along_0.cases()[0]).shape == (24, 5)
+
+
+def test_truncated_volume_is_named(tmp_path):
+    root = write_volumes(tmp_path, names=("a",))
+    path = root / "images" / "a.nii.gz"
+    path.write_bytes(path.read_bytes()[:200])
+    reader = build_reader({"format": "nifti", "root": str(root)})
+    with pytest.raises(DataError, match=r"a\.nii\.gz"):
+        case = reader.cases()[0]
+        reader.load_image(case)

@@ -1,0 +1,89 @@
+import csv
+
+import pytest
+import torch
+
+from medseg.config import load_config
+from medseg.engine import trainer
+from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
+
+
+def _metrics(run):
+    with (run / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_folder_holds_config_splits_metrics_and_checkpoints(tmp_path, phantom_config):
+    run = tmp_path / "run"
+    result = trainer.train(load_config(phantom_config(epochs=3)), run, show_progress=False)
+    assert {"config.yaml", "splits.csv", "metrics.csv", "best.pt", "last.pt"} <= {p.name for p in run.iterdir()}
+    rows = _metrics(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    state = torch.load(run / "best.pt", weights_only=True)
+    assert state["config"]["model"]["name"] == "unet" and result.best_val_dice == state["best"]
+    assert not list(run.glob(".*tmp*")), "no temporary files left"
+
+
+def test_interrupted_run_keeps_last_checkpoint_and_resumes_to_the_same_weights(tmp_path, phantom_config, monkeypatch):
+    cfg = load_config(phantom_config(epochs=3))
+    reference = tmp_path / "reference"
+    trainer.train(cfg, reference, show_progress=False)
+
+    run = tmp_path / "run"
+    calls = {"n": 0}
+    original = trainer.augment_batch
+
+    def crash_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:  # 4 steps per epoch: the 4th step of epoch 2
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "augment_batch", crash_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(cfg, run, show_progress=False)
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(trainer, "augment_batch", original)
+
+    trainer.train(None, run, resume=True, show_progress=False)
+    assert [int(r["epoch"]) for r in _metrics(run)] == [1, 2, 3]
+    resumed, expected = load_checkpoint(run / "last.pt")["model"], load_checkpoint(reference / "last.pt")["model"]
+    for key, value in expected.items():
+        torch.testing.assert_close(resumed[key], value, atol=1e-5, rtol=1e-4)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"config": {}, "model": {"w": torch.ones(2)}})
+
+    def broken_save(obj, f):
+        open(f, "wb").write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"config": {}, "model": {"w": torch.zeros(2)}})
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_foreign_or_truncated_checkpoint_is_explained(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x04 not a checkpoint")
+    with pytest.raises(ValueError, match=r"bad\.pt: cannot load checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_skip_bad_lists_skipped_cases(tmp_path, image_folder):
+    (image_folder / "masks" / "case1.png").unlink()
+    cfg = {
+        "data": {"source": {"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"},
+                 "size": 32, "cache_dir": str(tmp_path / "cache"), "skip_bad": True,
+                 "splits": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        "model": {"name": "unet", "features": [4, 8]},
+        "train": {"epochs": 1, "batch_size": 2},
+    }
+    trainer.train(load_config(cfg), tmp_path / "run", show_progress=False)
+    skipped = (tmp_path / "run" / "skipped.csv").read_text()
+    assert "case1" in skipped and "no mask" in skipped

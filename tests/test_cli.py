@@ -1,0 +1,117 @@
+"""The command line end to end on tiny data: train → evaluate → predict → report, inspect, and error lines."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from medseg.cli import app
+from tests.conftest import ISBI, LGG, need, write_png
+
+runner = CliRunner()
+
+
+def _config_file(tmp_path, config):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def trained_run(tmp_path, phantom_config):
+    path = _config_file(tmp_path, phantom_config())
+    result = runner.invoke(app, ["train", str(path), "train.epochs=2", "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "run"
+
+
+def test_train_evaluates_and_writes_report(trained_run):
+    summary = json.loads((trained_run / "eval" / "test" / "summary.json").read_text())
+    assert summary["cases"] > 0 and 0 <= summary["metrics"]["dice"]["mean"] <= 1
+    assert (trained_run / "eval" / "test" / "cases.csv").read_text().startswith("id,dice,iou")
+    assert list((trained_run / "eval" / "test" / "overlays").glob("worst_*.png"))
+    page = (trained_run / "report.html").read_text()
+    assert "data:image/png;base64," in page and "Validation Dice" not in page or "<table>" in page
+
+
+def test_evaluate_other_split(trained_run):
+    result = runner.invoke(app, ["evaluate", str(trained_run), "--split", "val"])
+    assert result.exit_code == 0, result.output
+    assert (trained_run / "eval" / "val" / "summary.json").is_file()
+
+
+def test_predict_png_writes_mask_and_overlay_at_input_size(trained_run, tmp_path):
+    write_png(tmp_path / "in" / "slice.png", (np.random.default_rng(0).random((70, 50)) * 255).astype(np.uint8))
+    result = runner.invoke(app, ["predict", str(trained_run), str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    mask = np.asarray(Image.open(tmp_path / "out" / "slice_mask.png"))
+    assert mask.shape == (70, 50) and set(np.unique(mask)) <= {0, 255}
+    assert np.asarray(Image.open(tmp_path / "out" / "slice_overlay.png")).shape == (70, 50, 3)
+
+
+def test_predict_resumes_without_redoing_done_outputs(trained_run, tmp_path):
+    for i in range(2):
+        write_png(tmp_path / "in" / f"s{i}.png", np.full((32, 32), 40 * i, np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "s0_mask.png").write_bytes(b"kept")  # as if done before an interruption
+    result = runner.invoke(app, ["predict", str(trained_run), str(tmp_path / "in"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "s0_mask.png").read_bytes() == b"kept" and (out / "s1_mask.png").is_file()
+
+
+def test_predict_nifti_in_nifti_out(trained_run, tmp_path):
+    volume = np.random.default_rng(0).random((40, 44, 3)).astype(np.float32)
+    affine = np.diag([0.8, 0.8, 3.0, 1.0])
+    (tmp_path / "vol").mkdir()
+    nib.save(nib.Nifti1Image(volume, affine), tmp_path / "vol" / "case.nii.gz")
+    result = runner.invoke(app, ["predict", str(trained_run), str(tmp_path / "vol" / "case.nii.gz"),
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    out = nib.load(tmp_path / "out" / "case_mask.nii.gz")
+    assert out.shape == (40, 44, 3) and np.allclose(out.affine, affine)
+    assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1}
+
+
+def test_resume_via_cli(trained_run):
+    result = runner.invoke(app, ["train", str(trained_run), "--resume", "--quiet", "--no-evaluate"])
+    assert result.exit_code == 0, result.output
+    assert "trained 2 epochs" in result.output
+
+
+def test_config_typo_is_one_clear_line(tmp_path, phantom_config):
+    config = phantom_config()
+    config["train"]["epoch"] = 3
+    result = runner.invoke(app, ["train", str(_config_file(tmp_path, config))])
+    assert result.exit_code == 2
+    assert "train.epoch: unknown key; did you mean 'epochs'?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_run_folder_is_explained(tmp_path):
+    result = runner.invoke(app, ["predict", str(tmp_path / "nope"), str(tmp_path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no such run folder or checkpoint" in result.output
+
+
+def test_data_inspect_reports_counts_and_problems(image_folder):
+    write_png(image_folder / "masks" / "case3.png", np.full((40, 40), 7, np.uint8))
+    result = runner.invoke(app, ["data", "inspect", str(image_folder)])
+    assert result.exit_code == 0, result.output
+    assert "cases (2-D slices)" in result.output and "40×40: 6" in result.output
+    assert "case3.png: mask is not binary" in result.output
+
+
+def test_data_inspect_lgg_and_isbi_folders():
+    for root, expected in ((need(LGG), "'mask_suffix': '_mask'"), (need(ISBI), "'mask_dir': 'train/label'")):
+        result = runner.invoke(app, ["data", "inspect", str(root)])
+        assert result.exit_code == 0, result.output
+        assert expected in result.output and "problems" in result.output
+
+
+def test_data_inspect_empty_folder(tmp_path):
+    result = runner.invoke(app, ["data", "inspect", str(tmp_path)])
+    assert result.exit_code == 0 and "the dataset is empty" in result.output
