@@ -79,9 +79,19 @@ def main() -> None:
     rows = []
     candidates = [
         ("MONAI BasicUNet (fp32)", lambda: BasicUNet(2, 1, 1, features=(*features, features[0])), False, False),
-        ("MONAI BasicUNet (fp32, channels_last)", lambda: BasicUNet(2, 1, 1, features=(*features, features[0])), True, False),
+        (
+            "MONAI BasicUNet (fp32, channels_last)",
+            lambda: BasicUNet(2, 1, 1, features=(*features, features[0])),
+            True,
+            False,
+        ),
         ("medseg unet (fp32, channels_last)", lambda: build_model({"name": "unet", "features": features}), True, False),
-        ("medseg unet (bf16 autocast, channels_last)", lambda: build_model({"name": "unet", "features": features}), True, True),
+        (
+            "medseg unet (bf16 autocast, channels_last)",
+            lambda: build_model({"name": "unet", "features": features}),
+            True,
+            True,
+        ),
     ]
     for name, make, channels_last, bf16 in candidates:
         rows.append((name, measure(make(), args.size, args.batch, args.steps, channels_last, bf16)))
@@ -89,7 +99,9 @@ def main() -> None:
     ceiling16 = matmul_gflops(dtype=torch.bfloat16)
 
     base = rows[0][1]["img_s"]
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     print(f"# input {args.batch}x1x{args.size}x{args.size}, features {features}, {args.steps} timed steps")
     print(f"# matmul 2048² ceiling: fp32 {ceiling32:.0f} GFLOP/s, bf16 {ceiling16:.0f} GFLOP/s")
     print("| model | train img/s | × MONAI fp32 | GFLOP/step | achieved GFLOP/s | % of matmul (same dtype) |")

@@ -38,10 +38,13 @@ def test_train_evaluates_and_writes_report(trained_run):
     assert "data:image/png;base64," in page and "Validation Dice" not in page or "<table>" in page
 
 
-def test_evaluate_other_split(trained_run):
-    result = runner.invoke(app, ["evaluate", str(trained_run), "--split", "val"])
+def test_evaluate_other_split_with_eval_overrides(trained_run):
+    result = runner.invoke(app, ["evaluate", str(trained_run), "eval.tta=true", "--split", "val"])
     assert result.exit_code == 0, result.output
-    assert (trained_run / "eval" / "val" / "summary.json").is_file()
+    summary = json.loads((trained_run / "eval" / "val" / "summary.json").read_text())
+    assert summary["eval"]["tta"] is True
+    refused = runner.invoke(app, ["evaluate", str(trained_run), "model.features=[2]"])
+    assert refused.exit_code == 2 and "only eval.* overrides" in refused.output
 
 
 def test_predict_png_writes_mask_and_overlay_at_input_size(trained_run, tmp_path):
@@ -69,8 +72,9 @@ def test_predict_nifti_in_nifti_out(trained_run, tmp_path):
     affine = np.diag([0.8, 0.8, 3.0, 1.0])
     (tmp_path / "vol").mkdir()
     nib.save(nib.Nifti1Image(volume, affine), tmp_path / "vol" / "case.nii.gz")
-    result = runner.invoke(app, ["predict", str(trained_run), str(tmp_path / "vol" / "case.nii.gz"),
-                                 "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app, ["predict", str(trained_run), str(tmp_path / "vol" / "case.nii.gz"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 0, result.output
     out = nib.load(tmp_path / "out" / "case_mask.nii.gz")
     assert out.shape == (40, 44, 3) and np.allclose(out.affine, affine)
@@ -115,3 +119,44 @@ def test_data_inspect_lgg_and_isbi_folders():
 def test_data_inspect_empty_folder(tmp_path):
     result = runner.invoke(app, ["data", "inspect", str(tmp_path)])
     assert result.exit_code == 0 and "the dataset is empty" in result.output
+
+
+def test_skip_bad_flag_lists_skipped_cases(tmp_path, image_folder):
+    write_png(image_folder / "masks" / "case2.png", np.zeros((30, 30), np.uint8))  # size ≠ image
+    config = {
+        "data": {
+            "source": {"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"},
+            "size": 32,
+            "cache_dir": str(tmp_path / "cache"),
+            "splits": {"train": 0.5, "val": 0.25, "test": 0.25},
+        },
+        "model": {"name": "unet", "features": [4, 8]},
+        "train": {"epochs": 1, "batch_size": 2},
+    }
+    path = _config_file(tmp_path, config)
+    failed = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "a"), "--quiet"])
+    assert failed.exit_code == 2 and "case2.png: mask size (30, 30) ≠ image size (40, 40)" in failed.output
+    result = runner.invoke(app, ["train", str(path), "--skip-bad", "--run-dir", str(tmp_path / "b"), "--no-evaluate"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 unusable cases: case2" in result.output
+
+
+def test_tta_and_largest_component_options(trained_run, tmp_path):
+    import torch
+
+    from medseg.inference import Predictor, keep_largest_component
+
+    masks = np.zeros((1, 10, 10), np.uint8)
+    masks[0, 1:3, 1:3] = 1
+    masks[0, 5:9, 5:9] = 1
+    kept = keep_largest_component(masks)
+    assert kept.sum() == 16 and kept[0, 1, 1] == 0
+
+    predictor = Predictor.load(trained_run)
+    images = torch.randn(2, 1, 48, 48)
+    plain = predictor.probabilities(images)
+    flipped_w = predictor.probabilities(images.flip(-1)).flip(-1)
+    flipped_h = predictor.probabilities(images.flip(-2)).flip(-2)
+    predictor.cfg.eval.tta = True
+    expected = (plain + flipped_w + flipped_h) / 3
+    torch.testing.assert_close(predictor.probabilities(images), expected, atol=2e-3, rtol=1e-3)

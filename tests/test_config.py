@@ -29,7 +29,9 @@ def test_wrong_type_names_field_and_value():
 
 
 def test_reader_option_typo_suggests():
-    with pytest.raises(ConfigError, match=r"source\.mask_suffx: unknown key for format 'folder'; did you mean 'mask_suffix'"):
+    with pytest.raises(
+        ConfigError, match=r"source\.mask_suffx: unknown key for format 'folder'; did you mean 'mask_suffix'"
+    ):
         load_config({"data": {"source": {"format": "folder", "root": ".", "mask_suffx": "_m"}}})
 
 

@@ -34,6 +34,7 @@ def train(
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.epochs=5")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in TARGET from its last.pt")] = False,
     run_dir: Annotated[Path | None, typer.Option(help="run folder (default: <output_dir>/<name>-<time>)")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="skip unusable cases and list them (data.skip_bad=true)")] = False,
     evaluate: Annotated[bool, typer.Option(help="evaluate on the test split and write report.html after")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
@@ -50,41 +51,48 @@ def train(
                 raise ValueError("overrides cannot change a run being resumed; start a new run instead")
             result = run_training(None, folder, resume=True, show_progress=not quiet)
         else:
-            cfg = load_config(target, overrides or [])
+            cfg = load_config(target, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])])
             folder = run_dir or _new_run_dir(cfg.output_dir, cfg.name)
             result = run_training(cfg, folder, show_progress=not quiet)
-        console.print(f"trained {result.epochs_done} epochs in {result.seconds / 60:.1f} min; "
-                      f"best val Dice {result.best_val_dice:.4f}; run folder: {folder}")
+        console.print(
+            f"trained {result.epochs_done} epochs in {result.seconds / 60:.1f} min; "
+            f"best val Dice {result.best_val_dice:.4f}; run folder: {folder}"
+        )
         if evaluate:
-            _evaluate_and_report(folder, "test")
+            _evaluate_and_report(folder, "test", strict=False)
     except USER_ERRORS as error:
         _fail(error)
 
 
-def _evaluate_and_report(folder: Path, split: str) -> None:
+def _evaluate_and_report(folder: Path, split: str, overrides: list[str] | None = None, strict: bool = True) -> None:
     from medseg.evaluation import evaluate_run
     from medseg.report import write_report
 
     try:
-        summary = evaluate_run(folder, split)
+        summary = evaluate_run(folder, split, overrides=overrides)
     except ValueError as error:
+        if strict:
+            raise
         console.print(f"not evaluated: {error}")
         summary = None
     if summary:
         dice, hd = summary["metrics"]["dice"], summary["metrics"]["hd95"]
-        console.print(f"{split}: Dice {dice['mean']:.4f} ± {dice['std']:.4f}, HD95 {hd['mean']:.2f} px "
-                      f"over {summary['cases']} cases → {folder / 'eval' / split}")
+        console.print(
+            f"{split}: Dice {dice['mean']:.4f} ± {dice['std']:.4f}, HD95 {hd['mean']:.2f} px "
+            f"over {summary['cases']} cases → {folder / 'eval' / split}"
+        )
     console.print(f"report: {write_report(folder)}")
 
 
 @app.command()
 def evaluate(
     run: Annotated[Path, typer.Argument(help="run folder")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="eval.* overrides, e.g. eval.tta=true")] = None,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
 ) -> None:
     """Per-case metrics, summary and overlays of a run's best checkpoint on one split; refreshes report.html."""
     try:
-        _evaluate_and_report(run, split)
+        _evaluate_and_report(run, split, overrides)
     except USER_ERRORS as error:
         _fail(error)
 
@@ -106,8 +114,14 @@ def predict(
     try:
         resolve_checkpoint(run)
         total = len(expand_inputs(list(inputs)))
-        written = list(track(predict_paths(run, list(inputs), out, threshold, overwrite), total=total,
-                             description="predicting", console=console))
+        written = list(
+            track(
+                predict_paths(run, list(inputs), out, threshold, overwrite),
+                total=total,
+                description="predicting",
+                console=console,
+            )
+        )
         console.print(f"{len(written)} masks in {out}")
     except USER_ERRORS as error:
         _fail(error)

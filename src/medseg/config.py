@@ -65,7 +65,14 @@ class DataConfig(_Section):
                 key = ".".join(str(p) for p in item["loc"])
                 if item["type"] == "extra_forbidden":
                     hint = difflib.get_close_matches(key, list(options_model.model_fields), n=1)
-                    problems.append(f"source.{key}: unknown key for format {name!r}" + (f"; did you mean '{hint[0]}'?" if hint else f"; valid keys: {list(options_model.model_fields)}"))
+                    problems.append(
+                        f"source.{key}: unknown key for format {name!r}"
+                        + (
+                            f"; did you mean '{hint[0]}'?"
+                            if hint
+                            else f"; valid keys: {list(options_model.model_fields)}"
+                        )
+                    )
                 else:
                     problems.append(f"source.{key}: {item['msg']}")
             raise ValueError("; ".join(problems)) from None
@@ -101,8 +108,13 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
+    """How evaluation and prediction turn probabilities into masks (validation during training uses neither
+    test-time augmentation nor post-processing)."""
+
     threshold: float = Field(0.5, gt=0, lt=1)
     overlays: int = Field(6, ge=0, description="best and worst cases drawn as overlays")
+    tta: bool = Field(False, description="average the probabilities of the image and its two flips")
+    largest_component: bool = Field(False, description="binary: keep only the largest connected component")
 
 
 class Config(_Section):
@@ -129,8 +141,9 @@ class Config(_Section):
         check_model_spec(spec)
         self.model = spec
         from medseg.methods import METHODS
+        from medseg.registry import check_spec
 
-        METHODS[self.method.get("name", "")]
+        check_spec(METHODS, self.method, "method", skip=("model_spec",))
         return self
 
     def to_yaml(self) -> str:

@@ -11,17 +11,27 @@ from pathlib import Path
 import numpy as np
 
 from medseg.atomic import write_text_atomic
+from medseg.config import load_config
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.data.splits import read_splits
-from medseg.inference import Predictor, hard_prediction
+from medseg.inference import Predictor
 from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
 from medseg.overlay import overlay, save_png
 
 __all__ = ["evaluate_run", "load_summary"]
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best", device: str = "auto") -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "test",
+    which: str = "best",
+    device: str = "auto",
+    overrides: list[str] | None = None,
+) -> dict:
     """Evaluate `run_dir/<which>.pt` on `split`, at the store's resolution (data.size).
+
+    `overrides` (`eval.tta=true`, ...) change how probabilities become masks; only `eval.*` keys are allowed,
+    since anything else would no longer describe the trained model.
 
     Writes `eval/<split>/cases.csv`, `eval/<split>/summary.json` and `eval/<split>/overlays/{best,worst}_*.png`.
 
@@ -33,6 +43,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best", 
     """
     run_dir = Path(run_dir)
     predictor = Predictor.load(run_dir, which, device)
+    if overrides:
+        if not all(o.startswith("eval.") for o in overrides):
+            raise ValueError(f"evaluate accepts only eval.* overrides (e.g. eval.tta=true), got {overrides}")
+        predictor.cfg = load_config(predictor.cfg.model_dump(mode="json"), overrides)
     cfg = predictor.cfg
     dataset = prepare_dataset(cfg.data, cfg.seed, read_splits(run_dir / "splits.csv"))
     rows = dataset.rows(split)
@@ -42,7 +56,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best", 
     out_dir = run_dir / "eval" / split
     records, predictions = [], {}
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
-        pred = hard_prediction(predictor.probabilities(batch["image"]), cfg.eval.threshold).numpy()
+        pred = predictor.masks(batch["image"])
         for k, row in enumerate(batch["row"].tolist()):
             metrics = case_metrics(pred[k], batch["mask"][k].numpy(), cfg.data.num_classes)
             records.append({"id": dataset.store.ids[row], **metrics})
@@ -53,8 +67,15 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best", 
     writer.writeheader()
     writer.writerows({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()} for r in records)
     write_text_atomic(out_dir / "cases.csv", buffer.getvalue())
-    summary = {"split": split, "cases": len(records), "checkpoint": f"{which}.pt", "epoch": predictor.epoch,
-               "size": cfg.data.size, "metrics": aggregate(records)}
+    summary = {
+        "split": split,
+        "cases": len(records),
+        "checkpoint": f"{which}.pt",
+        "epoch": predictor.epoch,
+        "size": cfg.data.size,
+        "eval": cfg.eval.model_dump(),
+        "metrics": aggregate(records),
+    }
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, default=_json_nan))
     _write_overlays(out_dir / "overlays", dataset.store, records, predictions, cfg.eval.overlays)
     return summary
@@ -82,4 +103,3 @@ def _write_overlays(folder: Path, store, records: list[dict], predictions: dict,
 def load_summary(run_dir: str | Path, split: str = "test") -> dict | None:
     path = Path(run_dir) / "eval" / split / "summary.json"
     return json.loads(path.read_text()) if path.is_file() else None
-

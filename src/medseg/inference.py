@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from scipy import ndimage
 
 from medseg.config import Config, load_config
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.trainer import build_method, predict_probabilities
 
-__all__ = ["Predictor", "resolve_checkpoint", "hard_prediction"]
+__all__ = ["Predictor", "resolve_checkpoint", "hard_prediction", "keep_largest_component"]
 
 
 def resolve_checkpoint(target: str | Path, which: str = "best") -> Path:
@@ -35,6 +37,17 @@ def resolve_checkpoint(target: str | Path, which: str = "best") -> Path:
 def hard_prediction(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Probabilities `(B, K, H, W)` → class indices `(B, H, W)`: threshold for K = 1, argmax otherwise."""
     return (probs[:, 0] >= threshold).long() if probs.shape[1] == 1 else probs.argmax(1)
+
+
+def keep_largest_component(masks: np.ndarray) -> np.ndarray:
+    """`(B, H, W)` binary masks → only the largest 8-connected foreground component of each kept."""
+    out = np.zeros_like(masks)
+    for k, mask in enumerate(masks):
+        labels, count = ndimage.label(mask > 0, structure=np.ones((3, 3)))
+        if count:
+            sizes = np.bincount(labels.ravel())[1:]
+            out[k] = (labels == 1 + int(sizes.argmax())).astype(masks.dtype)
+    return out
 
 
 @dataclass
@@ -60,7 +73,27 @@ class Predictor:
         return cls(cfg, method, model, torch_device, autocast_dtype(torch_device, cfg.train.amp), state["epoch"])
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities on the CPU."""
+        """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities on the CPU.
+
+        With `eval.tta`, the mean over the image and its horizontal and vertical flips.
+        """
         images = images.to(self.device, dtype=torch.float32)
-        probs = predict_probabilities(self.method, self.model, images, self.amp, self.cfg.train.channels_last)
-        return probs.cpu()
+        flips = [(), (-1,), (-2,)] if self.cfg.eval.tta else [()]
+        total = None
+        for dims in flips:
+            flipped = images.flip(dims) if dims else images
+            probs = predict_probabilities(self.method, self.model, flipped, self.amp, self.cfg.train.channels_last)
+            probs = probs.flip(dims) if dims else probs
+            total = probs if total is None else total + probs
+        return (total / len(flips)).cpu()
+
+    def masks(self, images: torch.Tensor) -> np.ndarray:
+        """`(B, C, H, W)` preprocessed images → `(B, H, W)` uint8 class indices, post-processed per `eval`."""
+        return self.masks_from(self.probabilities(images))
+
+    def masks_from(self, probs: torch.Tensor) -> np.ndarray:
+        """Probabilities `(B, K, H, W)` → `(B, H, W)` uint8 class indices, post-processed per `eval`."""
+        masks = hard_prediction(probs, self.cfg.eval.threshold).numpy().astype(np.uint8)
+        if self.cfg.eval.largest_component and probs.shape[1] == 1:
+            masks = keep_largest_component(masks)
+        return masks

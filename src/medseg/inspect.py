@@ -130,7 +130,10 @@ def print_report(result: Inspection, console: Console) -> None:
     table.add_row("with a mask", str(result.with_mask))
     if result.with_mask:
         share = result.nonempty_masks / result.with_mask
-        table.add_row("masks with foreground", f"{result.nonempty_masks} ({share:.0%}); empty {result.with_mask - result.nonempty_masks}")
+        table.add_row(
+            "masks with foreground",
+            f"{result.nonempty_masks} ({share:.0%}); empty {result.with_mask - result.nonempty_masks}",
+        )
     table.add_row("image sizes", ", ".join(f"{k}: {v}" for k, v in result.sizes.most_common(5)))
     table.add_row("pixel types", ", ".join(f"{k}: {v}" for k, v in result.dtypes.most_common()))
     table.add_row("channels", ", ".join(f"{k}: {v}" for k, v in sorted(result.channels.items())))

@@ -21,19 +21,23 @@ def _one_hot(mask: torch.Tensor, channels: int) -> torch.Tensor:
     return F.one_hot(mask.long(), channels).permute(0, 3, 1, 2).float()
 
 
-def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """1 - soft Dice over the batch, averaged over channels (foreground channels only when K > 1).
+def soft_dice_loss(
+    probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None, per_image: bool = False
+) -> torch.Tensor:
+    """1 - soft Dice, averaged over channels (foreground channels only when K > 1).
 
     Args:
         probs: `(B, K, H, W)` probabilities.
         target: `(B, K, H, W)` one-hot targets.
         valid: optional `(B, 1, H, W)` weights (0 = ignored pixel).
+        per_image: Dice of each image, then the mean (matches a per-case Dice metric: a small lesion counts as
+            much as a large one); otherwise one Dice over the whole batch (steadier when many masks are empty).
     """
     if probs.shape[1] > 1:
         probs, target = probs[:, 1:], target[:, 1:]
     if valid is not None:
         probs, target = probs * valid, target * valid
-    dims = (0, 2, 3)
+    dims = (2, 3) if per_image else (0, 2, 3)
     intersection = (probs * target).sum(dims)
     denominator = probs.sum(dims) + target.sum(dims)
     return 1.0 - ((2 * intersection + 1.0) / (denominator + 1.0)).mean()
@@ -45,13 +49,16 @@ class HybridLoss(nn.Module):
     Args:
         ce_weight: weight of the (binary) cross-entropy term.
         dice_weight: weight of the soft Dice term.
+        dice: "batch" (one Dice over the batch) or "image" (mean of per-image Dice), see `soft_dice_loss`.
 
     `forward(logits (B, K, H, W), mask (B, H, W) long)` → scalar.
     """
 
-    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0) -> None:
+    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, dice: str = "batch") -> None:
         super().__init__()
-        self.ce_weight, self.dice_weight = ce_weight, dice_weight
+        if dice not in ("batch", "image"):
+            raise ValueError(f"method.dice must be 'batch' or 'image', got {dice!r}")
+        self.ce_weight, self.dice_weight, self.per_image = ce_weight, dice_weight, dice == "image"
 
     def forward(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -60,4 +67,5 @@ class HybridLoss(nn.Module):
             ce = F.binary_cross_entropy_with_logits(logits, target)
         else:
             ce = F.cross_entropy(logits, mask.long())
-        return self.ce_weight * ce + self.dice_weight * soft_dice_loss(probabilities(logits), target)
+        dice = soft_dice_loss(probabilities(logits), target, per_image=self.per_image)
+        return self.ce_weight * ce + self.dice_weight * dice

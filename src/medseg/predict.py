@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from medseg.atomic import atomic_path
+from medseg.data.dataset import preprocessing_of
 from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.figshare import read_cjdata
 from medseg.data.readers.nifti import load_volume, nifti_stem
-from medseg.data.dataset import preprocessing_of
 from medseg.data.store import preprocess_image
 from medseg.errors import DataError
 from medseg.inference import Predictor
@@ -44,7 +44,9 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
         else:
             raise DataError(item, "input not found")
     if not files:
-        raise DataError(", ".join(map(str, inputs)), f"no input images found (looked for {', '.join(IMAGE_SUFFIXES)}, .mat, .nii)")
+        raise DataError(
+            ", ".join(map(str, inputs)), f"no input images found (looked for {', '.join(IMAGE_SUFFIXES)}, .mat, .nii)"
+        )
     return files
 
 
@@ -52,7 +54,7 @@ def _predictable(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES + (".mat",) or _is_nifti(path)
 
 
-def _probabilities(predictor: Predictor, slices: list[np.ndarray], sources: str) -> np.ndarray:
+def _probabilities(predictor: Predictor, slices: list[np.ndarray], sources: str) -> torch.Tensor:
     """Raw 2-D slices (same shape) → probabilities `(N, K, H, W)` at their own resolution."""
     settings = preprocessing_of(predictor.cfg.data)
     batch = torch.from_numpy(np.stack([preprocess_image(s, settings, sources) for s in slices]))
@@ -60,15 +62,14 @@ def _probabilities(predictor: Predictor, slices: list[np.ndarray], sources: str)
     height, width = slices[0].shape[:2]
     if probs.shape[-2:] != (height, width):
         probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
-    return probs.numpy()
-
-
-def _hard(probs: np.ndarray, threshold: float) -> np.ndarray:
-    return (probs[:, 0] >= threshold).astype(np.uint8) if probs.shape[1] == 1 else probs.argmax(1).astype(np.uint8)
+    return probs
 
 
 def predict_paths(
-    target: str | Path, inputs: list[str | Path], out_dir: str | Path, threshold: float | None = None,
+    target: str | Path,
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    threshold: float | None = None,
     overwrite: bool = False,
 ) -> Iterator[Path]:
     """Predict every input; yields each mask file written (or already present and kept).
@@ -81,31 +82,32 @@ def predict_paths(
         overwrite: recompute outputs that already exist.
     """
     predictor = Predictor.load(target)
-    threshold = predictor.cfg.eval.threshold if threshold is None else threshold
+    if threshold is not None:
+        predictor.cfg.eval.threshold = threshold
     out_dir = Path(out_dir)
     scale = 255 if predictor.cfg.data.num_classes == 2 else 1
     for path in expand_inputs(inputs):
         if _is_nifti(path):
             target_path = out_dir / f"{nifti_stem(path)}_mask.nii.gz"
             if overwrite or not target_path.exists():
-                _predict_volume(predictor, path, target_path, threshold)
+                _predict_volume(predictor, path, target_path)
             yield target_path
             continue
         mask_path = out_dir / f"{path.stem}_mask.png"
         if overwrite or not mask_path.exists():
             raw = read_cjdata(path, ("image",))["image"] if path.suffix.lower() == ".mat" else read_image_file(path)
-            mask = _hard(_probabilities(predictor, [raw], str(path)), threshold)[0]
+            mask = predictor.masks_from(_probabilities(predictor, [raw], str(path)))[0]
             channels_first = np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw
             save_png(out_dir / f"{path.stem}_overlay.png", overlay(channels_first, mask))
             save_png(mask_path, mask * scale)  # the mask last: its presence marks the case done
         yield mask_path
 
 
-def _predict_volume(predictor: Predictor, path: Path, target: Path, threshold: float) -> None:
+def _predict_volume(predictor: Predictor, path: Path, target: Path) -> None:
     axis = int(predictor.cfg.data.source.get("axis", 2))
     volume = load_volume(str(path))
     slices = [np.take(volume, i, axis=axis) for i in range(volume.shape[axis])]
-    masks = _hard(_probabilities(predictor, slices, str(path)), threshold)  # (N, H, W)
+    masks = predictor.masks_from(_probabilities(predictor, slices, str(path)))  # (N, H, W)
     mask_volume = np.moveaxis(masks, 0, axis)
     source = nib.load(str(path))
     image = nib.Nifti1Image(mask_volume.astype(np.uint8), source.affine, source.header)

@@ -5,10 +5,12 @@ Registry names are the config and CLI names: one spelling, no aliases.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "check_spec"]
 
 T = TypeVar("T")
 
@@ -53,3 +55,27 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._items.items())
+
+
+def check_spec(registry: Registry, spec: dict[str, Any], section: str, skip: tuple[str, ...] = ()) -> None:
+    """Check a `{"name": ..., **options}` config section against the registered constructor's parameters.
+
+    Args:
+        registry: where `spec["name"]` is looked up.
+        spec: the config section.
+        section: its name in the config ("model", "method"), for messages.
+        skip: constructor parameters that the config does not set (filled in by the engine).
+
+    Raises:
+        ValueError: no or unknown name, or an option the constructor does not take (with the nearest one).
+    """
+    if "name" not in spec:
+        raise ValueError(f"{section} needs a 'name'; available: {registry.names()}")
+    constructor = registry[spec["name"]]
+    params = inspect.signature(constructor).parameters
+    valid = [k for k, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and k not in skip]
+    for key in spec:
+        if key != "name" and key not in valid:
+            hint = difflib.get_close_matches(key, valid, n=1)
+            suggestion = f"did you mean '{hint[0]}'?" if hint else f"valid options: {valid}"
+            raise ValueError(f"{section}.{key}: unknown option for {registry.kind} {spec['name']!r}; {suggestion}")

@@ -60,7 +60,9 @@ def _table(summary: dict) -> str:
     for name in METRIC_NAMES:
         m = summary["metrics"][name]
         cells = [f"{m[k]:.4f}" if isinstance(m[k], float) else "—" for k in ("mean", "std", "median")]
-        body.append(f"<tr><th>{name}</th><td>{cells[0]}</td><td>{cells[1]}</td><td>{cells[2]}</td><td>{m['n']}</td></tr>")
+        body.append(
+            f"<tr><th>{name}</th><td>{cells[0]}</td><td>{cells[1]}</td><td>{cells[2]}</td><td>{m['n']}</td></tr>"
+        )
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -88,13 +90,17 @@ def write_report(run_dir: str | Path) -> Path:
             f"{html.escape(summary['checkpoint'])} (epoch {summary['epoch']}). Overlays: prediction in red, "
             "ground truth outlined in green.</p>",
             _table(summary),
-            "<h3>Worst cases</h3>", _gallery(split_dir / "overlays", "worst"),
-            "<h3>Best cases</h3>", _gallery(split_dir / "overlays", "best"),
+            "<h3>Worst cases</h3>",
+            _gallery(split_dir / "overlays", "worst"),
+            "<h3>Best cases</h3>",
+            _gallery(split_dir / "overlays", "best"),
         ]
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config)}</pre>"]
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>medseg — {html.escape(run_dir.name)}'
-            f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>medseg — {html.escape(run_dir.name)}'
+        f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
     path = run_dir / "report.html"
     write_text_atomic(path, page)
     return path

@@ -50,8 +50,9 @@ class TrainingProgress:
     def start(self, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
         progress = self._ensure()
         self._epochs, self._epoch = epochs, start_epoch + 1
-        self._task = progress.add_task(self._describe(), total=epochs * steps_per_epoch,
-                                       completed=start_epoch * steps_per_epoch)
+        self._task = progress.add_task(
+            self._describe(), total=epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch
+        )
 
     def _describe(self) -> str:
         return f"epoch {self._epoch}/{self._epochs}  loss {self._loss:.4f}  val Dice {self._val:.4f}"
@@ -69,8 +70,7 @@ class TrainingProgress:
             console.print(f"epoch {epoch}/{self._epochs}: train loss {loss:.4f}, val Dice {val_dice:.4f}")
 
     def note(self, message: str) -> None:
-        if self.enabled:
-            console.print(message)
+        console.print(message, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         if self._progress is not None:

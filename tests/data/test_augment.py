@@ -23,8 +23,9 @@ def test_flips_and_rot90_move_image_and_mask_identically():
 def test_affine_keeps_image_and_mask_aligned():
     images, masks = _batch()
     cfg = AugmentConfig(rotate_deg=15, scale=0.1, translate=0.05, intensity_scale=0, intensity_shift=0, gamma=0)
-    out_images, out_masks, extra = augment_batch(images, masks, cfg, torch.Generator().manual_seed(1),
-                                                 extra={"aux": masks.clone()})
+    out_images, out_masks, extra = augment_batch(
+        images, masks, cfg, torch.Generator().manual_seed(1), extra={"aux": masks.clone()}
+    )
     agreement = ((out_images[:, 0] > 0).long() == out_masks).float().mean()
     assert agreement > 0.97
     assert torch.equal(extra["aux"], out_masks) and out_masks.dtype == torch.long

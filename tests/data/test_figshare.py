@@ -41,7 +41,9 @@ def test_mat_cases_carry_label_and_pid_group():
 
 
 def test_mat_groups_from_labels_csv_block():
-    reader = build_reader({"format": "figshare_mat", "root": str(need(FIGSHARE / "mat")), "labels_csv": "../labels.csv"})
+    reader = build_reader(
+        {"format": "figshare_mat", "root": str(need(FIGSHARE / "mat")), "labels_csv": "../labels.csv"}
+    )
     by_id = {c.id: c.group for c in reader.cases()}
     assert by_id["1"] == "0" and by_id["800"] == str((800 - 1) // 50)
 

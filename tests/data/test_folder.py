@@ -32,8 +32,16 @@ def test_labels_csv_gives_label_and_group(image_folder):
     (image_folder / "labels.csv").write_text(
         "file,label,block\n" + "".join(f"case{i}.png,{i % 2},{i // 3}\n" for i in range(6))
     )
-    reader = build_reader({"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks",
-                           "labels_csv": "labels.csv", "group_column": "block"})
+    reader = build_reader(
+        {
+            "format": "folder",
+            "root": str(image_folder),
+            "image_dir": "images",
+            "mask_dir": "masks",
+            "labels_csv": "labels.csv",
+            "group_column": "block",
+        }
+    )
     by_id = {c.id: c for c in reader.cases()}
     assert by_id["case1"].label == 1 and by_id["case4"].group == "1"
 
@@ -96,7 +104,9 @@ def test_lgg_kaggle_3m_layout():
 
 def test_isbi_layout():
     root = need(ISBI)
-    reader = build_reader({"format": "folder", "root": str(root), "image_dir": "train/image", "mask_dir": "train/label"})
+    reader = build_reader(
+        {"format": "folder", "root": str(root), "image_dir": "train/image", "mask_dir": "train/label"}
+    )
     cases = reader.cases()
     assert len(cases) == 30 and all(c.mask for c in cases)
     assert reader.load_image(cases[0]).shape == (512, 512)

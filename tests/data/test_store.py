@@ -33,8 +33,9 @@ class CountingReader:
 
 
 def test_second_open_decodes_nothing(tmp_path, image_folder):
-    reader = CountingReader(build_reader({"format": "folder", "root": str(image_folder), "image_dir": "images",
-                                          "mask_dir": "masks"}))
+    reader = CountingReader(
+        build_reader({"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"})
+    )
     cases = reader.cases()
     settings = Preprocessing(size=32)
     store = open_store(reader, cases, settings, tmp_path / "cache")
@@ -49,8 +50,9 @@ def test_second_open_decodes_nothing(tmp_path, image_folder):
 
 
 def test_masks_outside_mask_ids_are_never_read(tmp_path, image_folder):
-    reader = CountingReader(build_reader({"format": "folder", "root": str(image_folder), "image_dir": "images",
-                                          "mask_dir": "masks"}))
+    reader = CountingReader(
+        build_reader({"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"})
+    )
     cases = reader.cases()
     store = open_store(reader, cases, Preprocessing(size=32), tmp_path / "cache", mask_ids={cases[0].id})
     assert reader.mask_calls == 1
@@ -126,7 +128,13 @@ def test_nan_pixels_are_refused(tmp_path):
 
 def test_empty_dataset_is_reported(tmp_path):
     (tmp_path / "images").mkdir()
-    cfg = load_config({"data": {"source": {"format": "folder", "root": str(tmp_path), "image_dir": "images"},
-                                "cache_dir": str(tmp_path / "cache")}})
+    cfg = load_config(
+        {
+            "data": {
+                "source": {"format": "folder", "root": str(tmp_path), "image_dir": "images"},
+                "cache_dir": str(tmp_path / "cache"),
+            }
+        }
+    )
     with pytest.raises(DataError, match="no images found: the dataset is empty"):
         train(cfg, tmp_path / "run", show_progress=False)

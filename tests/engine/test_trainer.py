@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,7 +59,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     save_checkpoint(path, {"config": {}, "model": {"w": torch.ones(2)}})
 
     def broken_save(obj, f):
-        open(f, "wb").write(b"partial")
+        Path(f).write_bytes(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
@@ -78,9 +79,13 @@ def test_foreign_or_truncated_checkpoint_is_explained(tmp_path):
 def test_skip_bad_lists_skipped_cases(tmp_path, image_folder):
     (image_folder / "masks" / "case1.png").unlink()
     cfg = {
-        "data": {"source": {"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"},
-                 "size": 32, "cache_dir": str(tmp_path / "cache"), "skip_bad": True,
-                 "splits": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        "data": {
+            "source": {"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"},
+            "size": 32,
+            "cache_dir": str(tmp_path / "cache"),
+            "skip_bad": True,
+            "splits": {"train": 0.5, "val": 0.25, "test": 0.25},
+        },
         "model": {"name": "unet", "features": [4, 8]},
         "train": {"epochs": 1, "batch_size": 2},
     }

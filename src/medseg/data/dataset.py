@@ -62,8 +62,15 @@ def prepare_dataset(
     cases = [c for c in cases if c.id in splits]
     if mask_ids is None:
         mask_ids = {c.id for c in cases}
-    store = open_store(reader, cases, preprocessing_of(data), Path(data.cache_dir), mask_ids=mask_ids,
-                       skip_bad=data.skip_bad, progress=progress)
+    store = open_store(
+        reader,
+        cases,
+        preprocessing_of(data),
+        Path(data.cache_dir),
+        mask_ids=mask_ids,
+        skip_bad=data.skip_bad,
+        progress=progress,
+    )
     return Dataset(reader, cases, splits, store)
 
 

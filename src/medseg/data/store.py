@@ -7,6 +7,7 @@ It is built in a temporary folder and renamed into place, so an interrupted buil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -203,10 +204,8 @@ def _build(
                 del full
                 os.replace(tmp / f"compact-{name}", tmp / name)
         (tmp / "index.json").write_text(json.dumps({"ids": ids, "skipped": skipped, "settings": settings.__dict__}))
-        try:
+        with contextlib.suppress(OSError):  # another process built the same store meanwhile
             os.rename(tmp, path)
-        except OSError:  # another process built the same store meanwhile
-            pass
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -9,7 +9,9 @@ import torch
 __all__ = ["warmup_cosine"]
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step schedule: lr rises linearly over `warmup_steps`, then follows a cosine to 0 at `total_steps`."""
 
     def factor(step: int) -> float:

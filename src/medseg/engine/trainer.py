@@ -106,6 +106,14 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
+def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "reason"])
+    writer.writerows(skipped)
+    write_text_atomic(path, buffer.getvalue())
+
+
 def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
     if not path.is_file():
         return []
@@ -140,9 +148,10 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     if not splits_path.is_file():
         write_splits(splits_path, dataset.cases, dataset.assignment)
     if dataset.store.skipped:
-        progress.note(f"skipped {len(dataset.store.skipped)} bad cases (listed in {run_dir / 'skipped.csv'})")
-        write_text_atomic(run_dir / "skipped.csv", "id,reason\n" + "".join(
-            f'{i},"{r.replace(chr(34), chr(39))}"\n' for i, r in dataset.store.skipped))
+        _write_skipped(run_dir / "skipped.csv", dataset.store.skipped)
+        ids = [case_id for case_id, _ in dataset.store.skipped]
+        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+        progress.note(f"skipped {len(ids)} unusable cases: {shown} (reasons in {run_dir / 'skipped.csv'})")
     train_rows = dataset.rows("train")
     if len(train_rows) == 0:
         raise ValueError(f"{run_dir / 'splits.csv'}: the training split is empty; check data.splits")
@@ -202,14 +211,28 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             progress.step(loss.item())
         val_dice = _validate(method, model, dataset, cfg, device, amp)
         seconds = time.perf_counter() - started
-        history.append({"epoch": epoch, "step": step, "lr": f"{scheduler.get_last_lr()[0]:.3g}",
-                        "train_loss": f"{np.mean(losses):.5f}", "val_dice": f"{val_dice:.5f}",
-                        "seconds": f"{seconds:.1f}"})
+        history.append(
+            {
+                "epoch": epoch,
+                "step": step,
+                "lr": f"{scheduler.get_last_lr()[0]:.3g}",
+                "train_loss": f"{np.mean(losses):.5f}",
+                "val_dice": f"{val_dice:.5f}",
+                "seconds": f"{seconds:.1f}",
+            }
+        )
         improved = not math.isnan(val_dice) and val_dice > best
         best = val_dice if improved else best
-        checkpoint = {"config": cfg.model_dump(mode="json"), "model": model.state_dict(),
-                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                      "epoch": epoch, "step": step, "best": best, "seconds": seconds}
+        checkpoint = {
+            "config": cfg.model_dump(mode="json"),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "best": best,
+            "seconds": seconds,
+        }
         if improved or not (run_dir / "best.pt").is_file():
             save_checkpoint(run_dir / "best.pt", checkpoint)
         save_checkpoint(run_dir / "last.pt", checkpoint)
@@ -220,4 +243,3 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             break
     progress.stop()
     return TrainResult(run_dir, best, epoch, time.perf_counter() - started)
-

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-from medseg.registry import Registry
+from medseg.registry import Registry, check_spec
 
 __all__ = ["MODELS", "register_model", "build_model", "check_model_spec"]
 
@@ -23,16 +21,7 @@ def check_model_spec(spec: dict[str, Any]) -> None:
     Raises:
         ValueError: no or unknown `name`, or an option the model does not take (with the nearest valid one).
     """
-    if "name" not in spec:
-        raise ValueError(f"model needs a 'name'; available: {MODELS.names()}")
-    constructor = MODELS[spec["name"]]
-    params = inspect.signature(constructor).parameters
-    valid = [k for k, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    for key in spec:
-        if key != "name" and key not in valid:
-            hint = difflib.get_close_matches(key, valid, n=1)
-            suggestion = f"did you mean '{hint[0]}'?" if hint else f"valid options: {valid}"
-            raise ValueError(f"model.{key}: unknown option for model {spec['name']!r}; {suggestion}")
+    check_spec(MODELS, spec, "model")
 
 
 def build_model(spec: dict[str, Any]) -> nn.Module:

@@ -1,0 +1,31 @@
+import json
+
+from medseg.report import write_report
+
+
+def test_report_is_self_contained_with_curves_table_and_overlays(tmp_path):
+    run = tmp_path / "run"
+    (run / "eval" / "test" / "overlays").mkdir(parents=True)
+    (run / "config.yaml").write_text("name: <x>\n")
+    (run / "metrics.csv").write_text(
+        "epoch,step,lr,train_loss,val_dice,seconds\n1,2,0.1,0.9,0.5,1\n2,4,0.1,0.7,0.6,2\n"
+    )
+    metric = {"mean": 0.8, "std": 0.1, "median": 0.82, "n": 3}
+    summary = {
+        "split": "test",
+        "cases": 3,
+        "checkpoint": "best.pt",
+        "epoch": 2,
+        "size": 64,
+        "metrics": {k: metric for k in ("dice", "iou", "sensitivity", "specificity", "precision", "hd95")},
+    }
+    (run / "eval" / "test" / "summary.json").write_text(json.dumps(summary))
+    import numpy as np
+
+    from medseg.overlay import save_png
+
+    save_png(run / "eval" / "test" / "overlays" / "best_00_a.png", np.zeros((8, 8, 3), np.uint8))
+    page = write_report(run).read_text()
+    assert page.count("data:image/png;base64,") == 2  # curves + one overlay
+    assert "0.8000" in page and "&lt;x&gt;" in page  # table value; config escaped
+    assert "http://" not in page and "https://" not in page  # nothing fetched from a network
