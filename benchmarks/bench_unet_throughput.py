@@ -85,6 +85,12 @@ def main() -> None:
             True,
             False,
         ),
+        (
+            "MONAI BasicUNet (bf16 autocast, channels_last)",
+            lambda: BasicUNet(2, 1, 1, features=(*features, features[0])),
+            True,
+            True,
+        ),
         ("medseg unet (fp32, channels_last)", lambda: build_model({"name": "unet", "features": features}), True, False),
         (
             "medseg unet (bf16 autocast, channels_last)",

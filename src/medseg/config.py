@@ -103,7 +103,9 @@ class TrainConfig(_Section):
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
-    max_minutes: float | None = Field(None, gt=0, description="stop after this much training time")
+    max_minutes: float | None = Field(
+        None, gt=0, description="stop before an epoch that would end past this much training time"
+    )
     threads: int | None = Field(None, ge=1)
 
 

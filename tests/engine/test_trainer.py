@@ -92,3 +92,17 @@ def test_skip_bad_lists_skipped_cases(tmp_path, image_folder):
     trainer.train(load_config(cfg), tmp_path / "run", show_progress=False)
     skipped = (tmp_path / "run" / "skipped.csv").read_text()
     assert "case1" in skipped and "no mask" in skipped
+
+
+def test_max_minutes_stops_before_an_epoch_that_would_overrun(tmp_path, phantom_config, monkeypatch):
+    clock = {"now": 0.0}
+
+    def fake_clock():
+        clock["now"] += 5.0  # every reading advances 5 s: epochs take well over a second
+        return clock["now"]
+
+    monkeypatch.setattr(trainer.time, "perf_counter", fake_clock)
+    cfg = load_config(phantom_config(epochs=10, max_minutes=0.5))
+    result = trainer.train(cfg, tmp_path / "run", show_progress=False)
+    assert 1 <= result.epochs_done < 10
+    assert float(_metrics(tmp_path / "run")[-1]["seconds"]) <= 30

@@ -43,3 +43,11 @@ def test_binary_head_starts_at_low_foreground_probability():
     model = build_model({"name": "unet", "features": [4, 8]}).eval()
     probs = torch.sigmoid(model(torch.randn(1, 1, 16, 16)))
     assert probs.mean() < 0.1
+
+
+def test_foreground_prior_sets_the_starting_probability():
+    x = torch.randn(1, 1, 16, 16)
+    dense = build_model({"name": "unet", "features": [4, 8], "foreground_prior": 0.75}).eval()
+    assert torch.sigmoid(dense(x)).mean() > 0.5
+    with pytest.raises(ValueError, match=r"model.foreground_prior must be in \(0, 1\)"):
+        build_model({"name": "unet", "features": [4, 8], "foreground_prior": 1.5})

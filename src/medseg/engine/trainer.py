@@ -238,8 +238,11 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         save_checkpoint(run_dir / "last.pt", checkpoint)
         _write_metrics(run_dir / "metrics.csv", history)
         progress.epoch_done(epoch, float(np.mean(losses)), val_dice)
-        if cfg.train.max_minutes and seconds > cfg.train.max_minutes * 60:
-            progress.note(f"stopping after epoch {epoch}: train.max_minutes={cfg.train.max_minutes} reached")
+        per_epoch = (seconds - elapsed) / (epoch - start_epoch)
+        if cfg.train.max_minutes and epoch < cfg.train.epochs and seconds + per_epoch > cfg.train.max_minutes * 60:
+            progress.note(
+                f"stopping after epoch {epoch}: another epoch would pass train.max_minutes={cfg.train.max_minutes}"
+            )
             break
     progress.stop()
     return TrainResult(run_dir, best, epoch, time.perf_counter() - started)

@@ -7,18 +7,24 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ConvBnReLU", "DoubleConv", "UpConcat", "init_head_bias"]
+__all__ = ["FOREGROUND_PRIOR", "ConvBnReLU", "DoubleConv", "UpConcat", "init_head_bias"]
 
 FOREGROUND_PRIOR = 0.01
 
 
-def init_head_bias(head: nn.Conv2d, prior: float = FOREGROUND_PRIOR) -> None:
-    """Start a binary head at a small foreground probability (`prior`) instead of 0.5.
+def init_head_bias(head: nn.Conv2d, prior: float | None = FOREGROUND_PRIOR) -> None:
+    """Start a binary head at foreground probability `prior` instead of 0.5.
 
     Lesions cover a few percent of a slice; starting every pixel at p = 0.5 makes the soft Dice term see a
-    huge false-positive mass and slows early training markedly. Multi-class heads keep zero bias.
+    huge false-positive mass and slows early training markedly. Where the foreground is most of the image
+    (cell interiors in EM), set the prior accordingly. Multi-class heads and `prior=None` keep zero bias.
+
+    Raises:
+        ValueError: prior outside (0, 1).
     """
-    if head.out_channels == 1 and head.bias is not None:
+    if prior is not None and not 0 < prior < 1:
+        raise ValueError(f"model.foreground_prior must be in (0, 1) or null, got {prior}")
+    if prior is not None and head.out_channels == 1 and head.bias is not None:
         nn.init.constant_(head.bias, -math.log((1 - prior) / prior))
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.models.blocks import DoubleConv, UpConcat, init_head_bias
+from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, UpConcat, init_head_bias
 from medseg.models.registry import register_model
 
 __all__ = ["UNet", "UNetEncoder", "UNetDecoder", "pad_to_multiple"]
@@ -69,12 +69,18 @@ class UNet(nn.Module):
         in_channels: image channels.
         out_channels: logit channels (1 for binary segmentation, K for K classes).
         features: channels per stage; `len(features) - 1` poolings (the depth).
+        foreground_prior: initial foreground probability of a binary head (the bias starts at its logit), about
+            the foreground's share of the pixels; None leaves the bias at 0 (p = 0.5).
 
     Any H, W work: inputs are padded to a multiple of `2**depth` and the logits cropped back.
     """
 
     def __init__(
-        self, in_channels: int = 1, out_channels: int = 1, features: Sequence[int] = (32, 64, 128, 256, 512)
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        features: Sequence[int] = (32, 64, 128, 256, 512),
+        foreground_prior: float | None = FOREGROUND_PRIOR,
     ) -> None:
         super().__init__()
         if len(features) < 2:
@@ -83,7 +89,7 @@ class UNet(nn.Module):
         self.encoder = UNetEncoder(in_channels, features)
         self.decoder = UNetDecoder(features)
         self.head = nn.Conv2d(features[0], out_channels, kernel_size=1)
-        init_head_bias(self.head)
+        init_head_bias(self.head, foreground_prior)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features, shallow to deep: `(B, features[i], H / 2**i, W / 2**i)` (H, W padded)."""
@@ -97,5 +103,10 @@ class UNet(nn.Module):
 
 
 @register_model("unet")
-def unet(in_channels: int = 1, out_channels: int = 1, features: Sequence[int] = (32, 64, 128, 256, 512)) -> UNet:
-    return UNet(in_channels, out_channels, tuple(features))
+def unet(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    features: Sequence[int] = (32, 64, 128, 256, 512),
+    foreground_prior: float | None = FOREGROUND_PRIOR,
+) -> UNet:
+    return UNet(in_channels, out_channels, tuple(features), foreground_prior)
