@@ -160,3 +160,9 @@ def test_tta_and_largest_component_options(trained_run, tmp_path):
     predictor.cfg.eval.tta = True
     expected = (plain + flipped_w + flipped_h) / 3
     torch.testing.assert_close(predictor.probabilities(images), expected, atol=2e-3, rtol=1e-3)
+
+
+def test_summary_is_strict_json(trained_run):
+    text = (trained_run / "eval" / "test" / "summary.json").read_text()
+    assert "NaN" not in text
+    json.loads(text)

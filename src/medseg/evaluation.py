@@ -76,12 +76,15 @@ def evaluate_run(
         "eval": cfg.eval.model_dump(),
         "metrics": aggregate(records),
     }
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, default=_json_nan))
+    write_text_atomic(out_dir / "summary.json", json.dumps(_without_nan(summary), indent=2))
     _write_overlays(out_dir / "overlays", dataset.store, records, predictions, cfg.eval.overlays)
     return summary
 
 
-def _json_nan(value: float) -> None:
+def _without_nan(value):
+    """NaN (e.g. an HD95 mean with no defined case) → None, so summary.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
