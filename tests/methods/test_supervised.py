@@ -27,3 +27,26 @@ def test_loss_is_finite_and_falls_in_a_few_steps(phantom_config):
     assert losses[-1] < 0.7 * losses[0]
     probs = method.predict(method.model.eval(), batch["image"])
     assert probs.shape == (8, 1, 48, 48) and probs.min() >= 0 and probs.max() <= 1
+
+
+def test_deep_supervision_trains_every_head(phantom_config):
+    config = phantom_config()
+    config["model"] = {"name": "unetpp", "features": [4, 8, 16]}
+    config["method"] = {"name": "supervised", "head_weights": [1.0, 3.0]}
+    cfg = load_config(config)
+    method = build_method(cfg)
+    batch = next(iterate_batches(prepare_dataset(cfg.data, cfg.seed).store, torch.arange(8).numpy(), 8))
+    terms = method.training_step(batch)
+    assert set(terms) == {"loss", "loss_head1", "loss_head2"}
+    expected = (terms["loss_head1"] + 3 * terms["loss_head2"]) / 4
+    torch.testing.assert_close(terms["loss"].detach(), expected)
+
+
+def test_head_weights_must_match_the_heads(phantom_config):
+    import pytest
+
+    config = phantom_config()
+    config["model"] = {"name": "unetpp", "features": [4, 8, 16]}
+    config["method"] = {"name": "supervised", "head_weights": [1.0]}
+    with pytest.raises(ValueError, match="method.head_weights needs 2 non-negative weights"):
+        build_method(load_config(config))

@@ -5,7 +5,7 @@ import torch
 
 from medseg.models import MODELS, build_model
 
-SMALL = {"unet": {"features": [4, 8, 16]}}
+SMALL = {"unet": {"features": [4, 8, 16]}, "unetpp": {"features": [4, 8, 16]}}
 
 
 @pytest.mark.parametrize("name", MODELS.names())
