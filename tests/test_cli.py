@@ -166,3 +166,34 @@ def test_summary_is_strict_json(trained_run):
     text = (trained_run / "eval" / "test" / "summary.json").read_text()
     assert "NaN" not in text
     json.loads(text)
+
+
+def test_unetpp_run_predicts_pruned_and_remembers_its_modes(tmp_path, phantom_config):
+    import torch
+
+    config = phantom_config(epochs=1)
+    config["model"] = {"name": "unetpp", "features": [4, 8, 16]}
+    run = tmp_path / "upp"
+    result = runner.invoke(
+        app, ["train", str(_config_file(tmp_path, config)), "--run-dir", str(run), "--quiet", "--no-evaluate"]
+    )
+    assert result.exit_code == 0, result.output
+    modes = torch.load(run / "best.pt", weights_only=True)["inference_modes"]
+    assert modes == ["ensemble", "head=1", "head=2", "prune=1", "prune=2"]
+    write_png(tmp_path / "in" / "a.png", np.full((48, 48), 90, np.uint8))
+    result = runner.invoke(
+        app, ["predict", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--prune", "L1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "a_mask.png").is_file()
+    result = runner.invoke(app, ["evaluate", str(run), "--prune", "L3"])
+    assert result.exit_code == 2 and "'prune=3' is not supported" in result.output and "prune=2" in result.output
+    result = runner.invoke(app, ["evaluate", str(run), "--head", "1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_prune_on_a_unet_is_refused(trained_run, tmp_path):
+    result = runner.invoke(
+        app, ["predict", str(trained_run), str(tmp_path), "--out", str(tmp_path / "o"), "--prune", "2"]
+    )
+    assert result.exit_code == 2 and "supported: ['default']" in result.output

@@ -64,12 +64,14 @@ def train(
         _fail(error)
 
 
-def _evaluate_and_report(folder: Path, split: str, overrides: list[str] | None = None, strict: bool = True) -> None:
+def _evaluate_and_report(
+    folder: Path, split: str, overrides: list[str] | None = None, strict: bool = True, mode: str | None = None
+) -> None:
     from medseg.evaluation import evaluate_run
     from medseg.report import write_report
 
     try:
-        summary = evaluate_run(folder, split, overrides=overrides)
+        summary = evaluate_run(folder, split, overrides=overrides, mode=mode)
     except ValueError as error:
         if strict:
             raise
@@ -89,10 +91,12 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="run folder")],
     overrides: Annotated[list[str] | None, typer.Argument(help="eval.* overrides, e.g. eval.tta=true")] = None,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    prune: Annotated[str | None, typer.Option(help="U-Net++: compute only the sub-network of head L (L1..L4)")] = None,
+    head: Annotated[int | None, typer.Option(help="U-Net++: use head K of the full network")] = None,
 ) -> None:
     """Per-case metrics, summary and overlays of a run's best checkpoint on one split; refreshes report.html."""
     try:
-        _evaluate_and_report(run, split, overrides)
+        _evaluate_and_report(run, split, overrides, mode=_inference_mode(prune, head))
     except USER_ERRORS as error:
         _fail(error)
 
@@ -104,6 +108,8 @@ def predict(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("predictions"),
     threshold: Annotated[float | None, typer.Option(help="probability threshold (binary)")] = None,
     overwrite: Annotated[bool, typer.Option(help="recompute outputs that already exist")] = False,
+    prune: Annotated[str | None, typer.Option(help="U-Net++: compute only the sub-network of head L (L1..L4)")] = None,
+    head: Annotated[int | None, typer.Option(help="U-Net++: use head K of the full network")] = None,
 ) -> None:
     """Predict masks: `<stem>_mask.png` + `<stem>_overlay.png` per image, `<stem>_mask.nii.gz` per volume."""
     from rich.progress import track
@@ -113,10 +119,11 @@ def predict(
 
     try:
         resolve_checkpoint(run)
+        mode = _inference_mode(prune, head)
         total = len(expand_inputs(list(inputs)))
         written = list(
             track(
-                predict_paths(run, list(inputs), out, threshold, overwrite),
+                predict_paths(run, list(inputs), out, threshold, overwrite, mode),
                 total=total,
                 description="predicting",
                 console=console,
@@ -125,6 +132,17 @@ def predict(
         console.print(f"{len(written)} masks in {out}")
     except USER_ERRORS as error:
         _fail(error)
+
+
+def _inference_mode(prune: str | None, head: int | None) -> str | None:
+    if prune is not None and head is not None:
+        raise ValueError("choose --prune or --head, not both")
+    if prune is not None:
+        level = prune.upper().removeprefix("L")
+        if not level.isdigit():
+            raise ValueError(f"--prune takes a level such as L2 or 2, got {prune!r}")
+        return f"prune={int(level)}"
+    return f"head={head}" if head is not None else None
 
 
 @app.command()

@@ -27,6 +27,7 @@ def evaluate_run(
     which: str = "best",
     device: str = "auto",
     overrides: list[str] | None = None,
+    mode: str | None = None,
 ) -> dict:
     """Evaluate `run_dir/<which>.pt` on `split`, at the store's resolution (data.size).
 
@@ -42,7 +43,7 @@ def evaluate_run(
         ValueError: the split holds no case with a mask.
     """
     run_dir = Path(run_dir)
-    predictor = Predictor.load(run_dir, which, device)
+    predictor = Predictor.load(run_dir, which, device, mode)
     if overrides:
         if not all(o.startswith("eval.") for o in overrides):
             raise ValueError(f"evaluate accepts only eval.* overrides (e.g. eval.tta=true), got {overrides}")
@@ -74,6 +75,7 @@ def evaluate_run(
         "epoch": predictor.epoch,
         "size": cfg.data.size,
         "eval": cfg.eval.model_dump(),
+        "inference_mode": mode or "default",
         "metrics": aggregate(records),
     }
     write_text_atomic(out_dir / "summary.json", json.dumps(_without_nan(summary), indent=2))

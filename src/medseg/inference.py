@@ -13,6 +13,7 @@ from medseg.config import Config, load_config
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.trainer import build_method, predict_probabilities
+from medseg.models import inference_modes
 
 __all__ = ["Predictor", "resolve_checkpoint", "hard_prediction", "keep_largest_component"]
 
@@ -60,11 +61,29 @@ class Predictor:
     epoch: int
 
     @classmethod
-    def load(cls, target: str | Path, which: str = "best", device: str = "auto") -> Predictor:
+    def load(cls, target: str | Path, which: str = "best", device: str = "auto", mode: str | None = None) -> Predictor:
+        """Rebuild the model of a checkpoint.
+
+        Args:
+            mode: inference mode of a multi-head model: "ensemble", "head=K" or "prune=L" (see the checkpoint's
+                `inference_modes`); None keeps the configured one.
+
+        Raises:
+            ValueError: a mode the checkpoint's model does not support (the message lists those it does).
+        """
         state = load_checkpoint(resolve_checkpoint(target, which))
         cfg = load_config(state["config"])
         method = build_method(cfg)
         method.model.load_state_dict(state["model"])
+        if mode is not None:
+            supported = inference_modes(method.model)
+            if mode not in supported:
+                raise ValueError(
+                    f"inference mode {mode!r} is not supported by this {cfg.model['name']} checkpoint; "
+                    f"supported: {supported}"
+                )
+            name, _, level = mode.partition("=")
+            method.model.set_inference(name, int(level) if level else None)
         torch_device = pick_device(device)
         model = method.model.to(torch_device).eval()
         if cfg.train.channels_last:

@@ -71,6 +71,7 @@ def predict_paths(
     out_dir: str | Path,
     threshold: float | None = None,
     overwrite: bool = False,
+    mode: str | None = None,
 ) -> Iterator[Path]:
     """Predict every input; yields each mask file written (or already present and kept).
 
@@ -80,8 +81,9 @@ def predict_paths(
         out_dir: where `<stem>_mask.png` + `<stem>_overlay.png` (2-D) or `<stem>_mask.nii.gz` go.
         threshold: probability threshold for binary models (default: the run's eval.threshold).
         overwrite: recompute outputs that already exist.
+        mode: inference mode of a multi-head model ("ensemble", "head=K", "prune=L").
     """
-    predictor = Predictor.load(target)
+    predictor = Predictor.load(target, mode=mode)
     if threshold is not None:
         predictor.cfg.eval.threshold = threshold
     out_dir = Path(out_dir)

@@ -26,6 +26,7 @@ from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.schedule import warmup_cosine
 from medseg.methods import METHODS
 from medseg.metrics import dice_scores
+from medseg.models import inference_modes
 from medseg.ui import TrainingProgress
 
 __all__ = ["train", "build_method", "predict_probabilities", "seed_everything", "TrainResult"]
@@ -225,6 +226,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         best = val_dice if improved else best
         checkpoint = {
             "config": cfg.model_dump(mode="json"),
+            "inference_modes": inference_modes(model),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
