@@ -19,6 +19,7 @@ from medseg.models.unet import pad_to_multiple
 __all__ = ["UNetPlusPlus"]
 
 
+@register_model("unetpp")
 class UNetPlusPlus(nn.Module):
     """U-Net++ with optional deep supervision.
 
@@ -126,14 +127,3 @@ class UNetPlusPlus(nn.Module):
             return self.forward(x, prune=self.head)
         return torch.stack(self.forward_heads(x)).mean(0)
 
-
-@register_model("unetpp")
-def unetpp(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    features: Sequence[int] = (32, 64, 128, 256, 512),
-    deep_supervision: bool = True,
-    inference: str = "ensemble",
-    head: int | None = None,
-) -> UNetPlusPlus:
-    return UNetPlusPlus(in_channels, out_channels, tuple(features), deep_supervision, inference, head)
