@@ -95,11 +95,10 @@ def _write_overlays(folder: Path, store, records: list[dict], predictions: dict,
         old.unlink()
     if count == 0:
         return
-    position = {case_id: i for i, case_id in enumerate(store.ids)}
     ranked = sorted(records, key=lambda r: r["dice"])
     chosen = [("worst", r) for r in ranked[:count]] + [("best", r) for r in ranked[::-1][:count]]
     for rank, (kind, record) in enumerate(chosen):
-        row = position[record["id"]]
+        row = store.position[record["id"]]
         picture = overlay(np.asarray(store.images[row], np.float32), predictions[row], np.asarray(store.masks[row]))
         name = f"{kind}_{rank % count:02d}_{record['id'].replace('/', '__')}_dice{record['dice']:.2f}.png"
         save_png(folder / name, picture)

@@ -13,9 +13,10 @@ from medseg.config import Config, load_config
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.trainer import build_method, predict_probabilities
+from medseg.losses import hard_prediction
 from medseg.models import inference_modes
 
-__all__ = ["Predictor", "resolve_checkpoint", "hard_prediction", "keep_largest_component"]
+__all__ = ["Predictor", "resolve_checkpoint", "keep_largest_component"]
 
 
 def resolve_checkpoint(target: str | Path, which: str = "best") -> Path:
@@ -33,11 +34,6 @@ def resolve_checkpoint(target: str | Path, which: str = "best") -> Path:
     if not target.is_file():
         raise FileNotFoundError(f"{target}: no such run folder or checkpoint")
     return target
-
-
-def hard_prediction(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Probabilities `(B, K, H, W)` → class indices `(B, H, W)`: threshold for K = 1, argmax otherwise."""
-    return (probs[:, 0] >= threshold).long() if probs.shape[1] == 1 else probs.argmax(1)
 
 
 def keep_largest_component(masks: np.ndarray) -> np.ndarray:

@@ -6,12 +6,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["HybridLoss", "soft_dice_loss", "probabilities"]
+__all__ = ["HybridLoss", "soft_dice_loss", "probabilities", "hard_prediction"]
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
     """Logits `(B, K, H, W)` → probabilities: sigmoid for K = 1, softmax over K otherwise."""
     return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+
+
+def hard_prediction(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Probabilities `(B, K, H, W)` → class indices `(B, H, W)`: threshold for K = 1, argmax otherwise."""
+    return (probs[:, 0] >= threshold).long() if probs.shape[1] == 1 else probs.argmax(1)
 
 
 def _one_hot(mask: torch.Tensor, channels: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +105,14 @@ class Store:
     skipped: list[tuple[str, str]]
     path: Path
 
+    @cached_property
+    def position(self) -> dict[str, int]:
+        """case id → row."""
+        return {case_id: i for i, case_id in enumerate(self.ids)}
+
     def index(self, ids: Sequence[str]) -> np.ndarray:
-        position = {case_id: i for i, case_id in enumerate(self.ids)}
-        return np.array([position[i] for i in ids if i in position], dtype=np.int64)
+        """Rows of the given ids (ids not in the store, e.g. skipped cases, are left out)."""
+        return np.array([self.position[i] for i in ids if i in self.position], dtype=np.int64)
 
     def has_mask(self, i: int) -> bool:
         return bool(self.masks[i, 0, 0] != NO_MASK)

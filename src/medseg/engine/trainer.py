@@ -24,6 +24,7 @@ from medseg.data.splits import read_splits, write_splits
 from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.schedule import warmup_cosine
+from medseg.losses import hard_prediction
 from medseg.methods import METHODS
 from medseg.metrics import dice_scores
 from medseg.models import inference_modes
@@ -75,11 +76,6 @@ def predict_probabilities(
         return method.predict(model, images).float()
 
 
-def _hard_prediction(probs: torch.Tensor, threshold: float) -> torch.Tensor:
-    """`(B, K, H, W)` probabilities → `(B, H, W)` class indices."""
-    return (probs[:, 0] >= threshold).long() if probs.shape[1] == 1 else probs.argmax(1)
-
-
 def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> float:
     rows = dataset.rows("val")
     if len(rows) == 0:
@@ -89,7 +85,7 @@ def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> floa
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
         batch = _to_device(batch, device, False)
         probs = predict_probabilities(method, model, batch["image"], amp, cfg.train.channels_last)
-        pred = _hard_prediction(probs, cfg.eval.threshold)
+        pred = hard_prediction(probs, cfg.eval.threshold)
         if probs.shape[1] == 1:
             scores.append(dice_scores(pred > 0, batch["mask"] > 0))
         else:

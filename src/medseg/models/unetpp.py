@@ -126,4 +126,3 @@ class UNetPlusPlus(nn.Module):
         if self.inference == "head" or not self.deep_supervision:
             return self.forward(x, prune=self.head)
         return torch.stack(self.forward_heads(x)).mean(0)
-
