@@ -1,8 +1,11 @@
 """Segmentation quality of several models on one dataset over several seeds, at an equal training budget.
 
 Every run trains on the same split (the first run's splits.csv is reused via `data.split_file`); only the
-training seed changes. U-Net++ runs are evaluated in every inference mode (ensemble, pruned L1..L4).
-Prints a markdown table of test Dice and IoU, mean ± std over seeds.
+training seed changes. A model is a registered name plus options, `name[:key=value]...`, e.g. `unet`,
+`unet:attention=cbam`, `msga:features=[16,32,64,128]:width=16`. U-Net++ runs are evaluated in every
+inference mode (ensemble, pruned L1..L4). Prints a markdown table: test Dice, IoU and HD95 (mean ± std over
+seeds), parameters, training images/s (steps × batch / training seconds, validation included) and
+single-slice inference latency at the data size (median of 20, in this process).
 
     .venv/bin/python benchmarks/bench_quality.py configs/figshare-unet.yaml --models unet unetpp \
         --seeds 0 1 --epochs 12 --out runs/bench-quality [override ...]
@@ -11,19 +14,54 @@ Prints a markdown table of test Dice and IoU, mean ± std over seeds.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+import time
 from pathlib import Path
 
+import torch
+
 from medseg.config import load_config
+from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.trainer import train
 from medseg.evaluation import evaluate_run
-from medseg.inference import Predictor
+from medseg.inference import Predictor, resolve_checkpoint
 from medseg.models import inference_modes
 
 
-def _modes(run_dir: Path) -> list[str | None]:
-    modes = inference_modes(Predictor.load(run_dir).model)
+def model_overrides(spec: str) -> list[str]:
+    """`unet:attention=cbam` → `["model.name=unet", "model.attention=cbam"]`."""
+    name, *options = spec.split(":")
+    return [f"model.name={name}", *(f"model.{option}" for option in options)]
+
+
+def _modes(run_dir: Path, which: str) -> list[str | None]:
+    modes = inference_modes(Predictor.load(run_dir, which).model)
     return [None] if modes == ["default"] else ["ensemble"] + [m for m in modes if m.startswith("prune=")]
+
+
+@torch.no_grad()
+def latency_ms(run_dir: Path, which: str, mode: str | None, repeats: int = 20) -> float:
+    predictor = Predictor.load(run_dir, which, mode=mode)
+    size, channels = predictor.cfg.data.size, predictor.cfg.data.channels
+    image = torch.randn(1, channels, size, size)
+    predictor.cfg.eval.tta = False
+    for _ in range(3):
+        predictor.probabilities(image)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictor.probabilities(image)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def run_figures(run_dir: Path) -> tuple[float, float]:
+    """(parameters in millions, training images/s) of a finished run."""
+    state = load_checkpoint(resolve_checkpoint(run_dir, "last"))
+    predictor = Predictor.load(run_dir, "last")
+    params = sum(p.numel() for p in predictor.model.parameters())
+    return params / 1e6, state["step"] * predictor.cfg.train.batch_size / state["seconds"]
 
 
 def main() -> None:
@@ -34,36 +72,46 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--epochs", type=int, default=None, help="same epoch budget for every model")
     parser.add_argument("--minutes", type=float, default=None, help="same time budget for every model")
+    parser.add_argument("--which", default="best", help="checkpoint to evaluate: best, or last (no val split)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
     args = parser.parse_args()
 
     budget = [f"train.epochs={args.epochs}"] if args.epochs else []
     budget += [f"train.max_minutes={args.minutes}"] if args.minutes else []
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
     split_file: Path | None = None
     for model in args.models:
         for seed in args.seeds:
-            run_dir = args.out / f"{model}-seed{seed}"
+            run_dir = args.out / f"{re.sub(r'[^A-Za-z0-9=_.-]+', '_', model)}-seed{seed}"
             extra = [f"data.split_file={split_file}"] if split_file else []
-            cfg = load_config(args.config, [*args.overrides, *budget, f"model.name={model}", f"seed={seed}", *extra])
-            if not (run_dir / "best.pt").is_file():
-                train(cfg, run_dir, show_progress=False)
+            overrides = [*args.overrides, *budget, *model_overrides(model), f"seed={seed}", *extra]
+            cfg = load_config(args.config, overrides)
+            if not (run_dir / "last.pt").is_file() or load_checkpoint(run_dir / "last.pt")["epoch"] < cfg.train.epochs:
+                train(cfg, run_dir, resume=(run_dir / "last.pt").is_file(), show_progress=False)
             split_file = split_file or run_dir / "splits.csv"
-            for mode in _modes(run_dir):
-                summary = evaluate_run(run_dir, "test", mode=mode)
-                dice, iou = summary["metrics"]["dice"]["mean"], summary["metrics"]["iou"]["mean"]
-                results.setdefault((model, mode or "default"), []).append((dice, iou))
-                print(f"{model} seed {seed} {mode or 'default'}: Dice {dice:.4f} IoU {iou:.4f}", flush=True)
+            params, throughput = run_figures(run_dir)
+            for mode in _modes(run_dir, args.which):
+                metrics = evaluate_run(run_dir, "test", which=args.which, mode=mode)["metrics"]
+                row = {name: metrics[name]["mean"] for name in ("dice", "iou", "hd95")}
+                row |= {"params": params, "img_s": throughput, "latency": latency_ms(run_dir, args.which, mode)}
+                results.setdefault((model, mode or "default"), []).append(row)
+                print(f"{model} seed {seed} {mode or 'default'}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
 
-    print("\n| model | inference | seeds | test Dice (mean ± std over seeds) | test IoU |")
-    print("|---|---|---|---|---|")
-    for (model, mode), values in results.items():
-        dice = [v[0] for v in values]
-        iou = [v[1] for v in values]
-        spread = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0  # noqa: E731
+    def cell(rows: list[dict[str, float]], key: str, digits: int = 4) -> str:
+        values = [r[key] for r in rows]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
+
+    print(
+        "\n| model | inference | seeds | test Dice | test IoU | test HD95 (px) | params (M) | train img/s "
+        "| latency (ms/slice) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (model, mode), rows in results.items():
+        means = {key: statistics.mean(r[key] for r in rows) for key in ("params", "img_s", "latency")}
         print(
-            f"| {model} | {mode} | {len(values)} | {statistics.mean(dice):.4f} ± {spread(dice):.4f} | "
-            f"{statistics.mean(iou):.4f} ± {spread(iou):.4f} |"
+            f"| {model} | {mode} | {len(rows)} | {cell(rows, 'dice')} | {cell(rows, 'iou')} | {cell(rows, 'hd95', 2)} "
+            f"| {means['params']:.2f} | {means['img_s']:.1f} | {means['latency']:.1f} |"
         )
 
 

@@ -197,3 +197,37 @@ def test_prune_on_a_unet_is_refused(trained_run, tmp_path):
         app, ["predict", str(trained_run), str(tmp_path), "--out", str(tmp_path / "o"), "--prune", "2"]
     )
     assert result.exit_code == 2 and "supported: ['default']" in result.output
+
+
+@pytest.mark.parametrize(
+    ("model", "maps"),
+    [
+        ({"name": "unet", "features": [4, 8, 16], "attention": "cbam"}, 2),  # one spatial map per decoder stage
+        ({"name": "unet", "features": [4, 8, 16], "attention": "gate"}, 2),
+        ({"name": "msga", "features": [4, 8, 16, 16], "width": 4, "blocks": 1}, 8),  # PAM per scale and step
+    ],
+    ids=["cbam", "gate", "msga"],
+)
+def test_attention_models_train_and_explain_their_maps(tmp_path, phantom_config, model, maps):
+    config = phantom_config(epochs=1)
+    config["model"] = model
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(_config_file(tmp_path, config)), "--run-dir", str(run), "--quiet", "--no-evaluate"]
+    )
+    assert result.exit_code == 0, result.output
+    image = np.zeros((48, 48), np.uint8)
+    image[10:30, 12:28] = 200
+    write_png(tmp_path / "in" / "a.png", image)
+    result = runner.invoke(app, ["explain", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "maps")])
+    assert result.exit_code == 0, result.output
+    written = sorted((tmp_path / "maps").glob("a_*.png"))
+    assert len(written) == maps and f"{maps} attention maps" in result.output
+    picture = np.asarray(Image.open(written[0]))
+    assert picture.shape == (48, 48, 3) and picture.std() > 0
+
+
+def test_explain_refuses_a_model_without_spatial_attention(trained_run, tmp_path):
+    write_png(tmp_path / "in" / "a.png", np.full((48, 48), 90, np.uint8))
+    result = runner.invoke(app, ["explain", str(trained_run), str(tmp_path / "in"), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "has no spatial attention to draw" in result.output

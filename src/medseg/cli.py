@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pret
 data_app = typer.Typer(no_args_is_help=True, help="Look at a dataset before training on it.")
 app.add_typer(data_app, name="data")
 
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ValueError, TypeError)
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ValueError, TypeError, MemoryError)
 
 
 def _fail(error: Exception) -> None:
@@ -143,6 +143,22 @@ def _inference_mode(prune: str | None, head: int | None) -> str | None:
             raise ValueError(f"--prune takes a level such as L2 or 2, got {prune!r}")
         return f"prune={int(level)}"
     return f"head={head}" if head is not None else None
+
+
+@app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="run folder or checkpoint (.pt) of an attention model")],
+    inputs: Annotated[list[Path], typer.Argument(help="2-D image files, .mat files or folders")],
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("explanations"),
+) -> None:
+    """Save the spatial attention maps of an attention model as heat-map overlays, one PNG per block."""
+    from medseg.explain.outputs import explain_paths
+
+    try:
+        written = list(explain_paths(run, list(inputs), out))
+        console.print(f"{len(written)} attention maps in {out}")
+    except USER_ERRORS as error:
+        _fail(error)
 
 
 @app.command()

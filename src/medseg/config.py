@@ -107,6 +107,9 @@ class TrainConfig(_Section):
         None, gt=0, description="stop before an epoch that would end past this much training time"
     )
     threads: int | None = Field(None, ge=1)
+    ema: float | None = Field(
+        None, gt=0, lt=1, description="per-step decay of a weight average used for validation and inference"
+    )
 
 
 class EvalConfig(_Section):

@@ -10,7 +10,7 @@ from scipy.ndimage import binary_erosion
 
 from medseg.atomic import atomic_path
 
-__all__ = ["to_display", "overlay", "save_png"]
+__all__ = ["to_display", "overlay", "heatmap", "save_png"]
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -38,6 +38,15 @@ def overlay(image: np.ndarray, prediction: np.ndarray | None, truth: np.ndarray 
         rgb[_outline(fill)] = (255, 40, 40)
     if truth is not None:
         rgb[_outline(truth)] = (40, 255, 80)
+    return rgb.astype(np.uint8)
+
+
+def heatmap(image: np.ndarray, weights: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a map `(H, W)` in [0, 1] (colour map "inferno") over an image; returns `(H, W, 3)` uint8."""
+    from matplotlib import colormaps
+
+    colours = colormaps["inferno"](np.clip(weights, 0, 1))[..., :3] * 255
+    rgb = (1 - alpha) * to_display(image).astype(np.float32) + alpha * colours
     return rgb.astype(np.uint8)
 
 

@@ -22,7 +22,7 @@ from medseg.errors import DataError
 from medseg.inference import Predictor
 from medseg.overlay import overlay, save_png
 
-__all__ = ["predict_paths", "expand_inputs"]
+__all__ = ["predict_paths", "expand_inputs", "read_slice"]
 
 
 def _is_nifti(path: Path) -> bool:
@@ -48,6 +48,11 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
             ", ".join(map(str, inputs)), f"no input images found (looked for {', '.join(IMAGE_SUFFIXES)}, .mat, .nii)"
         )
     return files
+
+
+def read_slice(path: Path) -> np.ndarray:
+    """A 2-D input as decoded: figshare `.mat` → `(H, W)`; image file → `(H, W)` or `(H, W, C)`."""
+    return read_cjdata(path, ("image",))["image"] if path.suffix.lower() == ".mat" else read_image_file(path)
 
 
 def _predictable(path: Path) -> bool:
@@ -97,7 +102,7 @@ def predict_paths(
             continue
         mask_path = out_dir / f"{path.stem}_mask.png"
         if overwrite or not mask_path.exists():
-            raw = read_cjdata(path, ("image",))["image"] if path.suffix.lower() == ".mat" else read_image_file(path)
+            raw = read_slice(path)
             mask = predictor.masks_from(_probabilities(predictor, [raw], str(path)))[0]
             channels_first = np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw
             save_png(out_dir / f"{path.stem}_overlay.png", overlay(channels_first, mask))

@@ -26,8 +26,11 @@ def test_run_folder_holds_config_splits_metrics_and_checkpoints(tmp_path, phanto
     assert not list(run.glob(".*tmp*")), "no temporary files left"
 
 
-def test_interrupted_run_keeps_last_checkpoint_and_resumes_to_the_same_weights(tmp_path, phantom_config, monkeypatch):
-    cfg = load_config(phantom_config(epochs=3))
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_interrupted_run_keeps_last_checkpoint_and_resumes_to_the_same_weights(
+    tmp_path, phantom_config, monkeypatch, ema
+):
+    cfg = load_config(phantom_config(epochs=3, ema=ema))
     reference = tmp_path / "reference"
     trainer.train(cfg, reference, show_progress=False)
 
@@ -49,9 +52,22 @@ def test_interrupted_run_keeps_last_checkpoint_and_resumes_to_the_same_weights(t
 
     trainer.train(None, run, resume=True, show_progress=False)
     assert [int(r["epoch"]) for r in _metrics(run)] == [1, 2, 3]
-    resumed, expected = load_checkpoint(run / "last.pt")["model"], load_checkpoint(reference / "last.pt")["model"]
-    for key, value in expected.items():
-        torch.testing.assert_close(resumed[key], value, atol=1e-5, rtol=1e-4)
+    resumed, expected = load_checkpoint(run / "last.pt"), load_checkpoint(reference / "last.pt")
+    weights = ["model", "train_model"] if ema else ["model"]
+    assert sorted(k for k in expected if k.endswith("model")) == sorted(weights)
+    for name in weights:
+        for key, value in expected[name].items():
+            torch.testing.assert_close(resumed[name][key], value, atol=1e-5, rtol=1e-4)
+
+
+def test_weight_average_is_what_validation_and_checkpoints_use(tmp_path, phantom_config):
+    run = tmp_path / "run"
+    trainer.train(load_config(phantom_config(epochs=2, ema=0.5)), run, show_progress=False)
+    state = load_checkpoint(run / "last.pt")
+    averaged, raw = state["model"], state["train_model"]
+    moved = [k for k in raw if raw[k].is_floating_point() and not torch.allclose(raw[k], averaged[k])]
+    assert moved, "the averaged weights must differ from the raw ones"
+    assert set(averaged) == set(raw)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):

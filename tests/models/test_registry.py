@@ -1,28 +1,52 @@
-"""Every registered model: forward shape, odd sizes, 1 and 3 input channels, backward."""
+"""Every registered model and attention variant: forward shape, odd sizes, 1 and 3 input channels, backward."""
 
 import pytest
 import torch
 
 from medseg.models import MODELS, build_model
 
-SMALL = {"unet": {"features": [4, 8, 16]}, "unetpp": {"features": [4, 8, 16]}}
+SMALL = {
+    "unet": {"features": [4, 8, 16]},
+    "unetpp": {"features": [4, 8, 16]},
+    "msga": {"features": [4, 8, 16, 16], "width": 4, "blocks": 1},
+}
+VARIANTS = [
+    *({"name": name, **SMALL[name]} for name in MODELS.names()),
+    *({"name": "unet", "features": [4, 8, 16], "attention": kind} for kind in ["ca", "sa", "cbam", "dual", "gate"]),
+    {"name": "unet", "features": [4, 8, 16], "attention": "cbam", "attention_at": "both"},
+    *({"name": "unetpp", "features": [4, 8, 16], "attention": kind} for kind in ["cbam", "dual", "gate"]),
+]
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+def test_every_registered_model_is_covered():
+    assert set(MODELS.names()) == set(SMALL)
+
+
+def _all_logits(model, x):
+    """The logits every parameter contributes to: the training outputs where a model has its own."""
+    if hasattr(model, "training_outputs"):
+        outputs = model.training_outputs(x)
+        return [*outputs.logits, *outputs.auxiliary.values()]
+    if getattr(model, "deep_supervision", False):
+        return model.forward_heads(x)
+    return [model(x)]
+
+
+@pytest.mark.parametrize("spec", VARIANTS, ids=lambda s: "-".join(str(v) for k, v in s.items() if k != "features"))
 @pytest.mark.parametrize(("in_channels", "out_channels", "size"), [(1, 1, (32, 32)), (3, 4, (37, 45))])
-def test_forward_shape_and_backward(name, in_channels, out_channels, size):
-    model = build_model({"name": name, "in_channels": in_channels, "out_channels": out_channels, **SMALL.get(name, {})})
+def test_forward_shape_and_backward(spec, in_channels, out_channels, size):
+    model = build_model({**spec, "in_channels": in_channels, "out_channels": out_channels})
     x = torch.randn(2, in_channels, *size, requires_grad=True)
-    logits = model(x)
-    assert logits.shape == (2, out_channels, *size)
-    logits.mean().backward()
+    assert model(x).shape == (2, out_channels, *size)
+    sum(out.float().mean() for out in _all_logits(model, x)).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    missing = [name for name, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient reaches {missing[:5]}"
 
 
-@pytest.mark.parametrize("name", MODELS.names())
-def test_channels_last_gives_the_same_logits(name):
-    model = build_model({"name": name, **SMALL.get(name, {})}).eval()
+@pytest.mark.parametrize("spec", VARIANTS, ids=lambda s: "-".join(str(v) for k, v in s.items() if k != "features"))
+def test_channels_last_gives_the_same_logits(spec):
+    model = build_model(spec).eval()
     x = torch.randn(2, 1, 32, 32)
     expected = model(x)
     fast = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
@@ -30,7 +54,7 @@ def test_channels_last_gives_the_same_logits(name):
 
 
 def test_unknown_model_lists_names():
-    with pytest.raises(ValueError, match=r"unknown model 'unte'; available: \['unet'"):
+    with pytest.raises(ValueError, match=r"unknown model 'unte'; available: \['msga', 'unet'"):
         build_model({"name": "unte"})
 
 

@@ -23,6 +23,7 @@ from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
 from medseg.data.splits import read_splits, write_splits
 from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
+from medseg.engine.ema import WeightAverage
 from medseg.engine.schedule import warmup_cosine
 from medseg.losses import hard_prediction
 from medseg.methods import METHODS
@@ -122,7 +123,8 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     """Train `cfg` into `run_dir` (or continue the run there with `resume=True`).
 
     The run folder receives config.yaml, splits.csv, metrics.csv, last.pt (every epoch) and best.pt (best
-    validation Dice), each written atomically.
+    validation Dice), each written atomically. A checkpoint's `model` holds the weights to infer with (the
+    weight average when `train.ema` is set; the raw weights it continues from are then in `train_model`).
     """
     run_dir = Path(run_dir)
     state = None
@@ -165,10 +167,13 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     total_steps = steps_per_epoch * cfg.train.epochs
     scheduler = warmup_cosine(optimizer, int(cfg.train.warmup_epochs * steps_per_epoch), total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    average = WeightAverage(model, cfg.train.ema) if cfg.train.ema else None
 
     start_epoch, step, best, elapsed = 0, 0, -math.inf, 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.get("train_model", state["model"]))
+        if average is not None:
+            average.load(state["model"], state["step"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, step, best, elapsed = state["epoch"], state["step"], state["best"], state.get("seconds", 0.0)
@@ -203,10 +208,13 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             scheduler.step()
             if hasattr(method, "after_step"):
                 method.after_step()
+            if average is not None:
+                average.update(model)
             step += 1
             losses.append(loss.item())
             progress.step(loss.item())
-        val_dice = _validate(method, model, dataset, cfg, device, amp)
+        inference_model = average.model if average is not None else model
+        val_dice = _validate(method, inference_model, dataset, cfg, device, amp)
         seconds = time.perf_counter() - started
         history.append(
             {
@@ -223,7 +231,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         checkpoint = {
             "config": cfg.model_dump(mode="json"),
             "inference_modes": inference_modes(model),
-            "model": model.state_dict(),
+            "model": inference_model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "epoch": epoch,
@@ -231,6 +239,8 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             "best": best,
             "seconds": seconds,
         }
+        if average is not None:
+            checkpoint["train_model"] = model.state_dict()
         if improved or not (run_dir / "best.pt").is_file():
             save_checkpoint(run_dir / "best.pt", checkpoint)
         save_checkpoint(run_dir / "last.pt", checkpoint)

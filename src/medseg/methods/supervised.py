@@ -1,5 +1,5 @@
 """Fully supervised training: every batch has masks; hybrid CE + Dice loss, on every head of a deeply
-supervised model (U-Net++)."""
+supervised model (U-Net++), or on every map of a model with its own auxiliary losses (MSGA)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,13 @@ class Supervised:
         return self.model
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if hasattr(self.model, "training_outputs"):
+            # the model's maps are summed (as its paper does) and its auxiliary losses come weighted
+            outputs = self.model.training_outputs(batch["image"])
+            segmentation = sum(self.loss(logits, batch["mask"]) for logits in outputs.logits)
+            total = segmentation + sum(outputs.auxiliary.values())
+            logged = {f"loss_{name}": term.detach() for name, term in outputs.auxiliary.items()}
+            return {"loss": total, "loss_segmentation": segmentation.detach(), **logged}
         if not getattr(self.model, "deep_supervision", False):
             return {"loss": self.loss(self.model(batch["image"]), batch["mask"])}
         losses = [self.loss(logits, batch["mask"]) for logits in self.model.forward_heads(batch["image"])]

@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medseg.models.attention import ATTENTION_KINDS, AttentionGate, make_attention
 from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, UpConcat, init_head_bias
 from medseg.models.registry import register_model
 
-__all__ = ["UNet", "UNetEncoder", "UNetDecoder", "pad_to_multiple"]
+__all__ = ["UNet", "UNetEncoder", "UNetDecoder", "attention_layout", "pad_to_multiple"]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -24,21 +25,29 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 
 class UNetEncoder(nn.Module):
-    """Stages of DoubleConv separated by 2×2 max-pooling.
+    """Stages of DoubleConv separated by 2×2 max-pooling, each optionally followed by an attention block.
 
     `(B, C_in, H, W)` → list of `(B, features[i], H / 2**i, W / 2**i)` for i = 0..depth.
+
+    Args:
+        attention: one block kind for every stage but the last (see `make_attention`).
+        bottleneck: the block on the deepest stage (where self-attention is affordable).
     """
 
-    def __init__(self, in_channels: int, features: Sequence[int]) -> None:
+    def __init__(
+        self, in_channels: int, features: Sequence[int], attention: str = "none", bottleneck: str = "none"
+    ) -> None:
         super().__init__()
         channels = [in_channels, *features]
         self.stages = nn.ModuleList(DoubleConv(channels[i], channels[i + 1]) for i in range(len(features)))
+        kinds = [attention] * (len(features) - 1) + [bottleneck]
+        self.attention = nn.ModuleList(make_attention(kind, c) for kind, c in zip(kinds, features, strict=True))
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         skips = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x if i == 0 else self.pool(x))
+        for i, (stage, attend) in enumerate(zip(self.stages, self.attention, strict=True)):
+            x = attend(stage(x if i == 0 else self.pool(x)))
             skips.append(x)
         return skips
 
@@ -47,19 +56,50 @@ class UNetDecoder(nn.Module):
     """Upsample from the deepest stage, concatenating the encoder's skip at each scale.
 
     list of encoder features → `(B, features[0], H, W)`.
+
+    Args:
+        attention: a block after every decoder stage (`ca`, `sa`, `cbam`), or `gate` for attention gates that
+            weigh each skip by the coarser decoder feature before concatenation.
     """
 
-    def __init__(self, features: Sequence[int]) -> None:
+    def __init__(self, features: Sequence[int], attention: str = "none") -> None:
         super().__init__()
-        self.ups = nn.ModuleList(
-            UpConcat(features[i + 1], features[i], features[i]) for i in reversed(range(len(features) - 1))
+        order = list(reversed(range(len(features) - 1)))
+        self.ups = nn.ModuleList(UpConcat(features[i + 1], features[i], features[i]) for i in order)
+        self.gates = nn.ModuleList(
+            AttentionGate(features[i], features[i + 1]) if attention == "gate" else nn.Identity() for i in order
         )
+        stage_kind = "none" if attention == "gate" else attention
+        self.attention = nn.ModuleList(make_attention(stage_kind, features[i]) for i in order)
 
     def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
         x = skips[-1]
-        for up, skip in zip(self.ups, reversed(skips[:-1]), strict=True):
-            x = up(x, skip)
+        for up, gate, attend, skip in zip(self.ups, self.gates, self.attention, reversed(skips[:-1]), strict=True):
+            if isinstance(gate, AttentionGate):
+                skip = gate(skip, x)
+            x = attend(up(x, skip))
         return x
+
+
+def attention_layout(attention: str, attention_at: str) -> tuple[str, str, str]:
+    """`(encoder stages, bottleneck, decoder stages)` block kinds for `model.attention` / `model.attention_at`.
+
+    `dual` (O((HW)²) self-attention) always sits on the bottleneck only; `gate` always on the decoder's skips.
+
+    Raises:
+        ValueError: an unknown kind or place.
+    """
+    if attention not in ATTENTION_KINDS:
+        raise ValueError(f"model.attention must be one of {list(ATTENTION_KINDS)}, got {attention!r}")
+    if attention_at not in ("encoder", "decoder", "both"):
+        raise ValueError(f"model.attention_at must be encoder, decoder or both, got {attention_at!r}")
+    if attention == "dual":
+        return "none", "dual", "none"
+    if attention == "gate":
+        return "none", "none", "gate"
+    encoder = attention if attention_at in ("encoder", "both") else "none"
+    decoder = attention if attention_at in ("decoder", "both") else "none"
+    return encoder, encoder, decoder
 
 
 class UNet(nn.Module):
@@ -71,6 +111,9 @@ class UNet(nn.Module):
         features: channels per stage; `len(features) - 1` poolings (the depth).
         foreground_prior: initial foreground probability of a binary head (the bias starts at its logit), about
             the foreground's share of the pixels; None leaves the bias at 0 (p = 0.5).
+        attention: none, ca, sa, cbam (after stages), dual (DANet PAM + CAM on the bottleneck) or gate
+            (attention gates on the skips).
+        attention_at: where ca / sa / cbam go: encoder, decoder or both.
 
     Any H, W work: inputs are padded to a multiple of `2**depth` and the logits cropped back.
     """
@@ -81,13 +124,16 @@ class UNet(nn.Module):
         out_channels: int = 1,
         features: Sequence[int] = (32, 64, 128, 256, 512),
         foreground_prior: float | None = FOREGROUND_PRIOR,
+        attention: str = "none",
+        attention_at: str = "decoder",
     ) -> None:
         super().__init__()
         if len(features) < 2:
             raise ValueError(f"model.features needs at least 2 stages, got {list(features)}")
         self.depth = len(features) - 1
-        self.encoder = UNetEncoder(in_channels, features)
-        self.decoder = UNetDecoder(features)
+        encoder, bottleneck, decoder = attention_layout(attention, attention_at)
+        self.encoder = UNetEncoder(in_channels, features, encoder, bottleneck)
+        self.decoder = UNetDecoder(features, decoder)
         self.head = nn.Conv2d(features[0], out_channels, kernel_size=1)
         init_head_bias(self.head, foreground_prior)
 
@@ -108,5 +154,7 @@ def unet(
     out_channels: int = 1,
     features: Sequence[int] = (32, 64, 128, 256, 512),
     foreground_prior: float | None = FOREGROUND_PRIOR,
+    attention: str = "none",
+    attention_at: str = "decoder",
 ) -> UNet:
-    return UNet(in_channels, out_channels, tuple(features), foreground_prior)
+    return UNet(in_channels, out_channels, tuple(features), foreground_prior, attention, attention_at)

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from medseg.models.blocks import DoubleConv, init_head_bias
+from medseg.models.attention import AttentionGate, make_attention
+from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, init_head_bias
 from medseg.models.registry import register_model
-from medseg.models.unet import pad_to_multiple
+from medseg.models.unet import attention_layout, pad_to_multiple
 
 __all__ = ["UNetPlusPlus"]
 
@@ -32,6 +33,10 @@ class UNetPlusPlus(nn.Module):
         inference: what plain `forward` returns: "ensemble" (mean of the heads' logits), "head" (head
             `head`), or "prune" (the sub-network of head `head` only).
         head: the level 1..D used by "head" and "prune" (default D).
+        attention: none, ca, sa, cbam (after nodes), dual (DANet PAM + CAM on X(D, 0)) or gate (an attention
+            gate on each node's concatenated same-depth skips, driven by the node below).
+        attention_at: where ca / sa / cbam go: encoder (X(i, 0)), decoder (X(i, j ≥ 1)) or both.
+        foreground_prior: initial foreground probability of binary heads (as for U-Net).
 
     Any H, W work: inputs are padded to a multiple of 2**D and the logits cropped back.
     """
@@ -44,6 +49,9 @@ class UNetPlusPlus(nn.Module):
         deep_supervision: bool = True,
         inference: str = "ensemble",
         head: int | None = None,
+        attention: str = "none",
+        attention_at: str = "decoder",
+        foreground_prior: float | None = FOREGROUND_PRIOR,
     ) -> None:
         super().__init__()
         features = tuple(features)
@@ -53,17 +61,29 @@ class UNetPlusPlus(nn.Module):
         self.deep_supervision = deep_supervision
         self.pool = nn.MaxPool2d(2)
         channels = [in_channels, *features]
+        encoder_kind, bottleneck_kind, decoder_kind = attention_layout(attention, attention_at)
         self.encoder = nn.ModuleList(DoubleConv(channels[i], channels[i + 1]) for i in range(self.depth + 1))
+        self.encoder_attention = nn.ModuleList(
+            make_attention(bottleneck_kind if i == self.depth else encoder_kind, features[i])
+            for i in range(self.depth + 1)
+        )
         self.ups = nn.ModuleDict()
         self.nodes = nn.ModuleDict()
+        self.gates = nn.ModuleDict()
+        self.node_attention = nn.ModuleDict()
         for j in range(1, self.depth + 1):
             for i in range(self.depth + 1 - j):
-                self.ups[f"x_{i}_{j}"] = nn.ConvTranspose2d(features[i + 1], features[i], kernel_size=2, stride=2)
-                self.nodes[f"x_{i}_{j}"] = DoubleConv((j + 1) * features[i], features[i])
+                name = f"x_{i}_{j}"
+                self.ups[name] = nn.ConvTranspose2d(features[i + 1], features[i], kernel_size=2, stride=2)
+                self.nodes[name] = DoubleConv((j + 1) * features[i], features[i])
+                if decoder_kind == "gate":
+                    self.gates[name] = AttentionGate(j * features[i], features[i + 1])
+                else:
+                    self.node_attention[name] = make_attention(decoder_kind, features[i])
         levels = range(1, self.depth + 1) if deep_supervision else [self.depth]
         self.heads = nn.ModuleDict({f"l{j}": nn.Conv2d(features[0], out_channels, kernel_size=1) for j in levels})
         for module in self.heads.values():
-            init_head_bias(module)
+            init_head_bias(module, foreground_prior)
         self.set_inference(inference, head)
 
     @property
@@ -91,11 +111,15 @@ class UNetPlusPlus(nn.Module):
         """X(0, 1..level), computing only the nodes with i + j ≤ level. `x` is already padded."""
         grid: dict[tuple[int, int], torch.Tensor] = {}
         for i in range(level + 1):
-            grid[i, 0] = self.encoder[i](x if i == 0 else self.pool(grid[i - 1, 0]))
+            grid[i, 0] = self.encoder_attention[i](self.encoder[i](x if i == 0 else self.pool(grid[i - 1, 0])))
         for j in range(1, level + 1):
             for i in range(level + 1 - j):
-                up = self.ups[f"x_{i}_{j}"](grid[i + 1, j - 1])
-                grid[i, j] = self.nodes[f"x_{i}_{j}"](torch.cat([*(grid[i, k] for k in range(j)), up], dim=1))
+                name, below = f"x_{i}_{j}", grid[i + 1, j - 1]
+                skips = torch.cat([grid[i, k] for k in range(j)], dim=1)
+                if name in self.gates:
+                    skips = self.gates[name](skips, below)
+                node = self.nodes[name](torch.cat([skips, self.ups[name](below)], dim=1))
+                grid[i, j] = self.node_attention[name](node) if name in self.node_attention else node
         return [grid[0, j] for j in range(1, level + 1)]
 
     def forward_heads(self, x: torch.Tensor, level: int | None = None) -> list[torch.Tensor]:
