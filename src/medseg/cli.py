@@ -147,16 +147,24 @@ def _inference_mode(prune: str | None, head: int | None) -> str | None:
 
 @app.command()
 def explain(
-    run: Annotated[Path, typer.Argument(help="run folder or checkpoint (.pt) of an attention model")],
+    run: Annotated[Path, typer.Argument(help="run folder or checkpoint (.pt)")],
     inputs: Annotated[list[Path], typer.Argument(help="2-D image files, .mat files or folders")],
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("explanations"),
+    method: Annotated[str, typer.Option(help="attention | cam | acam | gradcam | gradcam++")] = "attention",
+    class_index: Annotated[int | None, typer.Option("--class", help="class to explain (default: predicted)")] = None,
+    layer: Annotated[str | None, typer.Option(help="Grad-CAM layer (default: deepest encoder stage)")] = None,
+    region: Annotated[str, typer.Option(help="segmentation Grad-CAM target: predicted | all")] = "predicted",
 ) -> None:
-    """Save the spatial attention maps of an attention model as heat-map overlays, one PNG per block."""
+    """Explain predictions: the image beside a heat map with a colour bar (PNG) and the raw map (.npy).
+
+    `attention` draws an attention model's spatial maps (one per block); `cam`/`acam` a classifier's class
+    activation map; `gradcam`/`gradcam++` work for classifiers and segmentation networks.
+    """
     from medseg.explain.outputs import explain_paths
 
     try:
-        written = list(explain_paths(run, list(inputs), out))
-        console.print(f"{len(written)} attention maps in {out}")
+        written = list(explain_paths(run, list(inputs), out, method, class_index, layer, region))
+        console.print(f"{len(written)} {method} maps in {out}")
     except USER_ERRORS as error:
         _fail(error)
 

@@ -10,7 +10,7 @@ from scipy.ndimage import binary_erosion
 
 from medseg.atomic import atomic_path
 
-__all__ = ["to_display", "overlay", "heatmap", "save_png"]
+__all__ = ["to_display", "overlay", "explanation_figure", "save_png"]
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -41,13 +41,29 @@ def overlay(image: np.ndarray, prediction: np.ndarray | None, truth: np.ndarray 
     return rgb.astype(np.uint8)
 
 
-def heatmap(image: np.ndarray, weights: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend a map `(H, W)` in [0, 1] (colour map "inferno") over an image; returns `(H, W, 3)` uint8."""
-    from matplotlib import colormaps
+def explanation_figure(path: str | Path, image: np.ndarray, weights: np.ndarray, title: str) -> None:
+    """Save a readable explanation PNG: the image on the left; on the right the map `(H, W)` in [0, 1] over
+    it, with a colour bar. Written atomically."""
+    import matplotlib
 
-    colours = colormaps["inferno"](np.clip(weights, 0, 1))[..., :3] * 255
-    rgb = (1 - alpha) * to_display(image).astype(np.float32) + alpha * colours
-    return rgb.astype(np.uint8)
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    grey = to_display(image)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(7.2, 3.4), dpi=110, constrained_layout=True)
+    left.imshow(grey)
+    left.set_title("image", fontsize=9)
+    right.imshow(grey)
+    shown = right.imshow(weights, cmap="inferno", alpha=0.55, vmin=0.0, vmax=1.0)
+    right.set_title(title, fontsize=9)
+    for axis in (left, right):
+        axis.set_axis_off()
+    figure.colorbar(shown, ax=right, fraction=0.046, pad=0.03, label="relative weight")
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, format="png")
+    finally:
+        plt.close(figure)
 
 
 def save_png(path: str | Path, array: np.ndarray) -> None:

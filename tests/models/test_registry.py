@@ -10,8 +10,9 @@ SMALL = {
     "unetpp": {"features": [4, 8, 16]},
     "msga": {"features": [4, 8, 16, 16], "width": 4, "blocks": 1},
 }
+CLASSIFIERS = {"classifier"}  # image logits, not maps: tested in tests/explain/test_cam.py
 VARIANTS = [
-    *({"name": name, **SMALL[name]} for name in MODELS.names()),
+    *({"name": name, **SMALL[name]} for name in MODELS.names() if name not in CLASSIFIERS),
     *({"name": "unet", "features": [4, 8, 16], "attention": kind} for kind in ["ca", "sa", "cbam", "dual", "gate"]),
     {"name": "unet", "features": [4, 8, 16], "attention": "cbam", "attention_at": "both"},
     *({"name": "unetpp", "features": [4, 8, 16], "attention": kind} for kind in ["cbam", "dual", "gate"]),
@@ -19,7 +20,7 @@ VARIANTS = [
 
 
 def test_every_registered_model_is_covered():
-    assert set(MODELS.names()) == set(SMALL)
+    assert set(MODELS.names()) == set(SMALL) | CLASSIFIERS
 
 
 def _all_logits(model, x):
@@ -54,7 +55,7 @@ def test_channels_last_gives_the_same_logits(spec):
 
 
 def test_unknown_model_lists_names():
-    with pytest.raises(ValueError, match=r"unknown model 'unte'; available: \['msga', 'unet'"):
+    with pytest.raises(ValueError, match=r"unknown model 'unte'; available: \['classifier', 'msga', 'unet'"):
         build_model({"name": "unte"})
 
 

@@ -1,4 +1,5 @@
-"""`medseg explain`: attention-map overlays for 2-D input images, written atomically."""
+"""`medseg explain`: explanation figures (image beside the map, with a colour bar) and raw maps (`.npy`)
+for 2-D input images, written atomically."""
 
 from __future__ import annotations
 
@@ -8,26 +9,101 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medseg.atomic import atomic_path
 from medseg.data.dataset import preprocessing_of
 from medseg.data.store import preprocess_image
 from medseg.errors import DataError
 from medseg.explain.attention_maps import spatial_attention_maps
+from medseg.explain.cam import class_target, default_layer, grad_cam, normalise, region_target, to_input_size
 from medseg.inference import Predictor
-from medseg.overlay import heatmap, save_png
+from medseg.models.classifier import Classifier
+from medseg.overlay import explanation_figure
 from medseg.predict import expand_inputs, read_slice
 
-__all__ = ["explain_paths"]
+__all__ = ["EXPLAIN_METHODS", "explain_paths", "explain_image"]
+
+EXPLAIN_METHODS = ("attention", "cam", "acam", "gradcam", "gradcam++")
 
 
-def explain_paths(target: str | Path, inputs: list[str | Path], out_dir: str | Path) -> Iterator[Path]:
-    """For every 2-D input, one `<stem>_<block>.png` per spatial attention map, drawn over the preprocessed
-    image (at the model's input size); yields each file written.
+def _layer(model: torch.nn.Module, name: str | None) -> torch.nn.Module:
+    if name is None:
+        return default_layer(model)
+    modules = dict(model.named_modules())
+    if name not in modules:
+        raise ValueError(f"--layer {name!r} is not a module of {type(model).__name__}; e.g. {list(modules)[1:6]}")
+    return modules[name]
+
+
+def explain_image(
+    predictor: Predictor,
+    image: torch.Tensor,
+    method: str,
+    class_index: int | None = None,
+    layer: str | None = None,
+    region: str = "predicted",
+) -> dict[str, torch.Tensor]:
+    """Maps `{name: (1, 1, S, S)}` in [0, 1] for one preprocessed image `(1, C, S, S)` on the model's device.
+
+    Args:
+        method: attention | cam | acam | gradcam | gradcam++.
+        class_index: the class explained (default: a classifier's top class; a segmentation model's
+            foreground channel).
+        layer: module name for Grad-CAM (default: the deepest encoder stage).
+        region: for segmentation models, "predicted" (the class logit summed over the predicted mask) or
+            "all" (over every pixel).
+
+    Raises:
+        ValueError: a method the model cannot give (CAM needs a classifier; ACAM its attention pooling).
+    """
+    model = predictor.model
+    height, width = image.shape[-2:]
+    if method == "attention":
+        return spatial_attention_maps(model, image)
+    is_classifier = isinstance(model, Classifier)
+    if method in ("cam", "acam"):
+        if not is_classifier:
+            raise ValueError(f"--method {method} needs a classifier (model.name: classifier); use gradcam")
+        if method == "acam" and model.pool != "attention":
+            raise ValueError("--method acam needs a classifier trained with model.pool: attention")
+        with torch.no_grad():
+            index = class_index if class_index is not None else int(model(image).argmax(1)[0])
+            raw = torch.relu(model.class_activation_map(image, index))
+        return {method: normalise(to_input_size(raw, height, width))}
+    if method not in ("gradcam", "gradcam++"):
+        raise ValueError(f"--method must be one of {list(EXPLAIN_METHODS)}, got {method!r}")
+    if is_classifier:
+        with torch.no_grad():
+            index = class_index if class_index is not None else int(model(image).argmax(1)[0])
+        target = class_target(index)
+    else:
+        with torch.no_grad():
+            probs = predictor.probabilities(image)
+        index = class_index if class_index is not None else (0 if probs.shape[1] == 1 else 1)
+        mask = torch.from_numpy(predictor.masks_from(probs)).to(image.device)
+        chosen = (mask == (1 if probs.shape[1] == 1 else index)).float()
+        target = region_target(index, chosen if region == "predicted" and chosen.any() else None)
+    raw = grad_cam(model, _layer(model, layer), image.float(), target, plus_plus=method == "gradcam++")
+    return {method: normalise(to_input_size(raw, height, width))}
+
+
+def explain_paths(
+    target: str | Path,
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    method: str = "attention",
+    class_index: int | None = None,
+    layer: str | None = None,
+    region: str = "predicted",
+) -> Iterator[Path]:
+    """For every 2-D input, `<stem>_<map>.png` (the image beside its map) and `<stem>_<map>.npy` (the map,
+    `(S, S)` float32 in [0, 1] at the model's input size) per map; yields each PNG written.
 
     Raises:
         DataError: a NIfTI volume among the inputs (explain slices instead).
-        ValueError: the run's model has no spatial attention.
+        ValueError: a method the run's model cannot give.
     """
     predictor = Predictor.load(target)
+    predictor.cfg.eval.tta = False
     settings = preprocessing_of(predictor.cfg.data)
     out_dir = Path(out_dir)
     for path in expand_inputs(inputs):
@@ -35,7 +111,10 @@ def explain_paths(target: str | Path, inputs: list[str | Path], out_dir: str | P
             raise DataError(path, "explain draws 2-D images; pass slices (PNG/TIFF/.mat), not a volume")
         image = preprocess_image(read_slice(path), settings, str(path))  # (C, S, S)
         batch = torch.from_numpy(image)[None].to(predictor.device)
-        for name, weights in spatial_attention_maps(predictor.model, batch).items():
-            target_path = out_dir / f"{path.stem}_{name.replace('.', '-')}.png"
-            save_png(target_path, heatmap(image, weights[0, 0].cpu().numpy().astype(np.float32)))
-            yield target_path
+        for name, weights in explain_image(predictor, batch, method, class_index, layer, region).items():
+            stem = f"{path.stem}_{name.replace('.', '-').replace('+', 'p')}"
+            values = weights[0, 0].cpu().numpy().astype(np.float32)
+            with atomic_path(out_dir / f"{stem}.npy", suffix=".npy") as tmp:
+                np.save(tmp, values)
+            explanation_figure(out_dir / f"{stem}.png", image, values, f"{method}: {name}")
+            yield out_dir / f"{stem}.png"

@@ -1,0 +1,94 @@
+"""Class activation maps: CAM (Zhou et al. 2016), Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++
+(Chattopadhyay et al. 2018), for classifiers and for segmentation networks.
+
+Maps come back at the chosen layer's resolution, `(B, 1, h, w)`, after the ReLU and before any
+normalisation; `to_input_size` resizes them and `normalise` scales each to [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["grad_cam", "class_target", "region_target", "default_layer", "to_input_size", "normalise"]
+
+Target = Callable[[torch.Tensor], torch.Tensor]
+
+
+def class_target(class_index: int) -> Target:
+    """Score of a classifier's class: logits `(B, K)` → `(B,)`."""
+    return lambda logits: logits[:, class_index]
+
+
+def region_target(class_index: int, region: torch.Tensor | None = None) -> Target:
+    """Score of a segmentation class over a region: logits `(B, K, H, W)` → the class logit summed over
+    `region` `(B, H, W)` (e.g. the predicted mask), or over every pixel when `region` is None."""
+
+    def score(logits: torch.Tensor) -> torch.Tensor:
+        channel = logits[:, class_index]
+        return (channel * region).sum((1, 2)) if region is not None else channel.sum((1, 2))
+
+    return score
+
+
+def default_layer(model: nn.Module) -> nn.Module:
+    """The deepest encoder stage: the most semantic features that still keep a spatial layout."""
+    encoder = getattr(model, "encoder", None)
+    stages = getattr(encoder, "stages", encoder)
+    if isinstance(stages, nn.ModuleList) and len(stages):
+        return stages[-1]
+    raise ValueError(f"no default layer for {type(model).__name__}; name one with --layer")
+
+
+def grad_cam(
+    model: nn.Module, layer: nn.Module, images: torch.Tensor, target: Target, plus_plus: bool = False
+) -> torch.Tensor:
+    """Grad-CAM (or Grad-CAM++) of `target(model(images))` at `layer`'s output: `(B, 1, h, w)`, ≥ 0.
+
+    Grad-CAM weighs each channel of the activations A by the spatial mean of ∂score/∂A. Grad-CAM++ weighs the
+    positive gradients of exp(score) pixel-wise by α = g² / (2g² + Σ A g³) (the closed form for an
+    exponential score, as in the paper and MONAI).
+    """
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(module, args, output):
+        captured["activation"] = output
+        output.register_hook(lambda grad: captured.__setitem__("gradient", grad))
+
+    handle = layer.register_forward_hook(keep)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            inputs = images.detach().requires_grad_(True)  # the hook needs a graph even if no parameter has one
+            score = target(model(inputs))
+            model.zero_grad(set_to_none=True)
+            score.sum().backward()
+    finally:
+        handle.remove()
+        model.train(was_training)
+    activation, gradient = captured["activation"].detach().float(), captured["gradient"].float()
+    if plus_plus:
+        squared = gradient.pow(2)
+        denominator = 2 * squared + (activation * gradient.pow(3)).sum((2, 3), keepdim=True)
+        alpha = squared / (torch.where(denominator != 0, denominator, torch.ones_like(denominator)) + 1e-7)
+        positive = F.relu(score.detach().float().exp()[:, None, None, None] * gradient)
+        weights = (alpha * positive).sum((2, 3), keepdim=True)
+    else:
+        weights = gradient.mean((2, 3), keepdim=True)
+    return F.relu((weights * activation).sum(1, keepdim=True))
+
+
+def to_input_size(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """`(B, 1, h, w)` → `(B, 1, H, W)`, bilinear."""
+    return F.interpolate(maps.float(), size=(height, width), mode="bilinear", align_corners=False)
+
+
+def normalise(maps: torch.Tensor) -> torch.Tensor:
+    """Scale each map of `(B, 1, H, W)` to [0, 1] by its own min and max (a flat map stays 0)."""
+    low = maps.amin((1, 2, 3), keepdim=True)
+    high = maps.amax((1, 2, 3), keepdim=True)
+    return (maps - low) / (high - low).clamp_min(1e-12)

@@ -1,0 +1,98 @@
+"""CAM identities, Grad-CAM(++) against MONAI, ACAM's axis attention, segmentation targets."""
+
+import pytest
+import torch
+from monai.visualize import GradCAM as MonaiGradCAM
+from monai.visualize import GradCAMpp as MonaiGradCAMpp
+
+from medseg.explain.cam import class_target, grad_cam, normalise, region_target
+from medseg.models import build_model
+
+
+@pytest.fixture
+def images():
+    torch.manual_seed(0)
+    return torch.randn(2, 1, 32, 32)
+
+
+def _classifier(pool="avg", out_channels=3):
+    torch.manual_seed(1)
+    return build_model(
+        {"name": "classifier", "features": [4, 8, 16], "pool": pool, "out_channels": out_channels}
+    ).eval()
+
+
+def test_cam_mean_is_the_logit_for_average_pooling(images):
+    model = _classifier()
+    with torch.no_grad():
+        cam = model.class_activation_map(images, 2)
+        torch.testing.assert_close(cam.mean((1, 2, 3)) + model.head.bias[2], model(images)[:, 2])
+
+
+def test_grad_cam_equals_cam_up_to_a_constant_for_a_gap_linear_head(images):
+    model = _classifier()
+    layer = model.encoder.stages[-1]
+    maps = grad_cam(model, layer, images, class_target(1))
+    with torch.no_grad():
+        cam = torch.relu(model.class_activation_map(images, 1))
+    height, width = cam.shape[-2:]
+    torch.testing.assert_close(maps * height * width, cam, atol=1e-5, rtol=1e-4)  # ∂y/∂F = w / (h·w)
+    torch.testing.assert_close(normalise(maps), normalise(cam), atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize(("plus_plus", "reference"), [(False, MonaiGradCAM), (True, MonaiGradCAMpp)])
+def test_grad_cam_agrees_with_monai(images, plus_plus, reference):
+    """Same model, layer and class: our raw maps equal MONAI's `compute_map` within 1e-5 (float32).
+
+    MONAI's Grad-CAM++ broadcasts the class score wrongly for batches > 1, so that one compares one image.
+    """
+    model = _classifier()
+    images = images[:1] if plus_plus else images
+    ours = grad_cam(model, model.encoder.stages[-1], images, class_target(2), plus_plus=plus_plus)
+    theirs = reference(nn_module=model, target_layers="encoder.stages.2").compute_map(images, class_idx=2)
+    torch.testing.assert_close(ours, theirs.float(), atol=1e-5, rtol=1e-4)
+
+
+def test_acam_weights_are_axis_softmaxes_and_decompose_the_logit(images):
+    model = _classifier(pool="attention")
+    with torch.no_grad():
+        features = model.features(images)
+        s_h, s_w = model.axis_attention(features)
+        assert s_h.shape == (2, features.shape[2]) and s_w.shape == (2, features.shape[3])
+        torch.testing.assert_close(s_h.sum(1), torch.ones(2))
+        weights = model.pooling_weights(features)
+        assert weights.shape == (2, 1, *features.shape[-2:])
+        torch.testing.assert_close(weights.sum((1, 2, 3)), torch.ones(2))
+        acam = model.class_activation_map(images, 0)
+        torch.testing.assert_close(acam.mean((1, 2, 3)) + model.head.bias[0], model(images)[:, 0], atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(acam, _cam_without_attention(model, images)), "attention must reweigh the map"
+
+
+def _cam_without_attention(model, images):
+    features = model.features(images)
+    return torch.einsum("c,bchw->bhw", model.head.weight[0], features)[:, None]
+
+
+def test_acam_attention_is_trained_with_the_classifier(images):
+    model = _classifier(pool="attention", out_channels=1)
+    model(images).sum().backward()
+    assert model.axis_attention.score.weight.grad.abs().sum() > 0
+
+
+def test_unknown_pooling_is_named():
+    with pytest.raises(ValueError, match="model.pool must be avg, max or attention"):
+        build_model({"name": "classifier", "pool": "mean"})
+
+
+def test_segmentation_grad_cam_follows_the_region(images):
+    torch.manual_seed(2)
+    model = build_model({"name": "unet", "features": [4, 8, 16]}).eval()
+    layer = model.encoder.stages[-1]
+    region = torch.zeros(2, 32, 32)
+    region[:, :8, :8] = 1
+    everywhere = grad_cam(model, layer, images, region_target(0))
+    corner = grad_cam(model, layer, images, region_target(0, region))
+    assert everywhere.shape == corner.shape == (2, 1, 8, 8)
+    assert (corner >= 0).all() and torch.isfinite(corner).all()
+    assert not torch.allclose(normalise(everywhere), normalise(corner))
+    assert not model.training, "grad_cam restores the mode it found"
