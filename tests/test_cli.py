@@ -252,3 +252,24 @@ def test_explain_cam_needs_a_classifier(trained_run, tmp_path):
     write_png(tmp_path / "in" / "a.png", np.full((48, 48), 90, np.uint8))
     result = runner.invoke(app, ["explain", str(trained_run), str(tmp_path / "in"), "--method", "cam"])
     assert result.exit_code == 2 and "needs a classifier" in result.output
+
+
+@pytest.mark.parametrize(("pool", "method"), [("avg", "cam"), ("attention", "acam")])
+def test_classifier_run_trains_on_image_labels_evaluates_and_explains(tmp_path, phantom_config, pool, method):
+    config = phantom_config(epochs=2)
+    config["model"] = {"name": "classifier", "features": [4, 8, 16], "pool": pool}
+    config["method"] = {"name": "classification", "label_from": "mask"}
+    run = tmp_path / "cls"
+    result = runner.invoke(app, ["train", str(_config_file(tmp_path, config)), "--run-dir", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "val accuracy" in result.output and "test: accuracy" in result.output
+    assert (run / "metrics.csv").read_text().splitlines()[0].endswith("val_accuracy,seconds")
+    summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
+    assert summary["task"] == "classification" and 0 <= summary["metrics"]["accuracy"]["mean"] <= 1
+    assert "<th>roc_auc</th>" in (run / "report.html").read_text()
+    write_png(tmp_path / "in" / "a.png", np.random.default_rng(1).integers(0, 255, (48, 48), dtype=np.uint8))
+    result = runner.invoke(
+        app, ["explain", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "m"), "--method", method]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / f"a_{method}.npy").is_file()

@@ -56,7 +56,7 @@ def train(
             result = run_training(cfg, folder, show_progress=not quiet)
         console.print(
             f"trained {result.epochs_done} epochs in {result.seconds / 60:.1f} min; "
-            f"best val Dice {result.best_val_dice:.4f}; run folder: {folder}"
+            f"best val {result.validation_metric} {result.best_val_score:.4f}; run folder: {folder}"
         )
         if evaluate:
             _evaluate_and_report(folder, "test", strict=False)
@@ -77,7 +77,10 @@ def _evaluate_and_report(
             raise
         console.print(f"not evaluated: {error}")
         summary = None
-    if summary:
+    if summary and summary.get("task") == "classification":
+        shown = ", ".join(f"{name} {m['mean']:.4f}" for name, m in summary["metrics"].items() if m["mean"] is not None)
+        console.print(f"{split}: {shown} over {summary['cases']} images → {folder / 'eval' / split}")
+    elif summary:
         dice, hd = summary["metrics"]["dice"], summary["metrics"]["hd95"]
         console.print(
             f"{split}: Dice {dice['mean']:.4f} ± {dice['std']:.4f}, HD95 {hd['mean']:.2f} px "

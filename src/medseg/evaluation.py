@@ -14,6 +14,7 @@ from medseg.atomic import write_text_atomic
 from medseg.config import load_config
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.data.splits import read_splits
+from medseg.evaluation_classifier import evaluate_classifier
 from medseg.inference import Predictor
 from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
 from medseg.overlay import overlay, save_png
@@ -51,6 +52,9 @@ def evaluate_run(
     cfg = predictor.cfg
     dataset = prepare_dataset(cfg.data, cfg.seed, read_splits(run_dir / "splits.csv"))
     rows = dataset.rows(split)
+    if hasattr(predictor.method, "predicted_classes"):
+        header = {"split": split, "checkpoint": f"{which}.pt", "epoch": predictor.epoch}
+        return evaluate_classifier(predictor, dataset, rows, run_dir / "eval" / split, header)
     rows = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
     if len(rows) == 0:
         raise ValueError(f"{run_dir / 'splits.csv'}: split {split!r} has no case with a mask to evaluate")

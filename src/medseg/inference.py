@@ -88,7 +88,8 @@ class Predictor:
         return cls(cfg, method, model, torch_device, autocast_dtype(torch_device, cfg.train.amp), state["epoch"])
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities on the CPU.
+        """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities on the CPU (a classifier's:
+        `(B, K)`).
 
         With `eval.tta`, the mean over the image and its horizontal and vertical flips.
         """
@@ -98,7 +99,7 @@ class Predictor:
         for dims in flips:
             flipped = images.flip(dims) if dims else images
             probs = predict_probabilities(self.method, self.model, flipped, self.amp, self.cfg.train.channels_last)
-            probs = probs.flip(dims) if dims else probs
+            probs = probs.flip(dims) if dims and probs.dim() == 4 else probs  # image-level outputs stay as they are
             total = probs if total is None else total + probs
         return (total / len(flips)).cpu()
 

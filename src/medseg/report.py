@@ -15,7 +15,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from medseg.atomic import write_text_atomic  # noqa: E402
-from medseg.metrics import METRIC_NAMES  # noqa: E402
 
 __all__ = ["write_report"]
 
@@ -43,8 +42,10 @@ def _curves(metrics_csv: Path) -> str:
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     left.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o")
     left.set(xlabel="epoch", ylabel="training loss", title="Training loss")
-    right.plot(epochs, [float(r["val_dice"]) for r in rows], marker="o", color="tab:green")
-    right.set(xlabel="epoch", ylabel="Dice", title="Validation Dice", ylim=(0, 1))
+    column = next(name for name in rows[0] if name.startswith("val_"))  # val_dice, or a method's own metric
+    label = "Dice" if column == "val_dice" else column.removeprefix("val_")
+    right.plot(epochs, [float(r[column]) for r in rows], marker="o", color="tab:green")
+    right.set(xlabel="epoch", ylabel=label, title=f"Validation {label}", ylim=(0, 1))
     for axis in (left, right):
         axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -57,8 +58,7 @@ def _curves(metrics_csv: Path) -> str:
 def _table(summary: dict) -> str:
     head = "<tr><th>metric</th><th>mean</th><th>± std</th><th>median</th><th>n</th></tr>"
     body = []
-    for name in METRIC_NAMES:
-        m = summary["metrics"][name]
+    for name, m in summary["metrics"].items():
         cells = [f"{m[k]:.4f}" if isinstance(m[k], float) else "—" for k in ("mean", "std", "median")]
         body.append(
             f"<tr><th>{name}</th><td>{cells[0]}</td><td>{cells[1]}</td><td>{cells[2]}</td><td>{m['n']}</td></tr>"

@@ -24,6 +24,7 @@ class TrainingProgress:
         self._epochs = 0
         self._loss = float("nan")
         self._val = float("nan")
+        self._metric = "Dice"
 
     def _ensure(self) -> Progress:
         if self._progress is None:
@@ -47,27 +48,28 @@ class TrainingProgress:
             self._prep = progress.add_task("preprocessing (once per dataset)", total=total)
         progress.update(self._prep, completed=done)
 
-    def start(self, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
+    def start(self, epochs: int, steps_per_epoch: int, start_epoch: int, metric: str = "dice") -> None:
         progress = self._ensure()
         self._epochs, self._epoch = epochs, start_epoch + 1
+        self._metric = "Dice" if metric == "dice" else metric
         self._task = progress.add_task(
             self._describe(), total=epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch
         )
 
     def _describe(self) -> str:
-        return f"epoch {self._epoch}/{self._epochs}  loss {self._loss:.4f}  val Dice {self._val:.4f}"
+        return f"epoch {self._epoch}/{self._epochs}  loss {self._loss:.4f}  val {self._metric} {self._val:.4f}"
 
     def step(self, loss: float) -> None:
         self._loss = loss
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, advance=1, description=self._describe())
 
-    def epoch_done(self, epoch: int, loss: float, val_dice: float) -> None:
-        self._loss, self._val, self._epoch = loss, val_dice, min(epoch + 1, self._epochs)
+    def epoch_done(self, epoch: int, loss: float, val_score: float) -> None:
+        self._loss, self._val, self._epoch = loss, val_score, min(epoch + 1, self._epochs)
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=self._describe())
         if self.enabled and not sys.stderr.isatty():  # logs and CI: one line per epoch
-            console.print(f"epoch {epoch}/{self._epochs}: train loss {loss:.4f}, val Dice {val_dice:.4f}")
+            console.print(f"epoch {epoch}/{self._epochs}: train loss {loss:.4f}, val {self._metric} {val_score:.4f}")
 
     def note(self, message: str) -> None:
         console.print(message, highlight=False, soft_wrap=True)

@@ -22,7 +22,7 @@ def test_run_folder_holds_config_splits_metrics_and_checkpoints(tmp_path, phanto
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     state = torch.load(run / "best.pt", weights_only=True)
-    assert state["config"]["model"]["name"] == "unet" and result.best_val_dice == state["best"]
+    assert state["config"]["model"]["name"] == "unet" and result.best_val_score == state["best"]
     assert not list(run.glob(".*tmp*")), "no temporary files left"
 
 

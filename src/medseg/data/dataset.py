@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,12 @@ class Dataset:
     cases: list[Case]
     assignment: dict[str, str]
     store: Store
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """Image-level label of every store row, `(N,)` int64; -1 where the case has none."""
+        by_id = {c.id: -1 if c.label is None else int(c.label) for c in self.cases}
+        return np.array([by_id[case_id] for case_id in self.store.ids], dtype=np.int64)
 
     def rows(self, split: str) -> np.ndarray:
         """Store rows of the cases in `split`, in case order."""
@@ -81,16 +88,21 @@ def iterate_batches(
     shuffle: bool = False,
     generator: torch.Generator | None = None,
     drop_last: bool = False,
+    labels: np.ndarray | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches from the store: `{"image": (B, C, S, S) float32, "mask": (B, S, S) int64, "row": (B,)}`."""
+    """Batches from the store: `{"image": (B, C, S, S) float32, "mask": (B, S, S) int64, "row": (B,)}`, and
+    `"label": (B,)` int64 when `labels` (one per store row, e.g. `Dataset.labels`) is given."""
     order = rows
     if shuffle:
         order = rows[torch.randperm(len(rows), generator=generator).numpy()]
     stop = len(order) - (len(order) % batch_size if drop_last and len(order) >= batch_size else 0)
     for start in range(0, stop, batch_size):
         chunk = np.sort(order[start : start + batch_size]) if not shuffle else order[start : start + batch_size]
-        yield {
+        batch = {
             "image": torch.from_numpy(np.asarray(store.images[chunk], dtype=np.float32)),
             "mask": torch.from_numpy(np.asarray(store.masks[chunk], dtype=np.int64)),
             "row": torch.from_numpy(chunk),
         }
+        if labels is not None:
+            batch["label"] = torch.from_numpy(labels[chunk])
+        yield batch

@@ -34,13 +34,13 @@ from medseg.ui import TrainingProgress
 __all__ = ["train", "build_method", "predict_probabilities", "seed_everything", "TrainResult"]
 
 log = logging.getLogger(__name__)
-METRIC_COLUMNS = ["epoch", "step", "lr", "train_loss", "val_dice", "seconds"]
 
 
 @dataclass
 class TrainResult:
     run_dir: Path
-    best_val_dice: float
+    best_val_score: float
+    validation_metric: str  # "dice", or what the method validates with
     epochs_done: int
     seconds: float
 
@@ -77,14 +77,25 @@ def predict_probabilities(
         return method.predict(model, images).float()
 
 
+def validation_metric(method) -> str:
+    """What a method validates with (its metrics.csv column is `val_<metric>`): Dice unless it says otherwise."""
+    return getattr(method, "validation_metric", "dice")
+
+
 def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> float:
+    """Mean per-image validation score: the method's `validation_scores(model, batch)` if it has one, else
+    the Dice of the predicted masks (foreground, or the mean over foreground classes)."""
     rows = dataset.rows("val")
     if len(rows) == 0:
         return math.nan
     model.eval()
     scores = []
-    for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
+    for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size, labels=dataset.labels):
         batch = _to_device(batch, device, False)
+        if hasattr(method, "validation_scores"):
+            with torch.no_grad(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                scores.append(method.validation_scores(model, batch).float().cpu())
+            continue
         probs = predict_probabilities(method, model, batch["image"], amp, cfg.train.channels_last)
         pred = hard_prediction(probs, cfg.eval.threshold)
         if probs.shape[1] == 1:
@@ -98,7 +109,7 @@ def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> floa
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, METRIC_COLUMNS)
+    writer = csv.DictWriter(buffer, list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
@@ -181,16 +192,19 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     history = _read_metrics(run_dir / "metrics.csv", start_epoch)
 
     generator = torch.Generator().manual_seed(cfg.seed)
-    progress.start(cfg.train.epochs, steps_per_epoch, start_epoch)
+    progress.start(cfg.train.epochs, steps_per_epoch, start_epoch, validation_metric(method))
     started = time.perf_counter() - elapsed
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.train.epochs + 1):
         generator.manual_seed(cfg.seed * 100_003 + epoch)  # an epoch's batches do not depend on earlier epochs
         model.train()
         losses = []
-        for batch in iterate_batches(dataset.store, train_rows, cfg.train.batch_size, True, generator, True):
+        batches = iterate_batches(
+            dataset.store, train_rows, cfg.train.batch_size, True, generator, True, labels=dataset.labels
+        )
+        for batch in batches:
             image, mask, _ = augment_batch(batch["image"], batch["mask"], cfg.augment, generator)
-            batch = _to_device({"image": image, "mask": mask}, device, cfg.train.channels_last)
+            batch = _to_device({**batch, "image": image, "mask": mask}, device, cfg.train.channels_last)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 terms = method.training_step(batch)
             loss = terms.get("loss") if isinstance(terms, dict) else None
@@ -214,7 +228,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             losses.append(loss.item())
             progress.step(loss.item())
         inference_model = average.model if average is not None else model
-        val_dice = _validate(method, inference_model, dataset, cfg, device, amp)
+        val_score = _validate(method, inference_model, dataset, cfg, device, amp)
         seconds = time.perf_counter() - started
         history.append(
             {
@@ -222,12 +236,12 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
                 "step": step,
                 "lr": f"{scheduler.get_last_lr()[0]:.3g}",
                 "train_loss": f"{np.mean(losses):.5f}",
-                "val_dice": f"{val_dice:.5f}",
+                f"val_{validation_metric(method)}": f"{val_score:.5f}",
                 "seconds": f"{seconds:.1f}",
             }
         )
-        improved = not math.isnan(val_dice) and val_dice > best
-        best = val_dice if improved else best
+        improved = not math.isnan(val_score) and val_score > best
+        best = val_score if improved else best
         checkpoint = {
             "config": cfg.model_dump(mode="json"),
             "inference_modes": inference_modes(model),
@@ -245,7 +259,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             save_checkpoint(run_dir / "best.pt", checkpoint)
         save_checkpoint(run_dir / "last.pt", checkpoint)
         _write_metrics(run_dir / "metrics.csv", history)
-        progress.epoch_done(epoch, float(np.mean(losses)), val_dice)
+        progress.epoch_done(epoch, float(np.mean(losses)), val_score)
         per_epoch = (seconds - elapsed) / (epoch - start_epoch)
         if cfg.train.max_minutes and epoch < cfg.train.epochs and seconds + per_epoch > cfg.train.max_minutes * 60:
             progress.note(
@@ -253,4 +267,4 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             )
             break
     progress.stop()
-    return TrainResult(run_dir, best, epoch, time.perf_counter() - started)
+    return TrainResult(run_dir, best, validation_metric(method), epoch, time.perf_counter() - started)

@@ -1,0 +1,95 @@
+"""Image-level supervision: a classifier learns from one label per image ("lesion present", or a class).
+
+The first stage of the weakly supervised path: its class activation maps become pseudo-masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medseg.methods.base import register_method
+from medseg.models import build_model
+
+__all__ = ["Classification", "image_labels"]
+
+
+def image_labels(batch: dict[str, torch.Tensor], label_from: str, classes: Sequence[int] | None) -> torch.Tensor:
+    """Class indices `(B,)` of a batch.
+
+    `label_from: mask` → 1 where the mask has any foreground (lesion present), else 0. `label_from: case` →
+    the readers' labels (labels.csv, figshare `label`), mapped to indices by their position in `classes`.
+
+    Raises:
+        ValueError: a case without a label, or a label not in `classes`.
+    """
+    if label_from == "mask":
+        return (batch["mask"] > 0).flatten(1).any(1).long()
+    if classes is None:
+        raise ValueError("method.classes must list the label values (e.g. [1, 2, 3]) with label_from: case")
+    index = {value: position for position, value in enumerate(classes)}
+    values = batch["label"].tolist()
+    unknown = sorted({v for v in values if v not in index})
+    if unknown:
+        shown = ["none" if v < 0 else v for v in unknown]
+        raise ValueError(f"image labels {shown} are missing or not in method.classes {list(classes)}")
+    return torch.tensor([index[v] for v in values], device=batch["label"].device)
+
+
+@register_method("classification")
+class Classification:
+    """Train a classifier (`model.name: classifier`) on image-level labels.
+
+    Args:
+        model_spec: the config's `model:` section (`out_channels` 1 for binary, K for `classes`).
+        label_from: "mask" (lesion present = the mask is not empty) or "case" (the reader's labels).
+        classes: with `label_from: case`, the label values in class-index order.
+    """
+
+    validation_metric = "accuracy"
+
+    def __init__(self, model_spec: dict, label_from: str = "mask", classes: Sequence[int] | None = None) -> None:
+        if label_from not in ("mask", "case"):
+            raise ValueError(f"method.label_from must be mask or case, got {label_from!r}")
+        self.model_spec = model_spec
+        self.label_from = label_from
+        self.classes = list(classes) if classes is not None else None
+        self.model: nn.Module | None = None
+
+    @property
+    def outputs(self) -> int:
+        """1 logit for two classes (sigmoid), else one per class (softmax)."""
+        return 1 if self.label_from == "mask" or len(self.classes or []) <= 2 else len(self.classes)
+
+    def build(self) -> nn.Module:
+        if self.model_spec.get("name") != "classifier":
+            raise ValueError(
+                f"method classification trains model.name: classifier, got {self.model_spec.get('name')!r}"
+            )
+        self.model = build_model({**self.model_spec, "out_channels": self.outputs})
+        return self.model
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if logits.shape[1] == 1:
+            return F.binary_cross_entropy_with_logits(logits[:, 0].float(), labels.float())
+        return F.cross_entropy(logits.float(), labels)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        labels = image_labels(batch, self.label_from, self.classes)
+        return {"loss": self._loss(self.model(batch["image"]), labels)}
+
+    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities `(B, K)` (K = 1: probability of "lesion present")."""
+        logits = model(images).float()
+        return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)
+
+    def predicted_classes(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return (probabilities[:, 0] > 0.5).long() if probabilities.shape[1] == 1 else probabilities.argmax(1)
+
+    def validation_scores(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """1 where the predicted class is right, per image `(B,)`."""
+        labels = image_labels(batch, self.label_from, self.classes)
+        return (self.predicted_classes(self.predict(model, batch["image"])) == labels).float()

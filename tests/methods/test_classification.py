@@ -1,0 +1,59 @@
+"""Image-level supervision: labels from masks or from the readers, loss, validation scores."""
+
+import pytest
+import torch
+
+from medseg.config import load_config
+from medseg.data.dataset import iterate_batches, prepare_dataset
+from medseg.engine.trainer import build_method
+from medseg.methods.classification import image_labels
+
+
+def _config(phantom_config, **method):
+    config = phantom_config()
+    config["model"] = {"name": "classifier", "features": [4, 8, 16]}
+    config["method"] = {"name": "classification", **method}
+    return load_config(config)
+
+
+def test_lesion_present_comes_from_the_mask():
+    mask = torch.zeros(3, 8, 8, dtype=torch.long)
+    mask[1, 2, 3] = 1
+    assert image_labels({"mask": mask}, "mask", None).tolist() == [0, 1, 0]
+
+
+def test_reader_labels_map_to_class_indices_and_unknown_ones_are_named():
+    batch = {"label": torch.tensor([3, 1, 2])}
+    assert image_labels(batch, "case", [1, 2, 3]).tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match=r"image labels \[4, 'none'\]|image labels \['none', 4\]"):
+        image_labels({"label": torch.tensor([4, -1])}, "case", [1, 2, 3])
+    with pytest.raises(ValueError, match="method.classes must list"):
+        image_labels(batch, "case", None)
+
+
+@pytest.mark.parametrize("method", [{"label_from": "mask"}, {"label_from": "case", "classes": [0, 1]}])
+def test_classifier_loss_falls_and_validation_scores_are_per_image(phantom_config, method):
+    cfg = _config(phantom_config, **method)
+    method = build_method(cfg)
+    dataset = prepare_dataset(cfg.data, cfg.seed)
+    batch = next(iterate_batches(dataset.store, dataset.rows("train"), 16, labels=dataset.labels))
+    optimizer = torch.optim.AdamW(method.model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = method.training_step(batch)["loss"]
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    scores = method.validation_scores(method.model.eval(), batch)
+    assert scores.shape == (16,) and set(scores.tolist()) <= {0.0, 1.0}
+
+
+def test_three_classes_get_three_logits_and_a_segmentation_model_is_refused(phantom_config):
+    assert build_method(_config(phantom_config, label_from="case", classes=[1, 2, 3])).model.head.out_features == 3
+    config = phantom_config()
+    config["method"] = {"name": "classification"}
+    with pytest.raises(ValueError, match="trains model.name: classifier, got 'unet'"):
+        build_method(load_config(config))
