@@ -273,3 +273,22 @@ def test_classifier_run_trains_on_image_labels_evaluates_and_explains(tmp_path, 
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m" / f"a_{method}.npy").is_file()
+
+
+def test_image_labels_only_run_the_weak_pipeline(tmp_path, phantom_config):
+    config = phantom_config(epochs=2)
+    config["supervision"] = "image-labels"
+    config["weak"] = {"classifier": {"name": "classifier", "features": [4, 8, 16], "pool": "attention"}, "epochs": 2}
+    config["model"] = {"name": "unet", "features": [4, 8, 16]}
+    run = tmp_path / "weak"
+    result = runner.invoke(app, ["train", str(_config_file(tmp_path, config)), "--run-dir", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (run / "classifier" / "best.pt").is_file() and (run / "pseudo_masks.npz").is_file()
+    quality = json.loads((run / "weak.json").read_text())
+    assert quality["maps"] == "acam" and 0 <= quality["train"]["pseudo_mask"]["precision"] <= 1
+    assert "test: Dice" in result.output  # the segmentation stage is evaluated on the true test masks
+    with np.load(run / "pseudo_masks.npz") as pseudo:
+        test_ids = {
+            line.split(",")[0] for line in (run / "splits.csv").read_text().splitlines() if line.endswith(",test")
+        }
+        assert test_ids and not test_ids & {str(i) for i in pseudo["ids"]}, "no pseudo-mask for a test image"

@@ -53,7 +53,13 @@ def train(
         else:
             cfg = load_config(target, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])])
             folder = run_dir or _new_run_dir(cfg.output_dir, cfg.name)
-            result = run_training(cfg, folder, show_progress=not quiet)
+            if cfg.supervision == "image-labels":
+                from medseg.weak.pipeline import train_weak
+
+                result = train_weak(cfg, folder, show_progress=not quiet)
+                console.print(f"pseudo-masks and their quality: {folder / 'weak.json'}")
+            else:
+                result = run_training(cfg, folder, show_progress=not quiet)
         console.print(
             f"trained {result.epochs_done} epochs in {result.seconds / 60:.1f} min; "
             f"best val {result.validation_metric} {result.best_val_score:.4f}; run folder: {folder}"

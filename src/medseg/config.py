@@ -14,7 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medseg.errors import ConfigError
 
-__all__ = ["Config", "DataConfig", "AugmentConfig", "TrainConfig", "EvalConfig", "load_config", "parse_overrides"]
+__all__ = [
+    "Config",
+    "DataConfig",
+    "AugmentConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "WeakConfig",
+    "load_config",
+    "parse_overrides",
+]
 
 
 class _Section(BaseModel):
@@ -45,6 +54,11 @@ class DataConfig(_Section):
     image_resize: Literal["bilinear", "area"] = "bilinear"
     splits: SplitConfig = SplitConfig()
     split_file: str | None = Field(None, description="a splits.csv to reuse instead of drawing one")
+    mask_override: str | None = Field(
+        None,
+        description="a pseudo_masks.npz (ids, masks at data.size; 255 = unknown) that replaces the masks of the "
+        "training and validation cases it lists; test cases keep their true masks",
+    )
     skip_bad: bool = False
     cache_dir: str = ".medseg-cache"
 
@@ -122,6 +136,23 @@ class EvalConfig(_Section):
     largest_component: bool = Field(False, description="binary: keep only the largest connected component")
 
 
+class WeakConfig(_Section):
+    """The first stages of `supervision: image-labels`: a classifier on image labels, its maps, pseudo-masks.
+    The config's `model`/`method`/`train` then describe the segmentation network trained on the pseudo-masks."""
+
+    classifier: dict[str, Any] = Field(
+        default_factory=lambda: {"name": "classifier", "pool": "attention"},
+        description="the classifier's model spec",
+    )
+    label_from: Literal["mask", "case"] = Field("mask", description="lesion present = mask not empty, or reader labels")
+    classes: list[int] | None = Field(None, description="with label_from: case, the label values in index order")
+    epochs: int = Field(10, ge=1, description="classifier training epochs")
+    lr: float | None = Field(None, gt=0, description="classifier learning rate (default: train.lr)")
+    maps: Literal["cam", "acam", "gradcam"] = "acam"
+    foreground: float = Field(0.1, gt=0, le=1, description="θ_FG on the max-normalised map: confident lesion")
+    background: float = Field(0.01, ge=0, lt=1, description="θ_BG: confident background; between is ignored")
+
+
 class Config(_Section):
     """A whole experiment. `model` and `method` are specs for the registries (`name` + options)."""
 
@@ -134,6 +165,10 @@ class Config(_Section):
     method: dict[str, Any] = Field(default_factory=lambda: {"name": "supervised"})
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    supervision: Literal["masks", "image-labels"] = Field(
+        "masks", description="image-labels: classifier → maps → pseudo-masks → this model (see `weak`)"
+    )
+    weak: WeakConfig = WeakConfig()
 
     @model_validator(mode="after")
     def _complete_model(self) -> Config:

@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["HybridLoss", "soft_dice_loss", "probabilities", "hard_prediction"]
+__all__ = ["IGNORE_INDEX", "HybridLoss", "soft_dice_loss", "probabilities", "hard_prediction"]
+
+IGNORE_INDEX = 255  # a mask pixel whose class is unknown (pseudo-masks' uncertain band); the store's NO_MASK
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -56,7 +58,8 @@ class HybridLoss(nn.Module):
         dice_weight: weight of the soft Dice term.
         dice: "batch" (one Dice over the batch) or "image" (mean of per-image Dice), see `soft_dice_loss`.
 
-    `forward(logits (B, K, H, W), mask (B, H, W) long)` → scalar.
+    `forward(logits (B, K, H, W), mask (B, H, W) long)` → scalar. Pixels equal to `IGNORE_INDEX` take no part
+    in either term.
     """
 
     def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, dice: str = "batch") -> None:
@@ -67,10 +70,17 @@ class HybridLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
-        target = _one_hot(mask, logits.shape[1])
+        known = mask != IGNORE_INDEX
+        valid = None if bool(known.all()) else known.unsqueeze(1).float()
+        target = _one_hot(torch.where(known, mask, 0), logits.shape[1])
         if logits.shape[1] == 1:
-            ce = F.binary_cross_entropy_with_logits(logits, target)
+            pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+            ce = pixel.mean() if valid is None else (pixel * valid).sum() / valid.sum().clamp_min(1.0)
         else:
-            ce = F.cross_entropy(logits, mask.long())
-        dice = soft_dice_loss(probabilities(logits), target, per_image=self.per_image)
+            ce = (
+                F.cross_entropy(logits, mask.long(), ignore_index=IGNORE_INDEX)
+                if bool(known.any())
+                else logits.sum() * 0
+            )
+        dice = soft_dice_loss(probabilities(logits), target, valid, per_image=self.per_image)
         return self.ce_weight * ce + self.dice_weight * dice

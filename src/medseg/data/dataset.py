@@ -78,6 +78,10 @@ def prepare_dataset(
         skip_bad=data.skip_bad,
         progress=progress,
     )
+    if data.mask_override:
+        from medseg.weak.pseudo_masks import override_masks
+
+        store = override_masks(store, data.mask_override, {c.id for c in cases if splits[c.id] in ("train", "val")})
     return Dataset(reader, cases, splits, store)
 
 

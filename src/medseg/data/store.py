@@ -115,7 +115,8 @@ class Store:
         return np.array([self.position[i] for i in ids if i in self.position], dtype=np.int64)
 
     def has_mask(self, i: int) -> bool:
-        return bool(self.masks[i, 0, 0] != NO_MASK)
+        """Whether any pixel of row `i` has a known class (a case stored without mask has none)."""
+        return bool((self.masks[i] != NO_MASK).any())
 
 
 def _key(reader: Reader, cases: Sequence[Case], mask_ids: set[str], settings: Preprocessing, skip_bad: bool) -> str:

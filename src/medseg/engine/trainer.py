@@ -25,7 +25,7 @@ from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.ema import WeightAverage
 from medseg.engine.schedule import warmup_cosine
-from medseg.losses import hard_prediction
+from medseg.losses import IGNORE_INDEX, hard_prediction
 from medseg.methods import METHODS
 from medseg.metrics import dice_scores
 from medseg.models import inference_modes
@@ -97,11 +97,13 @@ def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> floa
                 scores.append(method.validation_scores(model, batch).float().cpu())
             continue
         probs = predict_probabilities(method, model, batch["image"], amp, cfg.train.channels_last)
-        pred = hard_prediction(probs, cfg.eval.threshold)
+        known = batch["mask"] != IGNORE_INDEX  # pseudo-masks leave some pixels unknown: they do not count
+        pred = torch.where(known, hard_prediction(probs, cfg.eval.threshold), 0)
+        mask = torch.where(known, batch["mask"], 0)
         if probs.shape[1] == 1:
-            scores.append(dice_scores(pred > 0, batch["mask"] > 0))
+            scores.append(dice_scores(pred > 0, mask > 0))
         else:
-            per_class = [dice_scores(pred == k, batch["mask"] == k) for k in range(1, probs.shape[1])]
+            per_class = [dice_scores(pred == k, mask == k) for k in range(1, probs.shape[1])]
             scores.append(torch.stack(per_class).mean(0))
     model.train()
     return float(torch.cat(scores).mean())

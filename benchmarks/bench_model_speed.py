@@ -1,0 +1,96 @@
+"""Speed of model variants side by side in one run: parameters, forward GFLOPs, single-slice inference
+latency and training throughput (bf16 autocast on CPUs that have it, channels_last, AdamW, batch 8).
+
+Models are `name[:key=value]...` as in bench_quality.py; each trains on its full training outputs (all
+heads for U-Net++, all eight maps and the guidance losses for MSGA).
+
+    .venv/bin/python benchmarks/bench_model_speed.py --size 96 --models unet:features=[16,32,64,128,256] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+from bench_unetpp_speed import count_flops, median_seconds
+from medseg.engine.device import autocast_dtype
+from medseg.models import build_model
+
+
+def parse_spec(text: str, channels: int) -> dict:
+    """`unet:attention=cbam` → `{"name": "unet", "attention": "cbam", "in_channels": channels}`."""
+    name, *options = text.split(":")
+    spec = {"name": name, "in_channels": channels}
+    for option in options:
+        key, _, value = option.partition("=")
+        spec[key] = yaml.safe_load(value)
+    return spec
+
+
+def training_loss(model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if hasattr(model, "training_outputs"):
+        outputs = model.training_outputs(images)
+        maps, extra = outputs.logits, sum(outputs.auxiliary.values())
+    elif getattr(model, "deep_supervision", False):
+        maps, extra = model.forward_heads(images), 0.0
+    else:
+        maps, extra = [model(images)], 0.0
+    return sum(F.binary_cross_entropy_with_logits(m.float(), target) for m in maps) + extra
+
+
+def measure(spec: dict, size: int, batch: int, steps: int, repeats: int) -> tuple[float, float, float, float]:
+    """(params M, forward GFLOPs per slice, latency ms per slice, training img/s)."""
+    torch.manual_seed(0)
+    model = build_model(spec).to(memory_format=torch.channels_last)
+    amp = autocast_dtype(torch.device("cpu"), True)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    one = torch.randn(1, spec["in_channels"], size, size).contiguous(memory_format=torch.channels_last)
+    model.eval()
+    with torch.inference_mode():
+        gflops = count_flops(lambda: model(one)) / 1e9
+        with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+            latency = median_seconds(lambda: model(one), repeats) * 1000
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    images = torch.randn(batch, spec["in_channels"], size, size).contiguous(memory_format=torch.channels_last)
+    target = (torch.rand(batch, 1, size, size) > 0.9).float()
+
+    def step():
+        with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+            loss = training_loss(model, images, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return params, gflops, latency, batch / median_seconds(step, steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    amp = autocast_dtype(torch.device("cpu"), True)
+    print(
+        f"# {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{args.channels}×{args.size}², autocast {amp}"
+    )
+    print("| model | params (M) | GFLOPs/slice | latency (ms/slice) | train img/s |")
+    print("|---|---|---|---|---|")
+    for text in args.models:
+        params, gflops, latency, img_s = measure(
+            parse_spec(text, args.channels), args.size, args.batch, args.steps, args.repeats
+        )
+        print(f"| {text} | {params:.2f} | {gflops:.2f} | {latency:.1f} | {img_s:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Pseudo-masks from class activation maps (Wu et al., MICCAI 2019): confident lesion where the normalised
+map is ≥ θ_FG, confident background where it is ≤ θ_BG, unknown (ignored by the loss) in between; images
+labelled negative are background everywhere.
+
+Stored as `pseudo_masks.npz` (`ids`, `masks` `(N, S, S)` uint8 with 0 / 1 / 255 = unknown), which
+`data.mask_override` puts in place of the true masks for training and validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medseg.atomic import atomic_path
+from medseg.data.store import Store
+from medseg.errors import DataError
+from medseg.losses import IGNORE_INDEX
+
+__all__ = ["make_pseudo_masks", "save_pseudo_masks", "load_pseudo_masks", "override_masks", "mask_quality"]
+
+
+def make_pseudo_masks(
+    maps: torch.Tensor, labels: torch.Tensor, foreground: float = 0.1, background: float = 0.01
+) -> torch.Tensor:
+    """`maps` `(N, 1, S, S)` in [0, 1] (max-normalised), `labels` `(N,)` (1 = lesion present) → `(N, S, S)`
+    uint8: 1 lesion, 0 background, `IGNORE_INDEX` unknown.
+
+    Raises:
+        ValueError: thresholds not in 0 ≤ background < foreground ≤ 1.
+    """
+    if not 0 <= background < foreground <= 1:
+        raise ValueError(f"pseudo-mask thresholds need 0 ≤ background < foreground ≤ 1, got {background}, {foreground}")
+    maps = maps[:, 0]
+    masks = torch.full(maps.shape, IGNORE_INDEX, dtype=torch.uint8)
+    masks[maps >= foreground] = 1
+    masks[maps <= background] = 0
+    masks[labels == 0] = 0
+    return masks
+
+
+def save_pseudo_masks(path: str | Path, ids: list[str], masks: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, ids=np.array(ids), masks=masks.astype(np.uint8))
+
+
+def load_pseudo_masks(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Raises: DataError for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "pseudo-mask file not found (data.mask_override)")
+    try:
+        with np.load(path) as data:
+            ids, masks = [str(i) for i in data["ids"]], data["masks"]
+    except (KeyError, ValueError, OSError) as error:
+        raise DataError(path, f"not a pseudo-mask file (expected arrays 'ids' and 'masks'): {error}") from None
+    if masks.ndim != 3 or len(ids) != len(masks):
+        raise DataError(path, f"expected masks (N, S, S) for N ids, got {masks.shape} for {len(ids)} ids")
+    return ids, masks
+
+
+def override_masks(store: Store, path: str | Path, allowed: set[str]) -> Store:
+    """A store whose masks are the pseudo-masks for the listed ids that are also in `allowed`.
+
+    Raises:
+        DataError: pseudo-masks of another size than the store's.
+    """
+    ids, masks = load_pseudo_masks(path)
+    if masks.shape[1:] != store.masks.shape[1:]:
+        raise DataError(
+            path, f"pseudo-masks are {masks.shape[1:]}, the data is {store.masks.shape[1:]}: same data.size?"
+        )
+    replaced = np.array(store.masks)
+    for case_id, mask in zip(ids, masks, strict=True):
+        if case_id in allowed and case_id in store.position:
+            replaced[store.position[case_id]] = mask
+    return dataclasses.replace(store, masks=replaced)
+
+
+def mask_quality(pseudo: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Pixel precision and recall of the confident lesion pixels, and the share of pixels left unknown."""
+    lesion, known = pseudo == 1, pseudo != IGNORE_INDEX
+    true = truth > 0
+    hits = float((lesion & true).sum())
+    return {
+        "precision": hits / max(float(lesion.sum()), 1.0),
+        "recall": hits / max(float(true.sum()), 1.0),
+        "background_error": float((known & (pseudo == 0) & true).sum()) / max(float(true.sum()), 1.0),
+        "unknown_share": 1.0 - float(known.mean()),
+    }
