@@ -292,3 +292,24 @@ def test_image_labels_only_run_the_weak_pipeline(tmp_path, phantom_config):
             line.split(",")[0] for line in (run / "splits.csv").read_text().splitlines() if line.endswith(",test")
         }
         assert test_ids and not test_ids & {str(i) for i in pseudo["ids"]}, "no pseudo-mask for a test image"
+
+
+def test_weak_pipeline_with_region_growing(tmp_path, phantom_config):
+    config = phantom_config(epochs=1)
+    config["supervision"] = "image-labels"
+    config["weak"] = {
+        "classifier": {"name": "classifier", "features": [4, 8, 16], "pool": "avg"},
+        "epochs": 1,
+        "maps": "cam",
+        "stage2": "wsr",
+        "pairs": 64,
+    }
+    config["model"] = {"name": "unet", "features": [4, 8, 16]}
+    run = tmp_path / "wsr"
+    result = runner.invoke(app, ["train", str(_config_file(tmp_path, config)), "--run-dir", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
+    assert 0 <= summary["metrics"]["dice"]["mean"] <= 1
+    write_png(tmp_path / "in" / "a.png", np.full((48, 48), 90, np.uint8))
+    result = runner.invoke(app, ["predict", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output

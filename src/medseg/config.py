@@ -151,6 +151,14 @@ class WeakConfig(_Section):
     maps: Literal["cam", "acam", "gradcam"] = "acam"
     foreground: float = Field(0.1, gt=0, le=1, description="θ_FG on the max-normalised map: confident lesion")
     background: float = Field(0.01, ge=0, lt=1, description="θ_BG: confident background; between is ignored")
+    stage2: Literal["segmentation", "wsr"] = Field(
+        "segmentation",
+        description="segmentation: the config's model trained on the pseudo-masks; wsr: pixel embeddings "
+        "grown from the classifier's seeds (the model is the embedding network)",
+    )
+    seeds: int = Field(5, ge=1, description="wsr: confident lesion pixels grown from per image")
+    embedding_dim: int = Field(16, ge=2, description="wsr: embedding channels")
+    pairs: int = Field(512, ge=2, description="wsr: pixel pairs per image and step")
 
 
 class Config(_Section):

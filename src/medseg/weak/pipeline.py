@@ -101,4 +101,13 @@ def train_weak(cfg: Config, run_dir: str | Path, show_progress: bool = True) -> 
     raw = cfg.model_dump(mode="json")
     raw["supervision"] = "masks"  # the segmentation stage itself is an ordinary supervised run
     raw["data"] = {**raw["data"], "mask_override": str(pseudo), "split_file": str(classifier_run / "splits.csv")}
+    if cfg.weak.stage2 == "wsr":
+        raw["method"] = {
+            "name": "wsr",
+            "classifier_run": str(classifier_run.resolve()),
+            "maps": cfg.weak.maps,
+            "embedding_dim": cfg.weak.embedding_dim,
+            "pairs": cfg.weak.pairs,
+            "seeds": cfg.weak.seeds,
+        }
     return train(load_config(raw), run_dir, show_progress=show_progress)
