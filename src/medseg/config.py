@@ -54,6 +54,10 @@ class DataConfig(_Section):
     image_resize: Literal["bilinear", "area"] = "bilinear"
     splits: SplitConfig = SplitConfig()
     split_file: str | None = Field(None, description="a splits.csv to reuse instead of drawing one")
+    labeled_ratio: float | None = Field(
+        None, gt=0, le=1, description="semi-supervised: share of the training cases (by group) that keep masks"
+    )
+    labeled_count: int | None = Field(None, ge=1, description="semi-supervised: number of labelled training cases")
     mask_override: str | None = Field(
         None,
         description="a pseudo_masks.npz (ids, masks at data.size; 255 = unknown) that replaces the masks of the "
@@ -61,6 +65,12 @@ class DataConfig(_Section):
     )
     skip_bad: bool = False
     cache_dir: str = ".medseg-cache"
+
+    @model_validator(mode="after")
+    def _one_label_budget(self) -> DataConfig:
+        if self.labeled_ratio is not None and self.labeled_count is not None:
+            raise ValueError("set data.labeled_ratio or data.labeled_count, not both")
+        return self
 
     @field_validator("source")
     @classmethod
@@ -121,6 +131,9 @@ class TrainConfig(_Section):
         None, gt=0, description="stop before an epoch that would end past this much training time"
     )
     threads: int | None = Field(None, ge=1)
+    unlabeled_batch_size: int | None = Field(
+        None, ge=1, description="semi-supervised: unlabelled images per step (default: batch_size)"
+    )
     ema: float | None = Field(
         None, gt=0, lt=1, description="per-step decay of a weight average used for validation and inference"
     )

@@ -9,6 +9,7 @@ SMALL = {
     "unet": {"features": [4, 8, 16]},
     "unetpp": {"features": [4, 8, 16]},
     "msga": {"features": [4, 8, 16, 16], "width": 4, "blocks": 1},
+    "mtnet": {"features": [4, 8, 16]},
 }
 CLASSIFIERS = {"classifier"}  # image logits, not maps: tested in tests/explain/test_cam.py
 VARIANTS = [
@@ -55,7 +56,7 @@ def test_channels_last_gives_the_same_logits(spec):
 
 
 def test_unknown_model_lists_names():
-    with pytest.raises(ValueError, match=r"unknown model 'unte'; available: \['classifier', 'msga', 'unet'"):
+    with pytest.raises(ValueError, match=r"unknown model 'unte'; available: \['classifier', 'msga', 'mtnet', 'unet'"):
         build_model({"name": "unte"})
 
 

@@ -13,7 +13,7 @@ import torch
 from medseg.config import DataConfig
 from medseg.data.case import Case
 from medseg.data.readers import Reader, build_reader
-from medseg.data.splits import read_splits, split_by_group
+from medseg.data.splits import UNLABELED, draw_labeled, read_splits, split_by_group
 from medseg.data.store import Preprocessing, Store, open_store
 from medseg.errors import DataError
 
@@ -66,9 +66,12 @@ def prepare_dataset(
         splits = read_splits(data.split_file)
     if splits is None:
         splits = split_by_group(cases, data.splits.model_dump(), seed)
+    semi = data.labeled_ratio is not None or data.labeled_count is not None
+    if semi and UNLABELED not in splits.values():
+        splits = draw_labeled(cases, splits, seed, data.labeled_ratio, data.labeled_count)
     cases = [c for c in cases if c.id in splits]
     if mask_ids is None:
-        mask_ids = {c.id for c in cases}
+        mask_ids = {c.id for c in cases if splits[c.id] != UNLABELED}  # unlabelled masks are never opened
     store = open_store(
         reader,
         cases,

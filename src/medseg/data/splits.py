@@ -13,9 +13,10 @@ from medseg.atomic import write_text_atomic
 from medseg.data.case import Case
 from medseg.errors import DataError
 
-__all__ = ["SPLITS", "split_by_group", "write_splits", "read_splits"]
+__all__ = ["SPLITS", "UNLABELED", "split_by_group", "draw_labeled", "write_splits", "read_splits"]
 
 SPLITS = ("train", "val", "test")
+UNLABELED = "unlabeled"  # training cases used without their masks (semi-supervised runs)
 
 
 def split_by_group(cases: Sequence[Case], ratios: dict[str, float], seed: int) -> dict[str, str]:
@@ -49,6 +50,35 @@ def split_by_group(cases: Sequence[Case], ratios: dict[str, float], seed: int) -
         for case in groups[group]:
             assignment[case.id] = split
     return assignment
+
+
+def draw_labeled(
+    cases: Sequence[Case], assignment: dict[str, str], seed: int, ratio: float | None = None, count: int | None = None
+) -> dict[str, str]:
+    """Keep the masks of a share (`ratio`) or a number (`count`) of the training cases, drawn by group; the
+    other training cases move to the `unlabeled` split. At least one group stays labelled.
+
+    Returns:
+        the new assignment (case id → split).
+    """
+    groups: dict[str, list[str]] = {}
+    for case in cases:
+        if assignment.get(case.id) == "train":
+            groups.setdefault(case.group, []).append(case.id)
+    names = sorted(groups)
+    total = sum(len(ids) for ids in groups.values())
+    wanted = count if count is not None else round((ratio or 1.0) * total)
+    kept, labeled = 0, set()
+    for index in np.random.default_rng(seed + 7919).permutation(len(names)):
+        if kept >= wanted and labeled:
+            break
+        labeled.add(names[index])
+        kept += len(groups[names[index]])
+    keep = {case_id for name in labeled for case_id in groups[name]}
+    return {
+        case_id: UNLABELED if split == "train" and case_id not in keep else split
+        for case_id, split in assignment.items()
+    }
 
 
 def write_splits(path: str | Path, cases: Sequence[Case], assignment: dict[str, str]) -> None:

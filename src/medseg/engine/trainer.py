@@ -20,7 +20,7 @@ from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
 from medseg.data.augment import augment_batch
 from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
-from medseg.data.splits import read_splits, write_splits
+from medseg.data.splits import UNLABELED, read_splits, write_splits
 from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.ema import WeightAverage
@@ -62,7 +62,9 @@ def build_method(cfg: Config):
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     if channels_last:
-        out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
+        for key in ("image", "unlabeled_image"):
+            if key in out:
+                out[key] = out[key].contiguous(memory_format=torch.channels_last)
     return out
 
 
@@ -107,6 +109,12 @@ def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> floa
             scores.append(torch.stack(per_class).mean(0))
     model.train()
     return float(torch.cat(scores).mean())
+
+
+def _endless(dataset: Dataset, rows: np.ndarray, batch_size: int, generator: torch.Generator):
+    """Shuffled batches of `rows`, reshuffled whenever they run out (the shorter stream of two cycles)."""
+    while True:
+        yield from iterate_batches(dataset.store, rows, batch_size, True, generator, True, labels=dataset.labels)
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
@@ -176,7 +184,15 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         model = model.to(memory_format=torch.channels_last)
     method.model = model
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    steps_per_epoch = max(len(train_rows) // cfg.train.batch_size, 1)
+    unlabeled_rows = dataset.rows(UNLABELED) if getattr(method, "uses_unlabeled", False) else train_rows[:0]
+    unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
+    if getattr(method, "uses_unlabeled", False) and len(unlabeled_rows) == 0:
+        raise ValueError(
+            f"method {cfg.method['name']!r} learns from unlabelled images, but there are none: set "
+            "data.labeled_ratio or data.labeled_count"
+        )
+    # with unlabelled images, an epoch is one pass over the larger stream (the other one cycles)
+    steps_per_epoch = max(len(train_rows) // cfg.train.batch_size, len(unlabeled_rows) // unlabeled_batch, 1)
     total_steps = steps_per_epoch * cfg.train.epochs
     scheduler = warmup_cosine(optimizer, int(cfg.train.warmup_epochs * steps_per_epoch), total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
@@ -201,12 +217,17 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         generator.manual_seed(cfg.seed * 100_003 + epoch)  # an epoch's batches do not depend on earlier epochs
         model.train()
         losses = []
-        batches = iterate_batches(
-            dataset.store, train_rows, cfg.train.batch_size, True, generator, True, labels=dataset.labels
-        )
-        for batch in batches:
+        labeled = _endless(dataset, train_rows, cfg.train.batch_size, generator)
+        unlabeled = _endless(dataset, unlabeled_rows, unlabeled_batch, generator) if len(unlabeled_rows) else None
+        for _ in range(steps_per_epoch):
+            batch = next(labeled)
             image, mask, _ = augment_batch(batch["image"], batch["mask"], cfg.augment, generator)
-            batch = _to_device({**batch, "image": image, "mask": mask}, device, cfg.train.channels_last)
+            batch = {**batch, "image": image, "mask": mask}
+            if unlabeled is not None:
+                batch["unlabeled_image"] = augment_batch(next(unlabeled)["image"], None, cfg.augment, generator)[0]
+            batch = _to_device(batch, device, cfg.train.channels_last)
+            if hasattr(method, "set_progress"):  # ramp-ups of consistency weights
+                method.set_progress(step / max(total_steps, 1), epoch)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 terms = method.training_step(batch)
             loss = terms.get("loss") if isinstance(terms, dict) else None

@@ -1,0 +1,43 @@
+"""Pieces shared by the semi-supervised methods: the consistency-weight schedule and binary/multi-class
+probabilities as class distributions."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["ConsistencySchedule", "class_logits"]
+
+
+class ConsistencySchedule:
+    """The weight of the unsupervised terms over training.
+
+    Args:
+        weight: the final weight.
+        rampup: fraction of training over which the weight rises as exp(-5 (1 - t)²) (Laine & Aila 2017);
+            0 = full weight from the start.
+        start_epoch: if set, the weight is 0 before this epoch and `weight` from it on (CDMA's official
+            schedule) instead of the ramp-up.
+    """
+
+    def __init__(self, weight: float, rampup: float = 0.3, start_epoch: int | None = None) -> None:
+        self.weight, self.rampup, self.start_epoch = weight, rampup, start_epoch
+        self.value = 0.0 if start_epoch is not None or rampup > 0 else weight
+
+    def update(self, fraction: float, epoch: int) -> float:
+        """Set and return the weight at `fraction` (0..1) of training, in `epoch` (1-based)."""
+        if self.start_epoch is not None:
+            self.value = self.weight if epoch >= self.start_epoch else 0.0
+        elif self.rampup <= 0:
+            self.value = self.weight
+        else:
+            t = min(fraction / self.rampup, 1.0)
+            self.value = self.weight * math.exp(-5.0 * (1.0 - t) ** 2)
+        return self.value
+
+
+def class_logits(logits: torch.Tensor) -> torch.Tensor:
+    """`(B, K, H, W)` logits as logits of a class distribution: a binary head's z becomes `[0, z]`, so that
+    softmax gives `[1 - σ(z), σ(z)]`; K > 1 stays as it is."""
+    return torch.cat([torch.zeros_like(logits), logits], 1) if logits.shape[1] == 1 else logits

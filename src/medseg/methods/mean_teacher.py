@@ -1,0 +1,85 @@
+"""Mean Teacher (Tarvainen & Valpola 2017): the student is supervised on labelled images and made consistent
+with an exponential-moving-average teacher on unlabelled ones (MSE between probabilities under different
+input noise), with a ramped-up weight."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medseg.losses import HybridLoss, probabilities
+from medseg.methods.base import register_method
+from medseg.methods.consistency import ConsistencySchedule
+from medseg.models import build_model
+
+__all__ = ["MeanTeacher"]
+
+
+@register_method("mean_teacher")
+class MeanTeacher:
+    """Args:
+    model_spec: any segmentation model.
+    ema_decay: the teacher's per-step decay (0.99).
+    consistency: final weight of the consistency term (0.1); rampup: its ramp-up fraction of training.
+    noise: std of the Gaussian noise added to the unlabelled images for student and teacher (independently).
+    dice: "batch" or "image" Dice in the supervised loss.
+
+    The teacher starts as a copy of the student at the first step (also after a resume).
+    """
+
+    uses_unlabeled = True
+
+    def __init__(
+        self,
+        model_spec: dict,
+        ema_decay: float = 0.99,
+        consistency: float = 0.1,
+        rampup: float = 0.3,
+        noise: float = 0.1,
+        dice: str = "batch",
+    ) -> None:
+        self.model_spec = model_spec
+        self.ema_decay, self.noise = ema_decay, noise
+        self.loss = HybridLoss(dice=dice)
+        self.schedule = ConsistencySchedule(consistency, rampup)
+        self.model: nn.Module | None = None
+        self.teacher: nn.Module | None = None
+
+    def build(self) -> nn.Module:
+        self.model = build_model(self.model_spec)
+        return self.model
+
+    def set_progress(self, fraction: float, epoch: int) -> None:
+        self.schedule.update(fraction, epoch)
+
+    def _noisy(self, images: torch.Tensor) -> torch.Tensor:
+        return images + self.noise * torch.randn_like(images)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.teacher is None:
+            self.teacher = copy.deepcopy(self.model).requires_grad_(False)
+        supervised = self.loss(self.model(batch["image"]), batch["mask"])
+        unlabeled = batch["unlabeled_image"]
+        student = probabilities(self.model(self._noisy(unlabeled)).float())
+        self.teacher.train(self.model.training)
+        with torch.no_grad():
+            target = probabilities(self.teacher(self._noisy(unlabeled)).float())
+        consistency = F.mse_loss(student, target)
+        return {
+            "loss": supervised + self.schedule.value * consistency,
+            "loss_supervised": supervised.detach(),
+            "loss_consistency": consistency.detach(),
+        }
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        for teacher, student in zip(self.teacher.parameters(), self.model.parameters(), strict=True):
+            teacher.lerp_(student.detach(), 1 - self.ema_decay)
+        for teacher, student in zip(self.teacher.buffers(), self.model.buffers(), strict=True):
+            teacher.copy_(student)
+
+    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return probabilities(model(images).float())

@@ -1,0 +1,52 @@
+"""MTNet, the multi-attention tri-branch network of CDMA (Zhong et al., MICCAI 2023): one shared U-Net
+encoder and three decoders that differ only in their attention (channel, spatial, CBAM after every decoder
+stage), so that their mistakes differ."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from medseg.models.blocks import FOREGROUND_PRIOR, init_head_bias
+from medseg.models.registry import register_model
+from medseg.models.unet import UNetDecoder, UNetEncoder, pad_to_multiple
+
+__all__ = ["MTNet"]
+
+
+@register_model("mtnet")
+class MTNet(nn.Module):
+    """Shared encoder, decoders with `attentions` (default ca, sa, cbam), one 1×1 head each.
+
+    `forward(x)` returns the mean of the branches' logits; `forward_branches(x)` each branch's
+    `(B, C_out, H, W)` logits. Any H, W work (padded to a multiple of 2**depth, cropped back).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        features: Sequence[int] = (32, 64, 128, 256, 512),
+        attentions: Sequence[str] = ("ca", "sa", "cbam"),
+        foreground_prior: float | None = FOREGROUND_PRIOR,
+    ) -> None:
+        super().__init__()
+        features = tuple(features)
+        self.depth = len(features) - 1
+        self.encoder = UNetEncoder(in_channels, features)
+        self.decoders = nn.ModuleList(UNetDecoder(features, kind) for kind in attentions)
+        self.heads = nn.ModuleList(nn.Conv2d(features[0], out_channels, 1) for _ in attentions)
+        for head in self.heads:
+            init_head_bias(head, foreground_prior)
+
+    def forward_branches(self, x: torch.Tensor) -> list[torch.Tensor]:
+        height, width = x.shape[-2:]
+        skips = self.encoder(pad_to_multiple(x, 2**self.depth)[0])
+        return [
+            head(decoder(skips))[..., :height, :width] for decoder, head in zip(self.decoders, self.heads, strict=True)
+        ]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack(self.forward_branches(x)).mean(0)

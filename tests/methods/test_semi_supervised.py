@@ -1,0 +1,116 @@
+"""Semi-supervised learning: labelled subsets, masks of unlabelled cases never read, CDMA and Mean Teacher."""
+
+import csv
+
+import pytest
+import torch
+
+from medseg.config import load_config
+from medseg.data.dataset import iterate_batches, prepare_dataset
+from medseg.data.readers import READERS
+from medseg.data.splits import UNLABELED
+from medseg.engine import trainer
+from medseg.engine.trainer import build_method
+from medseg.methods.cdma import cross_distillation, mean_entropy
+from medseg.methods.consistency import ConsistencySchedule
+
+
+def _semi(phantom_config, method, model=None, **data):
+    config = phantom_config(epochs=2)
+    config["data"].update({"labeled_ratio": 0.25, **data})
+    config["model"] = model or {"name": "mtnet", "features": [4, 8, 16]}
+    config["method"] = method
+    return config
+
+
+def test_labelled_subset_is_drawn_by_group_and_unlabelled_masks_are_never_read(phantom_config, monkeypatch):
+    opened = []
+    reader_type = READERS["phantoms"]
+    original = reader_type.load_mask
+    monkeypatch.setattr(reader_type, "load_mask", lambda self, case: opened.append(case.id) or original(self, case))
+    cfg = load_config(_semi(phantom_config, {"name": "supervised"}, {"name": "unet", "features": [4, 8]}))
+    dataset = prepare_dataset(cfg.data, cfg.seed)
+    unlabeled = {c.id for c in dataset.cases if dataset.assignment[c.id] == UNLABELED}
+    train = {c.id for c in dataset.cases if dataset.assignment[c.id] == "train"}
+    assert unlabeled and train and not unlabeled & set(opened), "no mask of an unlabelled case is opened"
+    groups = {c.id: c.group for c in dataset.cases}
+    assert not {groups[i] for i in unlabeled} & {groups[i] for i in train}, "a group is labelled or not, whole"
+    assert len(train) <= 0.25 * (len(train) + len(unlabeled)) + 4  # phantoms come in groups of 4
+    assert all(not dataset.store.has_mask(int(r)) for r in dataset.rows(UNLABELED))
+
+
+def test_count_instead_of_ratio_and_both_together_are_refused(phantom_config):
+    config = _semi(phantom_config, {"name": "supervised"}, {"name": "unet", "features": [4, 8]}, labeled_count=8)
+    config["data"].pop("labeled_ratio")
+    dataset = prepare_dataset(load_config(config).data, 0)
+    assert len(dataset.rows("train")) == 8
+    both = _semi(phantom_config, {"name": "supervised"}, {"name": "unet", "features": [4, 8]}, labeled_count=8)
+    with pytest.raises(Exception, match="labeled_ratio or data.labeled_count, not both"):
+        load_config(both)
+
+
+def test_distillation_is_zero_when_branches_agree_and_positive_otherwise():
+    z = torch.randn(2, 1, 6, 6)
+    assert cross_distillation([z, z.clone(), z.clone()], 10.0) == pytest.approx(0.0, abs=1e-6)
+    assert cross_distillation([z, -z, 2 * z], 10.0) > 0
+    multi = torch.randn(2, 3, 6, 6)
+    assert cross_distillation([multi, multi, multi], 2.0) == pytest.approx(0.0, abs=1e-6)
+    confident, unsure = torch.full((1, 1, 4, 4), 8.0), torch.zeros(1, 1, 4, 4)
+    assert mean_entropy([confident] * 3) < mean_entropy([unsure] * 3)
+
+
+def test_schedule_ramps_up_or_steps():
+    ramp = ConsistencySchedule(0.1, rampup=0.5)
+    assert ramp.update(0.0, 1) == pytest.approx(0.1 * torch.exp(torch.tensor(-5.0)).item())
+    assert ramp.update(0.5, 3) == pytest.approx(0.1) and ramp.update(0.9, 5) == pytest.approx(0.1)
+    step = ConsistencySchedule(0.1, start_epoch=3)
+    assert step.update(0.9, 2) == 0.0 and step.update(0.1, 3) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("method", "model"),
+    [
+        ({"name": "cdma"}, {"name": "mtnet", "features": [4, 8, 16]}),
+        ({"name": "mean_teacher", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16]}),
+    ],
+    ids=["cdma", "mean_teacher"],
+)
+def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model):
+    cfg = load_config(_semi(phantom_config, method, model))
+    method = build_method(cfg)
+    method.set_progress(1.0, 2)
+    dataset = prepare_dataset(cfg.data, cfg.seed)
+    batch = next(iterate_batches(dataset.store, dataset.rows("train"), 6))
+    batch["unlabeled_image"] = next(iterate_batches(dataset.store, dataset.rows(UNLABELED), 6))["image"]
+    optimizer = torch.optim.AdamW(method.model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        terms = method.training_step(batch)
+        assert all(torch.isfinite(v) for v in terms.values())
+        optimizer.zero_grad()
+        terms["loss"].backward()
+        optimizer.step()
+        if hasattr(method, "after_step"):
+            method.after_step()
+        losses.append(terms["loss"].item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_cdma_trains_end_to_end_and_predicts_the_branch_mean(tmp_path, phantom_config):
+    cfg = load_config(_semi(phantom_config, {"name": "cdma"}))
+    trainer.train(cfg, tmp_path / "run", show_progress=False)
+    with (tmp_path / "run" / "splits.csv").open() as handle:
+        assert UNLABELED in {row["split"] for row in csv.DictReader(handle)}
+    from medseg.inference import Predictor
+
+    predictor = Predictor.load(tmp_path / "run")
+    images = torch.randn(2, 1, 48, 48)
+    branches = [torch.sigmoid(z) for z in predictor.model.forward_branches(images)]
+    torch.testing.assert_close(predictor.probabilities(images), torch.stack(branches).mean(0), atol=2e-2, rtol=0)
+
+
+def test_a_semi_supervised_method_without_unlabelled_images_is_explained(tmp_path, phantom_config):
+    config = _semi(phantom_config, {"name": "cdma"})
+    config["data"].pop("labeled_ratio")
+    with pytest.raises(ValueError, match="learns from unlabelled images, but there are none"):
+        trainer.train(load_config(config), tmp_path / "run", show_progress=False)
