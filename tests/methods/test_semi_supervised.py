@@ -72,8 +72,11 @@ def test_schedule_ramps_up_or_steps():
     [
         ({"name": "cdma"}, {"name": "mtnet", "features": [4, 8, 16]}),
         ({"name": "mean_teacher", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16]}),
+        ({"name": "ua_mt", "rampup": 0.0, "passes": 2}, {"name": "unet", "features": [4, 8, 16]}),
+        ({"name": "entropy_minimization", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16]}),
+        ({"name": "cps", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16]}),
     ],
-    ids=["cdma", "mean_teacher"],
+    ids=["cdma", "mean_teacher", "ua_mt", "entropy_minimization", "cps"],
 )
 def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model):
     cfg = load_config(_semi(phantom_config, method, model))
@@ -114,3 +117,14 @@ def test_a_semi_supervised_method_without_unlabelled_images_is_explained(tmp_pat
     config["data"].pop("labeled_ratio")
     with pytest.raises(ValueError, match="learns from unlabelled images, but there are none"):
         trainer.train(load_config(config), tmp_path / "run", show_progress=False)
+
+
+def test_cps_twins_start_different_and_keep_the_global_random_state(phantom_config):
+    cfg = load_config(_semi(phantom_config, {"name": "cps"}, {"name": "unet", "features": [4, 8]}))
+    torch.manual_seed(5)
+    method = build_method(cfg)
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.rand(1)), "building the twins leaves the global random state alone"
+    first, second = method.model.first.state_dict(), method.model.second.state_dict()
+    assert any(not torch.equal(first[k], second[k]) for k in first if first[k].is_floating_point())

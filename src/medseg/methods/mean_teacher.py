@@ -58,9 +58,12 @@ class MeanTeacher:
     def _noisy(self, images: torch.Tensor) -> torch.Tensor:
         return images + self.noise * torch.randn_like(images)
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _ensure_teacher(self) -> None:
         if self.teacher is None:
             self.teacher = copy.deepcopy(self.model).requires_grad_(False)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self._ensure_teacher()
         supervised = self.loss(self.model(batch["image"]), batch["mask"])
         unlabeled = batch["unlabeled_image"]
         student = probabilities(self.model(self._noisy(unlabeled)).float())

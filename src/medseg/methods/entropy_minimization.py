@@ -1,0 +1,55 @@
+"""Entropy minimisation (Grandvalet & Bengio 2005; Vu et al. 2019 for segmentation): supervised loss on the
+labelled images plus the ramped-up mean pixel entropy of the predictions on the unlabelled ones."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medseg.losses import HybridLoss, probabilities
+from medseg.methods.base import register_method
+from medseg.methods.consistency import ConsistencySchedule, class_logits
+from medseg.models import build_model
+
+__all__ = ["EntropyMinimization", "pixel_entropy"]
+
+
+def pixel_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of the entropy of each pixel's class distribution, `(B, K, H, W)` logits → scalar."""
+    log_p = F.log_softmax(class_logits(logits).float(), 1)
+    return -(log_p.exp() * log_p).sum(1).mean()
+
+
+@register_method("entropy_minimization")
+class EntropyMinimization:
+    """Args: model_spec; consistency: final weight of the entropy term (0.1); rampup: its ramp-up fraction."""
+
+    uses_unlabeled = True
+
+    def __init__(self, model_spec: dict, consistency: float = 0.1, rampup: float = 0.3, dice: str = "batch") -> None:
+        self.model_spec = model_spec
+        self.loss = HybridLoss(dice=dice)
+        self.schedule = ConsistencySchedule(consistency, rampup)
+        self.model: nn.Module | None = None
+
+    def build(self) -> nn.Module:
+        self.model = build_model(self.model_spec)
+        return self.model
+
+    def set_progress(self, fraction: float, epoch: int) -> None:
+        self.schedule.update(fraction, epoch)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        labeled = batch["image"].shape[0]
+        logits = self.model(torch.cat([batch["image"], batch["unlabeled_image"]]))
+        supervised = self.loss(logits[:labeled], batch["mask"])
+        entropy = pixel_entropy(logits[labeled:])
+        return {
+            "loss": supervised + self.schedule.value * entropy,
+            "loss_supervised": supervised.detach(),
+            "loss_entropy": entropy.detach(),
+        }
+
+    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return probabilities(model(images).float())

@@ -1,0 +1,68 @@
+"""Uncertainty-aware Mean Teacher (Yu et al., MICCAI 2019): Mean Teacher whose consistency counts only the
+pixels where the teacher is certain. The teacher's uncertainty is the entropy of its mean prediction over
+`passes` noisy forward passes; the certainty threshold rises from 0.75·ln 2 to ln 2 over training."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from medseg.losses import probabilities
+from medseg.methods.base import register_method
+from medseg.methods.consistency import class_logits
+from medseg.methods.mean_teacher import MeanTeacher
+
+__all__ = ["UncertaintyAwareMeanTeacher"]
+
+
+@register_method("ua_mt")
+class UncertaintyAwareMeanTeacher(MeanTeacher):
+    """Args as for `mean_teacher`, plus `passes`: noisy teacher passes for the uncertainty (default 4)."""
+
+    uses_unlabeled = True
+
+    def __init__(
+        self,
+        model_spec: dict,
+        passes: int = 4,
+        ema_decay: float = 0.99,
+        consistency: float = 0.1,
+        rampup: float = 0.3,
+        noise: float = 0.1,
+        dice: str = "batch",
+    ) -> None:
+        super().__init__(model_spec, ema_decay, consistency, rampup, noise, dice)
+        self.passes = passes
+        self.fraction = 0.0
+
+    def set_progress(self, fraction: float, epoch: int) -> None:
+        super().set_progress(fraction, epoch)
+        self.fraction = fraction
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self._ensure_teacher()
+        supervised = self.loss(self.model(batch["image"]), batch["mask"])
+        unlabeled = batch["unlabeled_image"]
+        student = probabilities(self.model(self._noisy(unlabeled)).float())
+        self.teacher.train(self.model.training)
+        with torch.no_grad():
+            runs = torch.stack(
+                [
+                    torch.softmax(class_logits(self.teacher(self._noisy(unlabeled)).float()), 1)
+                    for _ in range(self.passes)
+                ]
+            )
+            mean = runs.mean(0)
+            uncertainty = -(mean * torch.log(mean.clamp_min(1e-8))).sum(1, keepdim=True)  # (B, 1, H, W)
+            target = mean[:, 1:] if student.shape[1] == 1 else mean
+            threshold = (0.75 + 0.25 * min(self.fraction / max(self.schedule.rampup, 1e-8), 1.0)) * math.log(2)
+            certain = (uncertainty < threshold).float()
+        squared = (student - target) ** 2 * certain
+        consistency = squared.sum() / (certain.sum() * student.shape[1]).clamp_min(1.0)
+        return {
+            "loss": supervised + self.schedule.value * consistency,
+            "loss_supervised": supervised.detach(),
+            "loss_consistency": consistency.detach(),
+            "certain_share": certain.mean(),
+        }
