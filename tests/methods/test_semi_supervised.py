@@ -75,8 +75,17 @@ def test_schedule_ramps_up_or_steps():
         ({"name": "ua_mt", "rampup": 0.0, "passes": 2}, {"name": "unet", "features": [4, 8, 16]}),
         ({"name": "entropy_minimization", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16]}),
         ({"name": "cps", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16]}),
+        (
+            {"name": "mcnet", "rampup": 0.0},
+            {
+                "name": "mtnet",
+                "features": [4, 8, 16],
+                "attentions": ["none", "none", "none"],
+                "upsampling": ["transpose", "bilinear", "nearest"],
+            },
+        ),
     ],
-    ids=["cdma", "mean_teacher", "ua_mt", "entropy_minimization", "cps"],
+    ids=["cdma", "mean_teacher", "ua_mt", "entropy_minimization", "cps", "mcnet"],
 )
 def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model):
     cfg = load_config(_semi(phantom_config, method, model))
@@ -128,3 +137,11 @@ def test_cps_twins_start_different_and_keep_the_global_random_state(phantom_conf
     assert torch.equal(after, torch.rand(1)), "building the twins leaves the global random state alone"
     first, second = method.model.first.state_dict(), method.model.second.state_dict()
     assert any(not torch.equal(first[k], second[k]) for k in first if first[k].is_floating_point())
+
+
+def test_sharpening_pushes_probabilities_to_the_nearer_end():
+    from medseg.methods.mcnet import sharpen
+
+    probs = torch.tensor([0.3, 0.5, 0.8]).view(1, 1, 1, 3)
+    sharp = sharpen(probs, 0.1)[0, 0, 0]
+    assert sharp[0] < 0.01 and sharp[1] == pytest.approx(0.5) and sharp[2] > 0.99

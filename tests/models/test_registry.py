@@ -17,6 +17,12 @@ VARIANTS = [
     *({"name": "unet", "features": [4, 8, 16], "attention": kind} for kind in ["ca", "sa", "cbam", "dual", "gate"]),
     {"name": "unet", "features": [4, 8, 16], "attention": "cbam", "attention_at": "both"},
     *({"name": "unetpp", "features": [4, 8, 16], "attention": kind} for kind in ["cbam", "dual", "gate"]),
+    {
+        "name": "mtnet",
+        "features": [4, 8, 16],
+        "attentions": ["none", "none", "none"],
+        "upsampling": ["transpose", "bilinear", "nearest"],
+    },
 ]
 
 

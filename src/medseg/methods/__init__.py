@@ -5,6 +5,7 @@ from medseg.methods import (  # noqa: F401  (registration)
     classification,
     cps,
     entropy_minimization,
+    mcnet,
     mean_teacher,
     supervised,
     ua_mt,

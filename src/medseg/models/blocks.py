@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["FOREGROUND_PRIOR", "ConvBnReLU", "DoubleConv", "UpConcat", "init_head_bias"]
+__all__ = ["FOREGROUND_PRIOR", "UPSAMPLING", "ConvBnReLU", "DoubleConv", "UpConcat", "init_head_bias"]
 
 FOREGROUND_PRIOR = 0.01
 
@@ -46,16 +46,31 @@ class DoubleConv(nn.Sequential):
         super().__init__(ConvBnReLU(in_channels, out_channels), ConvBnReLU(out_channels, out_channels))
 
 
+UPSAMPLING = ("transpose", "bilinear", "nearest")
+
+
 class UpConcat(nn.Module):
-    """Upsample the coarse map ×2 with a transposed conv, concatenate the skip(s), fuse with DoubleConv.
+    """Upsample the coarse map ×2, concatenate the skip(s), fuse with DoubleConv.
 
     `(B, C_coarse, H/2, W/2)` and skips `(B, C_skip_i, H, W)` → `(B, C_out, H, W)`.
+
+    Args:
+        upsample: "transpose" (a learnt 2×2 transposed conv), or "bilinear" / "nearest" interpolation followed
+            by a 1×1 conv that halves the channels (MC-Net+ decoders differ only in this).
     """
 
-    def __init__(self, coarse_channels: int, skip_channels: int, out_channels: int) -> None:
+    def __init__(self, coarse_channels: int, skip_channels: int, out_channels: int, upsample: str = "transpose"):
         super().__init__()
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsampling must be one of {list(UPSAMPLING)}, got {upsample!r}")
         up_channels = max(coarse_channels // 2, 1)
-        self.up = nn.ConvTranspose2d(coarse_channels, up_channels, kernel_size=2, stride=2)
+        if upsample == "transpose":
+            self.up = nn.ConvTranspose2d(coarse_channels, up_channels, kernel_size=2, stride=2)
+        else:
+            align = {"align_corners": False} if upsample == "bilinear" else {}
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode=upsample, **align), nn.Conv2d(coarse_channels, up_channels, 1)
+            )
         self.fuse = DoubleConv(up_channels + skip_channels, out_channels)
 
     def forward(self, coarse: torch.Tensor, *skips: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """MTNet, the multi-attention tri-branch network of CDMA (Zhong et al., MICCAI 2023): one shared U-Net
 encoder and three decoders that differ only in their attention (channel, spatial, CBAM after every decoder
-stage), so that their mistakes differ."""
+stage), so that their mistakes differ. With `attentions: [none, none, none]` and `upsampling:
+[transpose, bilinear, nearest]` it is MC-Net+'s network (Wu et al., MedIA 2022)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ __all__ = ["MTNet"]
 
 @register_model("mtnet")
 class MTNet(nn.Module):
-    """Shared encoder, decoders with `attentions` (default ca, sa, cbam), one 1×1 head each.
+    """Shared encoder, one decoder per entry of `attentions` (default ca, sa, cbam) with the matching
+    `upsampling` (default transposed convs), one 1×1 head each.
 
     `forward(x)` returns the mean of the branches' logits; `forward_branches(x)` each branch's
     `(B, C_out, H, W)` logits. Any H, W work (padded to a multiple of 2**depth, cropped back).
@@ -30,13 +32,22 @@ class MTNet(nn.Module):
         out_channels: int = 1,
         features: Sequence[int] = (32, 64, 128, 256, 512),
         attentions: Sequence[str] = ("ca", "sa", "cbam"),
+        upsampling: Sequence[str] | None = None,
         foreground_prior: float | None = FOREGROUND_PRIOR,
     ) -> None:
         super().__init__()
         features = tuple(features)
+        upsampling = list(upsampling) if upsampling is not None else ["transpose"] * len(attentions)
+        if len(upsampling) != len(attentions) or len(attentions) < 2:
+            raise ValueError(
+                f"model.attentions and model.upsampling need one entry per decoder (≥ 2), got {list(attentions)} "
+                f"and {upsampling}"
+            )
         self.depth = len(features) - 1
         self.encoder = UNetEncoder(in_channels, features)
-        self.decoders = nn.ModuleList(UNetDecoder(features, kind) for kind in attentions)
+        self.decoders = nn.ModuleList(
+            UNetDecoder(features, kind, up) for kind, up in zip(attentions, upsampling, strict=True)
+        )
         self.heads = nn.ModuleList(nn.Conv2d(features[0], out_channels, 1) for _ in attentions)
         for head in self.heads:
             init_head_bias(head, foreground_prior)

@@ -60,12 +60,13 @@ class UNetDecoder(nn.Module):
     Args:
         attention: a block after every decoder stage (`ca`, `sa`, `cbam`), or `gate` for attention gates that
             weigh each skip by the coarser decoder feature before concatenation.
+        upsample: transpose | bilinear | nearest (see `UpConcat`).
     """
 
-    def __init__(self, features: Sequence[int], attention: str = "none") -> None:
+    def __init__(self, features: Sequence[int], attention: str = "none", upsample: str = "transpose") -> None:
         super().__init__()
         order = list(reversed(range(len(features) - 1)))
-        self.ups = nn.ModuleList(UpConcat(features[i + 1], features[i], features[i]) for i in order)
+        self.ups = nn.ModuleList(UpConcat(features[i + 1], features[i], features[i], upsample) for i in order)
         self.gates = nn.ModuleList(
             AttentionGate(features[i], features[i + 1]) if attention == "gate" else nn.Identity() for i in order
         )
