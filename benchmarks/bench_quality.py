@@ -37,7 +37,9 @@ def model_overrides(spec: str) -> list[str]:
 
 def _modes(run_dir: Path, which: str) -> list[str | None]:
     modes = inference_modes(Predictor.load(run_dir, which).model)
-    return [None] if modes == ["default"] else ["ensemble"] + [m for m in modes if m.startswith("prune=")]
+    if modes == ["default"]:
+        return [None]
+    return [m for m in modes if m == "ensemble" or m.startswith("prune=")]
 
 
 @torch.no_grad()

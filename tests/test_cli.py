@@ -313,3 +313,11 @@ def test_weak_pipeline_with_region_growing(tmp_path, phantom_config):
     write_png(tmp_path / "in" / "a.png", np.full((48, 48), 90, np.uint8))
     result = runner.invoke(app, ["predict", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
+
+
+def test_weak_pipeline_refuses_non_binary_image_labels(tmp_path, phantom_config):
+    config = phantom_config(epochs=1)
+    config["supervision"] = "image-labels"
+    config["weak"] = {"label_from": "case", "classes": [1, 2, 3]}
+    result = runner.invoke(app, ["train", str(_config_file(tmp_path, config)), "--run-dir", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "needs binary image labels" in result.output

@@ -50,7 +50,9 @@ def evaluate_run(
             raise ValueError(f"evaluate accepts only eval.* overrides (e.g. eval.tta=true), got {overrides}")
         predictor.cfg = load_config(predictor.cfg.model_dump(mode="json"), overrides)
     cfg = predictor.cfg
-    dataset = prepare_dataset(cfg.data, cfg.seed, read_splits(run_dir / "splits.csv"))
+    # against the true masks on every split, also for a run trained on pseudo-masks
+    data = cfg.data.model_copy(update={"mask_override": None})
+    dataset = prepare_dataset(data, cfg.seed, read_splits(run_dir / "splits.csv"))
     rows = dataset.rows(split)
     if hasattr(predictor.method, "predicted_classes"):
         header = {"split": split, "checkpoint": f"{which}.pt", "epoch": predictor.epoch}

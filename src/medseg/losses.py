@@ -71,16 +71,13 @@ class HybridLoss(nn.Module):
     def forward(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         known = mask != IGNORE_INDEX
-        valid = None if bool(known.all()) else known.unsqueeze(1).float()
-        target = _one_hot(torch.where(known, mask, 0), logits.shape[1])
+        valid = known.unsqueeze(1).float()  # (B, 1, H, W); no host sync: an all-known mask is just all ones
+        classes = torch.where(known, mask, 0).long()
+        target = _one_hot(classes, logits.shape[1])
         if logits.shape[1] == 1:
-            pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-            ce = pixel.mean() if valid is None else (pixel * valid).sum() / valid.sum().clamp_min(1.0)
+            pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")[:, 0]
         else:
-            ce = (
-                F.cross_entropy(logits, mask.long(), ignore_index=IGNORE_INDEX)
-                if bool(known.any())
-                else logits.sum() * 0
-            )
+            pixel = F.cross_entropy(logits, classes, reduction="none")
+        ce = (pixel * known).sum() / known.sum().clamp_min(1)
         dice = soft_dice_loss(probabilities(logits), target, valid, per_image=self.per_image)
         return self.ce_weight * ce + self.dice_weight * dice

@@ -14,7 +14,12 @@ def available_bytes(device: torch.device) -> int | None:
     """Bytes that can still be allocated on `device` (CUDA: free device memory; CPU: Linux `MemAvailable`),
     or None where that cannot be known."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        # free on the device plus what PyTorch holds in its cache but has not handed out
+        return (
+            torch.cuda.mem_get_info(device)[0]
+            + torch.cuda.memory_reserved(device)
+            - torch.cuda.memory_allocated(device)
+        )
     if device.type != "cpu":
         return None
     meminfo = Path("/proc/meminfo")

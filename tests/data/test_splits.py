@@ -49,3 +49,15 @@ def test_figshare_block_split_keeps_blocks_whole():
         blocks.setdefault(case.group, set()).add(assignment[case.id])
     assert all(len(s) == 1 for s in blocks.values())
     assert len({s for v in blocks.values() for s in v}) == 3
+
+
+def test_a_splits_file_with_an_unknown_split_name_is_named(tmp_path):
+    import pytest
+
+    from medseg.data.splits import read_splits
+    from medseg.errors import DataError
+
+    path = tmp_path / "splits.csv"
+    path.write_text("id,group,split\na,g,train\nb,g,unlabelled\n")
+    with pytest.raises(DataError, match=r"splits.csv: line 3: split 'unlabelled' is not one of"):
+        read_splits(path)

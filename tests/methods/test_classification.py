@@ -57,3 +57,9 @@ def test_three_classes_get_three_logits_and_a_segmentation_model_is_refused(phan
     config["method"] = {"name": "classification"}
     with pytest.raises(ValueError, match="trains model.name: classifier, got 'unet'"):
         build_method(load_config(config))
+
+
+def test_unknown_pixels_do_not_make_an_image_positive():
+    mask = torch.full((2, 4, 4), 255, dtype=torch.long)
+    mask[1, 0, 0] = 1
+    assert image_labels({"mask": mask}, "mask", None).tolist() == [0, 1]

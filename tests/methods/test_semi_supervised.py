@@ -113,6 +113,8 @@ def test_cdma_trains_end_to_end_and_predicts_the_branch_mean(tmp_path, phantom_c
     trainer.train(cfg, tmp_path / "run", show_progress=False)
     with (tmp_path / "run" / "splits.csv").open() as handle:
         assert UNLABELED in {row["split"] for row in csv.DictReader(handle)}
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train_loss_supervised", "train_loss_distillation", "train_loss_entropy"} <= set(header)
     from medseg.inference import Predictor
 
     predictor = Predictor.load(tmp_path / "run")
@@ -145,3 +147,16 @@ def test_sharpening_pushes_probabilities_to_the_nearer_end():
     probs = torch.tensor([0.3, 0.5, 0.8]).view(1, 1, 1, 3)
     sharp = sharpen(probs, 0.1)[0, 0, 0]
     assert sharp[0] < 0.01 and sharp[1] == pytest.approx(0.5) and sharp[2] > 0.99
+
+
+def test_mean_teacher_state_survives_a_checkpoint(phantom_config):
+    cfg = load_config(_semi(phantom_config, {"name": "mean_teacher"}, {"name": "unet", "features": [4, 8]}))
+    method = build_method(cfg)
+    assert method.state_dict() == {}
+    method._ensure_teacher()
+    for p in method.teacher.parameters():
+        p.data.add_(1.0)
+    restored = build_method(cfg)
+    restored.load_state_dict(method.state_dict())
+    for a, b in zip(restored.teacher.parameters(), method.teacher.parameters(), strict=True):
+        torch.testing.assert_close(a, b)

@@ -57,7 +57,6 @@ def test_channel_and_spatial_weights_are_gates_of_the_right_shape():
     assert channel.shape == (2, 8, 1, 1) and spatial.shape == (2, 1, 12, 12)
     for w in (channel, spatial):
         assert (w > 0).all() and (w < 1).all()
-    torch.testing.assert_close(att.CBAM(8).weights(x).shape, spatial.shape)
 
 
 def test_attention_gate_scales_the_skip_by_coefficients_from_the_coarse_signal():

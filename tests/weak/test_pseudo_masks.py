@@ -67,3 +67,16 @@ def test_localisation_scores():
     assert map_dice(maps, masks, 0.5).tolist() == pytest.approx([2 / 5, 0.0])
     quality = mask_quality(np.array([[1, 0], [IGNORE_INDEX, 0]]), np.array([[1, 1], [0, 0]]))
     assert quality == {"precision": 1.0, "recall": 0.5, "background_error": 0.5, "unknown_share": 0.25}
+
+
+def test_training_cases_missing_from_the_pseudo_mask_file_get_no_true_mask(tmp_path, phantom_config):
+    cfg = load_config(phantom_config())
+    dataset = prepare_dataset(cfg.data, cfg.seed)
+    train_ids = [dataset.store.ids[r] for r in dataset.rows("train")]
+    save_pseudo_masks(tmp_path / "some.npz", train_ids[:2], np.zeros((2, 48, 48), np.uint8))
+    overridden = load_config(phantom_config(), [f"data.mask_override={tmp_path / 'some.npz'}"])
+    replaced = prepare_dataset(overridden.data, overridden.seed)
+    rows = [replaced.store.position[i] for i in train_ids]
+    assert (replaced.store.masks[rows[:2]] == 0).all()
+    assert (replaced.store.masks[rows[2:]] == IGNORE_INDEX).all(), "unlisted training cases: unknown, not true"
+    assert not any(replaced.store.has_mask(r) for r in rows[2:])

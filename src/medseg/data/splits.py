@@ -99,4 +99,8 @@ def read_splits(path: str | Path) -> dict[str, str]:
         rows = list(csv.DictReader(handle))
     if rows and not {"id", "split"} <= set(rows[0]):
         raise DataError(path, f"expected columns id,group,split; found {list(rows[0])}")
+    known = (*SPLITS, UNLABELED)
+    for line, row in enumerate(rows, start=2):
+        if row["split"] not in known:
+            raise DataError(path, f"line {line}: split {row['split']!r} is not one of {list(known)}")
     return {row["id"]: row["split"] for row in rows}

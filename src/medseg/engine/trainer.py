@@ -205,6 +205,10 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             average.load(state["model"], state["step"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        if "method" in state and hasattr(method, "load_state_dict"):  # e.g. a Mean Teacher's teacher
+            method.load_state_dict(state["method"])
         start_epoch, step, best, elapsed = state["epoch"], state["step"], state["best"], state.get("seconds", 0.0)
         progress.note(f"resuming {run_dir} after epoch {start_epoch}")
     history = _read_metrics(run_dir / "metrics.csv", start_epoch)
@@ -214,9 +218,12 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     started = time.perf_counter() - elapsed
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.train.epochs + 1):
-        generator.manual_seed(cfg.seed * 100_003 + epoch)  # an epoch's batches do not depend on earlier epochs
+        # an epoch's batches and random draws (noise, pair sampling) do not depend on earlier epochs: resumable
+        generator.manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
         model.train()
         losses = []
+        extra_terms: dict[str, list[float]] = {}
         labeled = _endless(dataset, train_rows, cfg.train.batch_size, generator)
         unlabeled = _endless(dataset, unlabeled_rows, unlabeled_batch, generator) if len(unlabeled_rows) else None
         for _ in range(steps_per_epoch):
@@ -249,6 +256,9 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
                 average.update(model)
             step += 1
             losses.append(loss.item())
+            for name, value in terms.items():
+                if name != "loss":
+                    extra_terms.setdefault(name, []).append(float(value))
             progress.step(loss.item())
         inference_model = average.model if average is not None else model
         val_score = _validate(method, inference_model, dataset, cfg, device, amp)
@@ -259,6 +269,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
                 "step": step,
                 "lr": f"{scheduler.get_last_lr()[0]:.3g}",
                 "train_loss": f"{np.mean(losses):.5f}",
+                **{f"train_{name}": f"{np.mean(values):.5f}" for name, values in extra_terms.items()},
                 f"val_{validation_metric(method)}": f"{val_score:.5f}",
                 "seconds": f"{seconds:.1f}",
             }
@@ -278,6 +289,10 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         }
         if average is not None:
             checkpoint["train_model"] = model.state_dict()
+        if scaler.is_enabled():
+            checkpoint["scaler"] = scaler.state_dict()
+        if hasattr(method, "state_dict"):
+            checkpoint["method"] = method.state_dict()
         if improved or not (run_dir / "best.pt").is_file():
             save_checkpoint(run_dir / "best.pt", checkpoint)
         save_checkpoint(run_dir / "last.pt", checkpoint)

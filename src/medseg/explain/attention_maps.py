@@ -9,14 +9,13 @@ Channel attention has no spatial map and is not drawn.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from medseg.models.attention import AttentionGate, PositionAttention, SpatialAttention
+from medseg.explain.cam import to_input_size
+from medseg.models.attention import AttentionGate, DualAttention, PositionAttention, SpatialAttention
 
 __all__ = ["spatial_attention_maps"]
 
@@ -30,15 +29,8 @@ READERS: dict[type, Callable[..., torch.Tensor]] = {
     SpatialAttention: lambda module, x: module.weights(x),
     AttentionGate: lambda module, x, g: module.weights(x, g),
     PositionAttention: _received_attention,
+    DualAttention: lambda module, x: _received_attention(module.position, x),  # its PAM is not called as a module
 }
-
-
-def _to_input_size(weights: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """`(B, 1, h, w)` map of a (possibly padded) stride-2**k stage → `(B, 1, H, W)` on the input's pixels."""
-    stride = 2 ** round(math.log2(max(height / weights.shape[-2], 1e-9)))
-    padded = (weights.shape[-2] * stride, weights.shape[-1] * stride)
-    resized = F.interpolate(weights.float(), size=padded, mode="bilinear", align_corners=False)
-    return resized[..., :height, :width]
 
 
 @torch.no_grad()
@@ -69,10 +61,12 @@ def spatial_attention_maps(model: nn.Module, images: torch.Tensor) -> dict[str, 
     finally:
         for handle in handles:
             handle.remove()
+    if not found:
+        raise ValueError(f"{type(model).__name__}: no attention block ran on this input; nothing to draw")
     height, width = images.shape[-2:]
     maps = {}
     for name, weights in found.items():
-        resized = _to_input_size(weights, height, width)
+        resized = to_input_size(weights, height, width)
         low = resized.amin(dim=(1, 2, 3), keepdim=True)
         high = resized.amax(dim=(1, 2, 3), keepdim=True)
         maps[name] = (resized - low) / (high - low).clamp_min(1e-8)

@@ -7,6 +7,7 @@ normalisation; `to_input_size` resizes them and `normalise` scales each to [0, 1
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -48,43 +49,50 @@ def grad_cam(
 ) -> torch.Tensor:
     """Grad-CAM (or Grad-CAM++) of `target(model(images))` at `layer`'s output: `(B, 1, h, w)`, ≥ 0.
 
-    Grad-CAM weighs each channel of the activations A by the spatial mean of ∂score/∂A. Grad-CAM++ weighs the
-    positive gradients of exp(score) pixel-wise by α = g² / (2g² + Σ A g³) (the closed form for an
-    exponential score, as in the paper and MONAI).
+    Grad-CAM weighs each channel of the activations A by the spatial mean of g = ∂score/∂A. Grad-CAM++
+    (the paper's closed form, as pytorch-grad-cam computes it) weighs each channel by Σ_ij α_ij ReLU(g_ij)
+    with α = g² / (2g² + g³ Σ_ab A_ab); the paper's exp(score) factor is a positive constant per image and is
+    left out (it overflows for region scores and normalisation removes it). The model's parameter gradients
+    are left untouched.
     """
     captured: dict[str, torch.Tensor] = {}
 
     def keep(module, args, output):
         captured["activation"] = output
-        output.register_hook(lambda grad: captured.__setitem__("gradient", grad))
 
     handle = layer.register_forward_hook(keep)
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
-            inputs = images.detach().requires_grad_(True)  # the hook needs a graph even if no parameter has one
+            inputs = images.detach().requires_grad_(True)  # a graph to the layer even if no parameter has one
             score = target(model(inputs))
-            model.zero_grad(set_to_none=True)
-            score.sum().backward()
+            (gradient,) = torch.autograd.grad(score.sum(), captured["activation"])
     finally:
         handle.remove()
         model.train(was_training)
-    activation, gradient = captured["activation"].detach().float(), captured["gradient"].float()
+    activation, gradient = captured["activation"].detach().float(), gradient.float()
     if plus_plus:
         squared = gradient.pow(2)
-        denominator = 2 * squared + (activation * gradient.pow(3)).sum((2, 3), keepdim=True)
-        alpha = squared / (torch.where(denominator != 0, denominator, torch.ones_like(denominator)) + 1e-7)
-        positive = F.relu(score.detach().float().exp()[:, None, None, None] * gradient)
-        weights = (alpha * positive).sum((2, 3), keepdim=True)
+        denominator = 2 * squared + gradient.pow(3) * activation.sum((2, 3), keepdim=True)
+        alpha = squared / torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+        weights = (alpha * F.relu(gradient)).sum((2, 3), keepdim=True)
     else:
         weights = gradient.mean((2, 3), keepdim=True)
     return F.relu((weights * activation).sum(1, keepdim=True))
 
 
 def to_input_size(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """`(B, 1, h, w)` → `(B, 1, H, W)`, bilinear."""
-    return F.interpolate(maps.float(), size=(height, width), mode="bilinear", align_corners=False)
+    """`(B, 1, h, w)` map of a stride-2**k stage → `(B, 1, H, W)` on the input's pixels.
+
+    Networks pad inputs at the bottom/right to a multiple of their total stride; the map then covers the
+    padded image, so it is resized to the padded size and cropped, not stretched onto the input.
+    """
+    stride = 2 ** max(round(math.log2(max(height / maps.shape[-2], 1e-9))), 0)
+    padded = (maps.shape[-2] * stride, maps.shape[-1] * stride)
+    if padded[0] < height or padded[1] < width:  # a network that floors odd sizes instead of padding
+        padded = (height, width)
+    return F.interpolate(maps.float(), size=padded, mode="bilinear", align_corners=False)[..., :height, :width]
 
 
 def normalise(maps: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medseg.losses import IGNORE_INDEX
 from medseg.methods.base import register_method
 from medseg.models import build_model
 
@@ -27,7 +28,8 @@ def image_labels(batch: dict[str, torch.Tensor], label_from: str, classes: Seque
         ValueError: a case without a label, or a label not in `classes`.
     """
     if label_from == "mask":
-        return (batch["mask"] > 0).flatten(1).any(1).long()
+        lesion = (batch["mask"] > 0) & (batch["mask"] != IGNORE_INDEX)
+        return lesion.flatten(1).any(1).long()
     if classes is None:
         raise ValueError("method.classes must list the label values (e.g. [1, 2, 3]) with label_from: case")
     index = {value: position for position, value in enumerate(classes)}

@@ -16,7 +16,8 @@ __all__ = ["CrossPseudoSupervision", "TwinNetworks"]
 
 
 class TwinNetworks(nn.Module):
-    """Two networks side by side; `forward` averages their logits, `pair(x)` returns both."""
+    """Two networks side by side; `pair(x)` returns both logits, `forward` their mean logits (what Grad-CAM
+    explains; the method's predictions average the two probabilities instead)."""
 
     def __init__(self, first: nn.Module, second: nn.Module) -> None:
         super().__init__()
@@ -31,7 +32,8 @@ class TwinNetworks(nn.Module):
 
 @register_method("cps")
 class CrossPseudoSupervision:
-    """Args: model_spec (built twice, from seeds 1 and 2, without disturbing the global random state);
+    """Args: model_spec (built twice, from two seeds derived from the run's, without disturbing the global
+    random state);
     consistency: final weight of the cross pseudo-label term (1.0); rampup; dice: batch | image."""
 
     uses_unlabeled = True
@@ -45,10 +47,11 @@ class CrossPseudoSupervision:
 
     def build(self) -> nn.Module:
         state = torch.random.get_rng_state()
+        base = torch.initial_seed()  # the run's seed: the twins change with it, and still differ from each other
         try:
-            torch.manual_seed(1)
+            torch.manual_seed((base * 2 + 1) % 2**63)
             first = build_model(self.model_spec)
-            torch.manual_seed(2)
+            torch.manual_seed((base * 2 + 2) % 2**63)
             second = build_model(self.model_spec)
         finally:
             torch.random.set_rng_state(state)

@@ -27,7 +27,7 @@ class MeanTeacher:
     noise: std of the Gaussian noise added to the unlabelled images for student and teacher (independently).
     dice: "batch" or "image" Dice in the supervised loss.
 
-    The teacher starts as a copy of the student at the first step (also after a resume).
+    The teacher starts as a copy of the student at the first step and is saved with the checkpoints.
     """
 
     uses_unlabeled = True
@@ -76,6 +76,15 @@ class MeanTeacher:
             "loss_supervised": supervised.detach(),
             "loss_consistency": consistency.detach(),
         }
+
+    def state_dict(self) -> dict:
+        """The teacher's weights, so that a resumed run keeps its teacher."""
+        return {"teacher": self.teacher.state_dict()} if self.teacher is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "teacher" in state:
+            self._ensure_teacher()
+            self.teacher.load_state_dict(state["teacher"])
 
     @torch.no_grad()
     def after_step(self) -> None:

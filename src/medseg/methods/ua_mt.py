@@ -1,6 +1,6 @@
 """Uncertainty-aware Mean Teacher (Yu et al., MICCAI 2019): Mean Teacher whose consistency counts only the
 pixels where the teacher is certain. The teacher's uncertainty is the entropy of its mean prediction over
-`passes` noisy forward passes; the certainty threshold rises from 0.75·ln 2 to ln 2 over training."""
+`passes` noisy forward passes; the certainty threshold rises from 0.75·log K to log K over training."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ __all__ = ["UncertaintyAwareMeanTeacher"]
 @register_method("ua_mt")
 class UncertaintyAwareMeanTeacher(MeanTeacher):
     """Args as for `mean_teacher`, plus `passes`: noisy teacher passes for the uncertainty (default 4)."""
-
-    uses_unlabeled = True
 
     def __init__(
         self,
@@ -56,7 +54,9 @@ class UncertaintyAwareMeanTeacher(MeanTeacher):
             mean = runs.mean(0)
             uncertainty = -(mean * torch.log(mean.clamp_min(1e-8))).sum(1, keepdim=True)  # (B, 1, H, W)
             target = mean[:, 1:] if student.shape[1] == 1 else mean
-            threshold = (0.75 + 0.25 * min(self.fraction / max(self.schedule.rampup, 1e-8), 1.0)) * math.log(2)
+            # Yu et al.: from 0.75 to 1 of the largest possible entropy, log K, on a sigmoid ramp over all training
+            ramp = math.exp(-5.0 * (1.0 - min(self.fraction, 1.0)) ** 2)
+            threshold = (0.75 + 0.25 * ramp) * math.log(mean.shape[1])
             certain = (uncertainty < threshold).float()
         squared = (student - target) ** 2 * certain
         consistency = squared.sum() / (certain.sum() * student.shape[1]).clamp_min(1.0)

@@ -54,7 +54,9 @@ def pair_similarity_loss(
             first[:half] = lesion[picks]
         second = known[torch.randint(len(known), (pairs,), generator=generator, device="cpu").to(known.device)]
         same = (labels[first] == labels[second]).float()
-        losses.append(F.binary_cross_entropy(_similarity(flat[first].float(), flat[second].float()), same))
+        similarity = _similarity(flat[first].float(), flat[second].float())
+        # written out: F.binary_cross_entropy is refused under CUDA autocast
+        losses.append(-(same * similarity.log() + (1 - same) * (1 - similarity).log()).mean())
     return torch.stack(losses).mean() if losses else embeddings.sum() * 0
 
 
@@ -103,10 +105,7 @@ class RegionGrowing:
         self._classifier = None
 
     def build(self) -> nn.Module:
-        spec = {**self.model_spec, "out_channels": self.embedding_dim}
-        if spec.get("name") in ("unet", "unetpp"):
-            spec["foreground_prior"] = None  # embeddings, not a foreground logit
-        self.model = build_model(spec)
+        self.model = build_model({**self.model_spec, "out_channels": self.embedding_dim})
         return self.model
 
     def embed(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:

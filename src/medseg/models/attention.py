@@ -77,10 +77,6 @@ class CBAM(nn.Module):
         self.channel = ChannelAttention(channels, reduction)
         self.spatial = SpatialAttention(kernel_size)
 
-    def weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The spatial map `(B, 1, H, W)` that CBAM applies last."""
-        return self.spatial.weights(self.channel(x))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.spatial(self.channel(x))
 
@@ -100,9 +96,18 @@ class PositionAttention(nn.Module):
         self.key = nn.Conv2d(channels, inner, 1)
         self.value = nn.Conv2d(channels, channels, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
+        self._fits: set[tuple] = set()  # input shapes already checked against free memory
 
     def check_memory(self, x: torch.Tensor) -> None:
-        """Raise MemoryError if the `(B, HW, HW)` matrices of a forward/backward pass cannot fit."""
+        """Raise MemoryError if this block's `(B, HW, HW)` matrices of a forward/backward pass cannot fit.
+
+        Checked once per input shape and device (the query costs a device sync on CUDA). A network with several
+        such blocks (MSGA has eight) keeps all their matrices for the backward pass: this catches the sizes
+        that cannot work at all, not every tight fit.
+        """
+        key = (tuple(x.shape), str(x.device))
+        if key in self._fits:
+            return
         batch, _, height, width = x.shape
         positions = height * width
         # energy, softmax and its gradient: three B×N×N float32 matrices (autocast keeps softmax in float32)
@@ -114,13 +119,15 @@ class PositionAttention(nn.Module):
                 f"for its {positions}×{positions} attention matrices, but only {free / 2**30:.1f} GiB is free; "
                 "apply it on a coarser stage, or lower data.size or train.batch_size"
             )
+        self._fits.add(key)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, C, H, W)` → `(B, N, N)` with N = HW: row n is how position n spreads its attention."""
         self.check_memory(x)
         query = self.query(x).flatten(2).transpose(1, 2)  # (B, N, C')
         key = self.key(x).flatten(2)  # (B, C', N)
-        return torch.softmax(torch.bmm(query, key).float(), dim=-1).to(x.dtype)
+        with torch.autocast(x.device.type, enabled=False):  # energies in float32: bf16 would round them coarsely
+            return torch.softmax(torch.bmm(query.float(), key.float()), dim=-1).to(x.dtype)
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """The residual `γ · attention output`, `(B, C, H, W)`."""
@@ -147,12 +154,13 @@ class ChannelSelfAttention(nn.Module):
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
-        flat = x.flatten(2).float()  # (B, C, N)
-        energy = torch.bmm(flat, flat.transpose(1, 2))  # (B, C, C)
-        energy = energy.amax(-1, keepdim=True) - energy
-        attention = torch.softmax(energy, dim=-1)
-        out = torch.bmm(attention, flat).view(batch, channels, height, width).to(x.dtype)
-        return self.gamma * out
+        with torch.autocast(x.device.type, enabled=False):  # X Xᵀ sums over every position: keep float32
+            flat = x.flatten(2).float()  # (B, C, N)
+            energy = torch.bmm(flat, flat.transpose(1, 2))  # (B, C, C)
+            energy = energy.amax(-1, keepdim=True) - energy
+            attention = torch.softmax(energy, dim=-1)
+            out = torch.bmm(attention, flat).view(batch, channels, height, width)
+        return self.gamma * out.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.attend(x)

@@ -22,7 +22,8 @@ class MTNet(nn.Module):
     """Shared encoder, one decoder per entry of `attentions` (default ca, sa, cbam) with the matching
     `upsampling` (default transposed convs), one 1×1 head each.
 
-    `forward(x)` returns the mean of the branches' logits; `forward_branches(x)` each branch's
+    `forward(x)` returns the mean of the branches' logits (CDMA and MC-Net+ predict with the mean of their
+    probabilities); `forward_branches(x)` each branch's
     `(B, C_out, H, W)` logits. Any H, W work (padded to a multiple of 2**depth, cropped back).
     """
 
@@ -43,6 +44,9 @@ class MTNet(nn.Module):
                 f"model.attentions and model.upsampling need one entry per decoder (≥ 2), got {list(attentions)} "
                 f"and {upsampling}"
             )
+        allowed = ("none", "ca", "sa", "cbam", "gate")  # dual's PAM would run on full-resolution decoder stages
+        if any(kind not in allowed for kind in attentions):
+            raise ValueError(f"model.attentions entries must be in {list(allowed)}, got {list(attentions)}")
         self.depth = len(features) - 1
         self.encoder = UNetEncoder(in_channels, features)
         self.decoders = nn.ModuleList(

@@ -22,6 +22,7 @@ from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.data.splits import read_splits
+from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.trainer import TrainResult, train
 from medseg.inference import Predictor
 from medseg.methods.classification import image_labels
@@ -42,7 +43,6 @@ def classifier_config(cfg: Config) -> Config:
         raw["method"]["classes"] = cfg.weak.classes
     raw["train"] = {**raw["train"], "epochs": cfg.weak.epochs, "lr": cfg.weak.lr or cfg.train.lr}
     raw["supervision"] = "masks"
-    raw["augment"] = {**raw["augment"]}
     return load_config(raw)
 
 
@@ -90,11 +90,18 @@ def write_pseudo_masks(classifier_run: Path, cfg: Config, out: Path) -> dict:
 
 def train_weak(cfg: Config, run_dir: str | Path, show_progress: bool = True) -> TrainResult:
     """Run the three stages into `run_dir` (see the module docstring); returns the segmentation stage's result."""
-    run_dir = Path(run_dir)
+    if cfg.weak.label_from == "case" and len(cfg.weak.classes or []) != 2:
+        raise ValueError(
+            "supervision: image-labels needs binary image labels (lesion absent / present): weak.label_from: mask, "
+            f"or label_from: case with weak.classes [absent, present]; got classes {cfg.weak.classes}"
+        )
+    run_dir = Path(run_dir).resolve()
     classifier_run = run_dir / "classifier"
-    stage_1 = classifier_config(cfg)
-    if not (classifier_run / "best.pt").is_file():
-        train(stage_1, classifier_run, show_progress=show_progress)
+    last = classifier_run / "last.pt"
+    if not last.is_file():
+        train(classifier_config(cfg), classifier_run, show_progress=show_progress)
+    elif load_checkpoint(last)["epoch"] < cfg.weak.epochs:  # stage 1 was interrupted: finish it first
+        train(None, classifier_run, resume=True, show_progress=show_progress)
     pseudo = run_dir / "pseudo_masks.npz"
     quality = write_pseudo_masks(classifier_run, cfg, pseudo)
     write_text_atomic(run_dir / "weak.json", json.dumps(quality, indent=2))
@@ -104,7 +111,7 @@ def train_weak(cfg: Config, run_dir: str | Path, show_progress: bool = True) -> 
     if cfg.weak.stage2 == "wsr":
         raw["method"] = {
             "name": "wsr",
-            "classifier_run": str(classifier_run.resolve()),
+            "classifier_run": str(classifier_run),
             "maps": cfg.weak.maps,
             "embedding_dim": cfg.weak.embedding_dim,
             "pairs": cfg.weak.pairs,

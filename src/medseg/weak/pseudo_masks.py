@@ -62,10 +62,11 @@ def load_pseudo_masks(path: str | Path) -> tuple[list[str], np.ndarray]:
 
 
 def override_masks(store: Store, path: str | Path, allowed: set[str]) -> Store:
-    """A store whose masks are the pseudo-masks for the listed ids that are also in `allowed`.
+    """A store in which every case in `allowed` (the training and validation cases) has its pseudo-mask, or,
+    if the file has none for it, an all-unknown mask: a true mask is never left in place for those cases.
 
     Raises:
-        DataError: pseudo-masks of another size than the store's.
+        DataError: pseudo-masks of another size than the store's, or none for any allowed case.
     """
     ids, masks = load_pseudo_masks(path)
     if masks.shape[1:] != store.masks.shape[1:]:
@@ -73,9 +74,14 @@ def override_masks(store: Store, path: str | Path, allowed: set[str]) -> Store:
             path, f"pseudo-masks are {masks.shape[1:]}, the data is {store.masks.shape[1:]}: same data.size?"
         )
     replaced = np.array(store.masks)
+    replaced[[store.position[case_id] for case_id in allowed if case_id in store.position]] = IGNORE_INDEX
+    matched = 0
     for case_id, mask in zip(ids, masks, strict=True):
         if case_id in allowed and case_id in store.position:
             replaced[store.position[case_id]] = mask
+            matched += 1
+    if matched == 0:
+        raise DataError(path, "no pseudo-mask for any training or validation case of this dataset (another split?)")
     return dataclasses.replace(store, masks=replaced)
 
 
