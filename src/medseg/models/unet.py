@@ -103,6 +103,7 @@ def attention_layout(attention: str, attention_at: str) -> tuple[str, str, str]:
     return encoder, encoder, decoder
 
 
+@register_model("unet")
 class UNet(nn.Module):
     """U-Net with BatchNorm and transposed-conv upsampling.
 
@@ -147,15 +148,3 @@ class UNet(nn.Module):
         x, (height, width) = pad_to_multiple(x, 2**self.depth)
         logits = self.head(self.decoder(self.encoder(x)))
         return logits[..., :height, :width]
-
-
-@register_model("unet")
-def unet(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    features: Sequence[int] = (32, 64, 128, 256, 512),
-    foreground_prior: float | None = FOREGROUND_PRIOR,
-    attention: str = "none",
-    attention_at: str = "decoder",
-) -> UNet:
-    return UNet(in_channels, out_channels, tuple(features), foreground_prior, attention, attention_at)
