@@ -16,7 +16,7 @@ from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule, class_logits
+from medseg.methods.consistency import ConsistencySchedule, class_logits, entropy_map
 from medseg.models import build_model
 
 __all__ = ["CDMA", "cross_distillation", "mean_entropy"]
@@ -38,8 +38,7 @@ def cross_distillation(branches: list[torch.Tensor], temperature: float) -> torc
 
 def mean_entropy(branches: list[torch.Tensor]) -> torch.Tensor:
     """Pixel-mean entropy of the branches' mean class distribution (uncertainty minimisation)."""
-    mean = torch.stack([F.softmax(class_logits(z).float(), 1) for z in branches]).mean(0)
-    return -(mean * torch.log(mean.clamp_min(1e-8))).sum(1).mean()
+    return entropy_map(torch.stack([F.softmax(class_logits(z).float(), 1) for z in branches]).mean(0)).mean()
 
 
 @register_method("cdma")

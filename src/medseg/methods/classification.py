@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.losses import IGNORE_INDEX
+from medseg.losses import IGNORE_INDEX, probabilities
 from medseg.methods.base import register_method
 from medseg.models import build_model
 
@@ -85,8 +85,7 @@ class Classification:
 
     def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities `(B, K)` (K = 1: probability of "lesion present")."""
-        logits = model(images).float()
-        return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)
+        return probabilities(model(images).float())
 
     def predicted_classes(self, probabilities: torch.Tensor) -> torch.Tensor:
         return (probabilities[:, 0] > 0.5).long() if probabilities.shape[1] == 1 else probabilities.argmax(1)

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-__all__ = ["ConsistencySchedule", "class_logits"]
+__all__ = ["ConsistencySchedule", "class_logits", "entropy_map"]
 
 
 class ConsistencySchedule:
@@ -41,3 +41,8 @@ def class_logits(logits: torch.Tensor) -> torch.Tensor:
     """`(B, K, H, W)` logits as logits of a class distribution: a binary head's z becomes `[0, z]`, so that
     softmax gives `[1 - σ(z), σ(z)]`; K > 1 stays as it is."""
     return torch.cat([torch.zeros_like(logits), logits], 1) if logits.shape[1] == 1 else logits
+
+
+def entropy_map(distribution: torch.Tensor) -> torch.Tensor:
+    """Per-pixel entropy `(B, 1, H, W)` of class distributions `(B, K, H, W)` (probabilities summing to 1)."""
+    return -(distribution * torch.log(distribution.clamp_min(1e-8))).sum(1, keepdim=True)

@@ -9,7 +9,7 @@ from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule, class_logits
+from medseg.methods.consistency import ConsistencySchedule, class_logits, entropy_map
 from medseg.models import build_model
 
 __all__ = ["EntropyMinimization", "pixel_entropy"]
@@ -17,8 +17,7 @@ __all__ = ["EntropyMinimization", "pixel_entropy"]
 
 def pixel_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Mean over pixels of the entropy of each pixel's class distribution, `(B, K, H, W)` logits → scalar."""
-    log_p = F.log_softmax(class_logits(logits).float(), 1)
-    return -(log_p.exp() * log_p).sum(1).mean()
+    return entropy_map(F.softmax(class_logits(logits).float(), 1)).mean()
 
 
 @register_method("entropy_minimization")

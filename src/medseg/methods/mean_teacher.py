@@ -68,14 +68,21 @@ class MeanTeacher:
         unlabeled = batch["unlabeled_image"]
         student = probabilities(self.model(self._noisy(unlabeled)).float())
         self.teacher.train(self.model.training)
-        with torch.no_grad():
-            target = probabilities(self.teacher(self._noisy(unlabeled)).float())
-        consistency = F.mse_loss(student, target)
+        consistency, logged = self._consistency(student, unlabeled)
         return {
             "loss": supervised + self.schedule.value * consistency,
             "loss_supervised": supervised.detach(),
             "loss_consistency": consistency.detach(),
+            **logged,
         }
+
+    def _consistency(
+        self, student: torch.Tensor, unlabeled: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The consistency term between student probabilities and the teacher on `unlabeled`, plus terms to log."""
+        with torch.no_grad():
+            target = probabilities(self.teacher(self._noisy(unlabeled)).float())
+        return F.mse_loss(student, target), {}
 
     def state_dict(self) -> dict:
         """The teacher's weights, so that a resumed run keeps its teacher."""

@@ -8,9 +8,8 @@ import math
 
 import torch
 
-from medseg.losses import probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import class_logits
+from medseg.methods.consistency import class_logits, entropy_map
 from medseg.methods.mean_teacher import MeanTeacher
 
 __all__ = ["UncertaintyAwareMeanTeacher"]
@@ -38,21 +37,15 @@ class UncertaintyAwareMeanTeacher(MeanTeacher):
         super().set_progress(fraction, epoch)
         self.fraction = fraction
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        self._ensure_teacher()
-        supervised = self.loss(self.model(batch["image"]), batch["mask"])
-        unlabeled = batch["unlabeled_image"]
-        student = probabilities(self.model(self._noisy(unlabeled)).float())
-        self.teacher.train(self.model.training)
+    def _consistency(
+        self, student: torch.Tensor, unlabeled: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
-            runs = torch.stack(
-                [
-                    torch.softmax(class_logits(self.teacher(self._noisy(unlabeled)).float()), 1)
-                    for _ in range(self.passes)
-                ]
-            )
-            mean = runs.mean(0)
-            uncertainty = -(mean * torch.log(mean.clamp_min(1e-8))).sum(1, keepdim=True)  # (B, 1, H, W)
+            runs = [
+                torch.softmax(class_logits(self.teacher(self._noisy(unlabeled)).float()), 1) for _ in range(self.passes)
+            ]
+            mean = torch.stack(runs).mean(0)
+            uncertainty = entropy_map(mean)  # (B, 1, H, W)
             target = mean[:, 1:] if student.shape[1] == 1 else mean
             # Yu et al.: from 0.75 to 1 of the largest possible entropy, log K, on a sigmoid ramp over all training
             ramp = math.exp(-5.0 * (1.0 - min(self.fraction, 1.0)) ** 2)
@@ -60,9 +53,4 @@ class UncertaintyAwareMeanTeacher(MeanTeacher):
             certain = (uncertainty < threshold).float()
         squared = (student - target) ** 2 * certain
         consistency = squared.sum() / (certain.sum() * student.shape[1]).clamp_min(1.0)
-        return {
-            "loss": supervised + self.schedule.value * consistency,
-            "loss_supervised": supervised.detach(),
-            "loss_consistency": consistency.detach(),
-            "certain_share": certain.mean(),
-        }
+        return consistency, {"certain_share": certain.mean()}
