@@ -137,6 +137,12 @@ class TrainConfig(_Section):
     ema: float | None = Field(
         None, gt=0, lt=1, description="per-step decay of a weight average used for validation and inference"
     )
+    steps_per_epoch: int | None = Field(
+        None,
+        ge=1,
+        description="optimiser steps per epoch (default: one pass over the larger of the labelled and "
+        "unlabelled streams); fixing it gives every method the same budget of steps",
+    )
 
 
 class EvalConfig(_Section):

@@ -84,8 +84,10 @@ def test_schedule_ramps_up_or_steps():
                 "upsampling": ["transpose", "bilinear", "nearest"],
             },
         ),
+        ({"name": "cct", "rampup": 0.0}, {"name": "mtnet", "features": [4, 8, 16]}),
+        ({"name": "urpc", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16, 32], "pyramid": 2}),
     ],
-    ids=["cdma", "mean_teacher", "ua_mt", "entropy_minimization", "cps", "mcnet"],
+    ids=["cdma", "mean_teacher", "ua_mt", "entropy_minimization", "cps", "mcnet", "cct", "urpc"],
 )
 def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model):
     cfg = load_config(_semi(phantom_config, method, model))
@@ -160,3 +162,43 @@ def test_mean_teacher_state_survives_a_checkpoint(phantom_config):
     restored.load_state_dict(method.state_dict())
     for a, b in zip(restored.teacher.parameters(), method.teacher.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_pyramid_consistency_is_zero_when_scales_agree():
+    from medseg.methods.urpc import rectified_pyramid_consistency
+
+    z = torch.randn(2, 1, 6, 6)
+    assert rectified_pyramid_consistency([z, z.clone(), z.clone()]) == pytest.approx(0.0, abs=1e-6)
+    assert rectified_pyramid_consistency([z, -z, 3 * z]) > 0.01
+
+
+def test_unet_pyramid_heads_give_full_size_logits_and_forward_keeps_the_main_head():
+    from medseg.models.unet import UNet
+
+    model = UNet(1, 1, [4, 8, 16, 32], pyramid=2).eval()
+    x = torch.randn(2, 1, 37, 41)
+    pyramid = model.forward_pyramid(x)
+    assert len(pyramid) == 3 and all(z.shape == (2, 1, 37, 41) for z in pyramid)
+    torch.testing.assert_close(pyramid[0], model(x))
+    with pytest.raises(ValueError, match=r"model.pyramid must be 0\.\.1"):
+        UNet(1, 1, [4, 8, 16], pyramid=2)
+
+
+def test_cct_predicts_with_its_main_decoder_and_perturbs_only_the_auxiliary_ones(phantom_config):
+    cfg = load_config(_semi(phantom_config, {"name": "cct"}))
+    method = build_method(cfg)
+    model = method.model.eval()
+    assert len(model.decoders) == 4 and model.main_branch == 0
+    x = torch.randn(2, 1, 32, 32)
+    torch.testing.assert_close(model(x), model.forward_branches(x)[0])
+    torch.testing.assert_close(method.predict(model, x), torch.sigmoid(model.forward_branches(x)[0]))
+    with pytest.raises(ValueError, match="method cct needs model mtnet with 4 decoders"):
+        build_method(load_config(_semi(phantom_config, {"name": "cct"}, {"name": "unet", "features": [4, 8]})))
+
+
+def test_steps_per_epoch_fixes_the_budget(tmp_path, phantom_config):
+    config = _semi(phantom_config, {"name": "supervised"}, {"name": "unet", "features": [4, 8]})
+    config["train"]["steps_per_epoch"] = 3
+    trainer.train(load_config(config), tmp_path / "run", show_progress=False)
+    with (tmp_path / "run" / "metrics.csv").open() as handle:
+        assert [int(row["step"]) for row in csv.DictReader(handle)] == [3, 6]

@@ -191,8 +191,10 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             f"method {cfg.method['name']!r} learns from unlabelled images, but there are none: set "
             "data.labeled_ratio or data.labeled_count"
         )
-    # with unlabelled images, an epoch is one pass over the larger stream (the other one cycles)
-    steps_per_epoch = max(len(train_rows) // cfg.train.batch_size, len(unlabeled_rows) // unlabeled_batch, 1)
+    # by default, with unlabelled images, an epoch is one pass over the larger stream (the other one cycles)
+    steps_per_epoch = cfg.train.steps_per_epoch or max(
+        len(train_rows) // cfg.train.batch_size, len(unlabeled_rows) // unlabeled_batch, 1
+    )
     total_steps = steps_per_epoch * cfg.train.epochs
     scheduler = warmup_cosine(optimizer, int(cfg.train.warmup_epochs * steps_per_epoch), total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)

@@ -1,6 +1,7 @@
 """Training methods, one per supervision regime, registered by name."""
 
 from medseg.methods import (  # noqa: F401  (registration)
+    cct,
     cdma,
     classification,
     cps,
@@ -9,6 +10,7 @@ from medseg.methods import (  # noqa: F401  (registration)
     mean_teacher,
     supervised,
     ua_mt,
+    urpc,
     wsr,
 )
 from medseg.methods.base import METHODS, Method, register_method

@@ -23,7 +23,8 @@ class MTNet(nn.Module):
     `upsampling` (default transposed convs), one 1×1 head each.
 
     `forward(x)` returns the mean of the branches' logits (CDMA and MC-Net+ predict with the mean of their
-    probabilities); `forward_branches(x)` each branch's
+    probabilities), or branch `main_branch`'s when that is set (CCT's auxiliary decoders only train);
+    `forward_branches(x)` each branch's
     `(B, C_out, H, W)` logits. Any H, W work (padded to a multiple of 2**depth, cropped back).
     """
 
@@ -35,6 +36,7 @@ class MTNet(nn.Module):
         attentions: Sequence[str] = ("ca", "sa", "cbam"),
         upsampling: Sequence[str] | None = None,
         foreground_prior: float | None = FOREGROUND_PRIOR,
+        main_branch: int | None = None,
     ) -> None:
         super().__init__()
         features = tuple(features)
@@ -47,6 +49,9 @@ class MTNet(nn.Module):
         allowed = ("none", "ca", "sa", "cbam", "gate")  # dual's PAM would run on full-resolution decoder stages
         if any(kind not in allowed for kind in attentions):
             raise ValueError(f"model.attentions entries must be in {list(allowed)}, got {list(attentions)}")
+        if main_branch is not None and not 0 <= main_branch < len(attentions):
+            raise ValueError(f"model.main_branch must index one of the {len(attentions)} decoders, got {main_branch}")
+        self.main_branch = main_branch
         self.depth = len(features) - 1
         self.encoder = UNetEncoder(in_channels, features)
         self.decoders = nn.ModuleList(
@@ -56,12 +61,19 @@ class MTNet(nn.Module):
         for head in self.heads:
             init_head_bias(head, foreground_prior)
 
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The shared encoder's features, shallow to deep (H, W padded to a multiple of 2**depth)."""
+        return self.encoder(pad_to_multiple(x, 2**self.depth)[0])
+
+    def decode(self, skips: list[torch.Tensor], branch: int, size: tuple[int, int]) -> torch.Tensor:
+        """Branch `branch`'s logits `(B, C_out, *size)` from encoder features (CCT perturbs those first)."""
+        return self.heads[branch](self.decoders[branch](skips))[..., : size[0], : size[1]]
+
     def forward_branches(self, x: torch.Tensor) -> list[torch.Tensor]:
-        height, width = x.shape[-2:]
-        skips = self.encoder(pad_to_multiple(x, 2**self.depth)[0])
-        return [
-            head(decoder(skips))[..., :height, :width] for decoder, head in zip(self.decoders, self.heads, strict=True)
-        ]
+        skips = self.encode(x)
+        return [self.decode(skips, i, x.shape[-2:]) for i in range(len(self.decoders))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.main_branch is not None:
+            return self.decode(self.encode(x), self.main_branch, x.shape[-2:])
         return torch.stack(self.forward_branches(x)).mean(0)

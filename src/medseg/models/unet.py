@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -73,13 +73,18 @@ class UNetDecoder(nn.Module):
         stage_kind = "none" if attention == "gate" else attention
         self.attention = nn.ModuleList(make_attention(stage_kind, features[i]) for i in order)
 
-    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
-        x = skips[-1]
+    def stages(self, skips: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every decoder stage's output, coarse to fine: `(B, features[i], H / 2**i, W / 2**i)`, i = depth-1..0."""
+        x, outputs = skips[-1], []
         for up, gate, attend, skip in zip(self.ups, self.gates, self.attention, reversed(skips[:-1]), strict=True):
             if isinstance(gate, AttentionGate):
                 skip = gate(skip, x)
             x = attend(up(x, skip))
-        return x
+            outputs.append(x)
+        return outputs
+
+    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
+        return self.stages(skips)[-1]
 
 
 def attention_layout(attention: str, attention_at: str) -> tuple[str, str, str]:
@@ -116,6 +121,8 @@ class UNet(nn.Module):
         attention: none, ca, sa, cbam (after stages), dual (DANet PAM + CAM on the bottleneck) or gate
             (attention gates on the skips).
         attention_at: where ca / sa / cbam go: encoder, decoder or both.
+        pyramid: extra 1×1 heads on this many coarser decoder stages (1/2, 1/4, ...), for URPC's pyramid
+            consistency (`forward_pyramid`); `forward` always uses the full-resolution head.
 
     Any H, W work: inputs are padded to a multiple of `2**depth` and the logits cropped back.
     """
@@ -128,16 +135,21 @@ class UNet(nn.Module):
         foreground_prior: float | None = FOREGROUND_PRIOR,
         attention: str = "none",
         attention_at: str = "decoder",
+        pyramid: int = 0,
     ) -> None:
         super().__init__()
         if len(features) < 2:
             raise ValueError(f"model.features needs at least 2 stages, got {list(features)}")
+        if not 0 <= pyramid < len(features) - 1:
+            raise ValueError(f"model.pyramid must be 0..{len(features) - 2} (coarser decoder stages), got {pyramid}")
         self.depth = len(features) - 1
         encoder, bottleneck, decoder = attention_layout(attention, attention_at)
         self.encoder = UNetEncoder(in_channels, features, encoder, bottleneck)
         self.decoder = UNetDecoder(features, decoder)
         self.head = nn.Conv2d(features[0], out_channels, kernel_size=1)
-        init_head_bias(self.head, foreground_prior)
+        self.pyramid_heads = nn.ModuleList(nn.Conv2d(features[i], out_channels, 1) for i in range(1, pyramid + 1))
+        for head in [self.head, *self.pyramid_heads]:
+            init_head_bias(head, foreground_prior)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features, shallow to deep: `(B, features[i], H / 2**i, W / 2**i)` (H, W padded)."""
@@ -148,3 +160,19 @@ class UNet(nn.Module):
         x, (height, width) = pad_to_multiple(x, 2**self.depth)
         logits = self.head(self.decoder(self.encoder(x)))
         return logits[..., :height, :width]
+
+    def forward_pyramid(
+        self, x: torch.Tensor, perturb: Sequence[Callable[[torch.Tensor], torch.Tensor]] = ()
+    ) -> list[torch.Tensor]:
+        """`(B, C_in, H, W)` → logits `(B, C_out, H, W)` from the full-resolution head, then from each pyramid
+        head (scale 1/2, 1/4, ...) upsampled bilinearly. `perturb[k]`, if given, perturbs the features of
+        pyramid head k first."""
+        padded, (height, width) = pad_to_multiple(x, 2**self.depth)
+        stages = self.decoder.stages(self.encoder(padded))
+        outputs = [self.head(stages[-1])]
+        for k, head in enumerate(self.pyramid_heads):
+            features = stages[-2 - k]
+            if k < len(perturb):
+                features = perturb[k](features)
+            outputs.append(F.interpolate(head(features), size=padded.shape[-2:], mode="bilinear", align_corners=False))
+        return [z[..., :height, :width] for z in outputs]

@@ -1,0 +1,76 @@
+"""Uncertainty rectified pyramid consistency (Luo et al., MICCAI 2021 / MedIA 2022): a U-Net with heads on
+several decoder scales (upsampled to full size), each supervised on the labelled images. On every image each
+scale's probabilities p_s are pulled towards the scales' mean p̄ by an MSE weighted per pixel by exp(-D_s),
+where D_s = KL(p_s ‖ p̄) is the scale's uncertainty, plus the mean of D_s itself. The coarser heads see
+perturbed features (channel dropout, feature dropout, feature noise). Prediction: the full-resolution head."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medseg.losses import HybridLoss, probabilities
+from medseg.methods.base import register_method
+from medseg.methods.consistency import ConsistencySchedule, class_logits
+from medseg.methods.perturbations import PERTURBATIONS
+from medseg.models import build_model
+
+__all__ = ["PyramidConsistency", "rectified_pyramid_consistency"]
+
+
+def rectified_pyramid_consistency(pyramid: list[torch.Tensor]) -> torch.Tensor:
+    """URPC's unsupervised term for logits `(B, K, H, W)` per scale; zero when the scales agree."""
+    distributions = [F.softmax(class_logits(z).float(), 1) for z in pyramid]
+    mean = torch.stack(distributions).mean(0)
+    terms = []
+    for p in distributions:
+        uncertainty = (p * (torch.log(p.clamp_min(1e-8)) - torch.log(mean.clamp_min(1e-8)))).sum(1, keepdim=True)
+        weight = torch.exp(-uncertainty)
+        squared = (p - mean).pow(2).sum(1, keepdim=True)
+        terms.append((squared * weight).mean() / (weight.mean() + 1e-8) + uncertainty.mean())
+    return torch.stack(terms).mean()
+
+
+@register_method("urpc")
+class PyramidConsistency:
+    """Args:
+    model_spec: a `unet` spec; `pyramid` (the number of coarser heads) defaults to 3.
+    consistency: final weight of the pyramid term (0.1); rampup; dice: batch | image.
+    """
+
+    uses_unlabeled = True
+    _perturbations = (PERTURBATIONS["dropout"], PERTURBATIONS["feature_dropout"], PERTURBATIONS["noise"])
+
+    def __init__(self, model_spec: dict, consistency: float = 0.1, rampup: float = 0.3, dice: str = "batch") -> None:
+        self.model_spec = {"pyramid": 3, **model_spec}
+        self.loss = HybridLoss(dice=dice)
+        self.schedule = ConsistencySchedule(consistency, rampup)
+        self.model: nn.Module | None = None
+
+    def build(self) -> nn.Module:
+        if self.model_spec["name"] != "unet" or self.model_spec["pyramid"] < 1:
+            raise ValueError(
+                f"method urpc needs model unet with pyramid ≥ 1, got {self.model_spec['name']!r} with pyramid "
+                f"{self.model_spec['pyramid']}"
+            )
+        self.model = build_model(self.model_spec)
+        return self.model
+
+    def set_progress(self, fraction: float, epoch: int) -> None:
+        self.schedule.update(fraction, epoch)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        labeled = batch["image"].shape[0]
+        images = torch.cat([batch["image"], batch["unlabeled_image"]])
+        pyramid = self.model.forward_pyramid(images, self._perturbations)
+        supervised = torch.stack([self.loss(z[:labeled], batch["mask"]) for z in pyramid]).mean()
+        consistency = rectified_pyramid_consistency(pyramid)
+        return {
+            "loss": supervised + self.schedule.value * consistency,
+            "loss_supervised": supervised.detach(),
+            "loss_consistency": consistency.detach(),
+        }
+
+    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return probabilities(model(images).float())
