@@ -53,6 +53,10 @@ def train(
         else:
             cfg = load_config(target, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])])
             folder = run_dir or _new_run_dir(cfg.output_dir, cfg.name)
+            if run_dir is None:  # under torchrun every process must use the main process's folder name
+                from medseg.engine.distributed import setup_distributed
+
+                folder = Path(setup_distributed().from_main(str(folder)))
             if cfg.supervision == "image-labels":
                 from medseg.weak.pipeline import train_weak
 
@@ -60,6 +64,10 @@ def train(
                 console.print(f"pseudo-masks and their quality: {folder / 'weak.json'}")
             else:
                 result = run_training(cfg, folder, show_progress=not quiet)
+        from medseg.engine.distributed import setup_distributed
+
+        if not setup_distributed().is_main:  # under torchrun: one process reports and evaluates
+            return
         console.print(
             f"trained {result.epochs_done} epochs in {result.seconds / 60:.1f} min; "
             f"best val {result.validation_metric} {result.best_val_score:.4f}; run folder: {folder}"
@@ -68,6 +76,11 @@ def train(
             _evaluate_and_report(folder, "test", strict=False)
     except USER_ERRORS as error:
         _fail(error)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _evaluate_and_report(
@@ -112,33 +125,71 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: Annotated[Path, typer.Argument(help="run folder or checkpoint (.pt)")],
-    inputs: Annotated[list[Path], typer.Argument(help="image files, .mat, NIfTI volumes or folders")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="RUN INPUT... (run folder or .pt, then inputs), or INPUT... with --onnx")
+    ],
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("predictions"),
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="predict with an exported ONNX model")] = None,
     threshold: Annotated[float | None, typer.Option(help="probability threshold (binary)")] = None,
     overwrite: Annotated[bool, typer.Option(help="recompute outputs that already exist")] = False,
     prune: Annotated[str | None, typer.Option(help="U-Net++: compute only the sub-network of head L (L1..L4)")] = None,
     head: Annotated[int | None, typer.Option(help="U-Net++: use head K of the full network")] = None,
 ) -> None:
-    """Predict masks: `<stem>_mask.png` + `<stem>_overlay.png` per image, `<stem>_mask.nii.gz` per volume."""
+    """Predict masks for image files, .mat files, NIfTI volumes or folders of them, streaming in batches:
+    `<stem>_mask.png` + `<stem>_overlay.png` per image, `<stem>_mask.nii.gz` per volume. Outputs already
+    present are kept, so an interrupted run resumes (--overwrite recomputes them)."""
     from rich.progress import track
 
-    from medseg.inference import resolve_checkpoint
     from medseg.predict import expand_inputs, predict_paths
 
     try:
-        resolve_checkpoint(run)
-        mode = _inference_mode(prune, head)
-        total = len(expand_inputs(list(inputs)))
+        if onnx is not None:
+            if prune is not None or head is not None:
+                raise ValueError("--prune / --head are fixed when exporting (medseg export --prune); not with --onnx")
+            from medseg.onnx_export import OnnxPredictor
+
+            predictor, inputs = OnnxPredictor.load(onnx), list(paths)
+        else:
+            from medseg.inference import Predictor
+
+            if len(paths) < 2:
+                raise ValueError("give a run folder (or checkpoint) and at least one input, or --onnx MODEL")
+            predictor, inputs = Predictor.load(paths[0], mode=_inference_mode(prune, head)), list(paths[1:])
+        if threshold is not None:
+            predictor.cfg.eval.threshold = threshold
+        total = len(expand_inputs(inputs))
         written = list(
             track(
-                predict_paths(run, list(inputs), out, threshold, overwrite, mode),
+                predict_paths(predictor, inputs, out, overwrite),
                 total=total,
                 description="predicting",
                 console=console,
             )
         )
         console.print(f"{len(written)} masks in {out}")
+    except USER_ERRORS as error:
+        _fail(error)
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="run folder or checkpoint (.pt)")],
+    out: Annotated[Path | None, typer.Option("--out", help="the .onnx file (default: RUN/model[-L].onnx)")] = None,
+    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    prune: Annotated[str | None, typer.Option(help="U-Net++: export only the sub-network of head L (L1..L4)")] = None,
+    head: Annotated[int | None, typer.Option(help="U-Net++: export head K of the full network")] = None,
+) -> None:
+    """Export a run's inference to ONNX (dynamic batch and image size); predict with `medseg predict --onnx`."""
+    try:
+        if format != "onnx":
+            raise ValueError(f"--format must be onnx, got {format!r}")
+        from medseg.onnx_export import export_onnx
+
+        mode = _inference_mode(prune, head)
+        if out is None:
+            folder = run if run.is_dir() else run.parent
+            out = folder / (f"model-{mode.replace('=', '')}.onnx" if mode else "model.onnx")
+        console.print(f"exported {export_onnx(run, out, mode)}")
     except USER_ERRORS as error:
         _fail(error)
 

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from medseg.errors import ConfigError
 
@@ -137,6 +145,9 @@ class TrainConfig(_Section):
     ema: float | None = Field(
         None, gt=0, lt=1, description="per-step decay of a weight average used for validation and inference"
     )
+    sync_batchnorm: bool = Field(
+        False, description="with several processes (torchrun), batch-norm statistics over the global batch"
+    )
     steps_per_epoch: int | None = Field(
         None,
         ge=1,
@@ -198,8 +209,12 @@ class Config(_Section):
     weak: WeakConfig = WeakConfig()
 
     @model_validator(mode="after")
-    def _complete_model(self) -> Config:
-        """Fill the model's channel counts from the data section, and check the model spec builds."""
+    def _complete_model(self, info: ValidationInfo) -> Config:
+        """Fill the model's channel counts from the data section, and check the model and method specs against
+        their registries (skipped with the validation context `{"check_specs": False}`: an exported model's
+        config was checked when it was exported, and its predictor imports no model code)."""
+        if info.context and info.context.get("check_specs") is False:
+            return self
         from medseg.models import check_model_spec
 
         spec = dict(self.model)

@@ -11,6 +11,7 @@ from medseg.config import load_config
 from medseg.data.readers.phantoms import make_phantom
 from medseg.engine.trainer import train
 from medseg.evaluation import evaluate_run
+from medseg.inference import Predictor
 from medseg.overlay import save_png
 from medseg.predict import predict_paths
 from medseg.report import write_report
@@ -50,7 +51,7 @@ def run_demo(out: str | Path, epochs: int = 12) -> dict:
         save_png(new_images / f"new_{index}.png", (np.clip(image, 0, 1) * 255).astype(np.uint8))
     predictions = out / "predictions"
     console.print(f"[bold]3/4 predicting[/] {new_images} → {predictions}")
-    written = list(predict_paths(run_dir, [new_images], predictions, overwrite=True))
+    written = list(predict_paths(Predictor.load(run_dir), [new_images], predictions, overwrite=True))
     report = write_report(run_dir)
     console.print(f"[bold]4/4 report[/] written in {time.perf_counter() - started:.0f} s")
     console.print(f"  report:            {report}")

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from medseg.config import Config, load_config
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.trainer import build_method, predict_probabilities
-from medseg.losses import hard_prediction
 from medseg.models import inference_modes
+from medseg.postprocess import keep_largest_component, masks_from_probabilities
 
 __all__ = ["Predictor", "resolve_checkpoint", "keep_largest_component"]
 
@@ -34,17 +33,6 @@ def resolve_checkpoint(target: str | Path, which: str = "best") -> Path:
     if not target.is_file():
         raise FileNotFoundError(f"{target}: no such run folder or checkpoint")
     return target
-
-
-def keep_largest_component(masks: np.ndarray) -> np.ndarray:
-    """`(B, H, W)` binary masks → only the largest 8-connected foreground component of each kept."""
-    out = np.zeros_like(masks)
-    for k, mask in enumerate(masks):
-        labels, count = ndimage.label(mask > 0, structure=np.ones((3, 3)))
-        if count:
-            sizes = np.bincount(labels.ravel())[1:]
-            out[k] = (labels == 1 + int(sizes.argmax())).astype(masks.dtype)
-    return out
 
 
 @dataclass
@@ -109,7 +97,4 @@ class Predictor:
 
     def masks_from(self, probs: torch.Tensor) -> np.ndarray:
         """Probabilities `(B, K, H, W)` → `(B, H, W)` uint8 class indices, post-processed per `eval`."""
-        masks = hard_prediction(probs, self.cfg.eval.threshold).numpy().astype(np.uint8)
-        if self.cfg.eval.largest_component and probs.shape[1] == 1:
-            masks = keep_largest_component(masks)
-        return masks
+        return masks_from_probabilities(probs, self.cfg.eval.threshold, self.cfg.eval.largest_component)

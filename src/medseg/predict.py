@@ -1,11 +1,13 @@
 """Predict masks for new images: 2-D image files (mask + overlay PNGs), figshare `.mat` files, NIfTI volumes
-(a NIfTI mask volume with the input's affine). Outputs are written atomically; existing outputs are kept,
-so an interrupted run picks up where it stopped."""
+(a NIfTI mask volume with the input's affine), with a PyTorch checkpoint or an exported ONNX model. Outputs are
+written atomically; existing outputs are kept, so an interrupted run picks up where it stopped. This module
+imports no model, method or training code."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import nibabel as nib
 import numpy as np
@@ -13,16 +15,16 @@ import torch
 import torch.nn.functional as F
 
 from medseg.atomic import atomic_path
+from medseg.config import Config
 from medseg.data.dataset import preprocessing_of
 from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.figshare import read_cjdata
 from medseg.data.readers.nifti import load_volume, nifti_stem
 from medseg.data.store import preprocess_image
 from medseg.errors import DataError
-from medseg.inference import Predictor
 from medseg.overlay import overlay, save_png
 
-__all__ = ["predict_paths", "expand_inputs", "read_slice"]
+__all__ = ["SlicePredictor", "predict_paths", "expand_inputs", "read_slice"]
 
 
 def _is_nifti(path: Path) -> bool:
@@ -59,40 +61,57 @@ def _predictable(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES + (".mat",) or _is_nifti(path)
 
 
-def _probabilities(predictor: Predictor, slices: list[np.ndarray], sources: str) -> torch.Tensor:
-    """Raw 2-D slices (same shape) → probabilities `(N, K, H, W)` at their own resolution."""
+class SlicePredictor(Protocol):
+    """What prediction needs of a model: the PyTorch `Predictor` or the ONNX `OnnxPredictor`."""
+
+    cfg: Config
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def masks_from(self, probs: torch.Tensor) -> np.ndarray: ...
+
+
+def _masks(predictor: SlicePredictor, slices: list[np.ndarray], sources: list[str]) -> list[np.ndarray]:
+    """Raw 2-D slices (any sizes) → `(H, W)` uint8 masks at each slice's own resolution, in device batches."""
     settings = preprocessing_of(predictor.cfg.data)
-    batch = torch.from_numpy(np.stack([preprocess_image(s, settings, sources) for s in slices]))
+    images = [preprocess_image(raw, settings, source) for raw, source in zip(slices, sources, strict=True)]
+    batch = torch.from_numpy(np.stack(images))
     probs = torch.cat([predictor.probabilities(chunk) for chunk in batch.split(predictor.cfg.train.batch_size)])
-    height, width = slices[0].shape[:2]
-    if probs.shape[-2:] != (height, width):
-        probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
-    return probs
+    masks = []
+    for raw, prob in zip(slices, probs, strict=True):
+        height, width = raw.shape[:2]
+        if prob.shape[-2:] != (height, width):
+            prob = F.interpolate(prob[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+        masks.append(predictor.masks_from(prob[None])[0])
+    return masks
 
 
 def predict_paths(
-    target: str | Path,
-    inputs: list[str | Path],
-    out_dir: str | Path,
-    threshold: float | None = None,
-    overwrite: bool = False,
-    mode: str | None = None,
+    predictor: SlicePredictor, inputs: list[str | Path], out_dir: str | Path, overwrite: bool = False
 ) -> Iterator[Path]:
-    """Predict every input; yields each mask file written (or already present and kept).
+    """Predict every input, streaming: 2-D files are read and predicted `train.batch_size` at a time, a volume's
+    slices in batches; yields each mask file written (or already present and kept).
 
     Args:
-        target: a run folder (uses best.pt) or a checkpoint file.
+        predictor: a loaded `Predictor` (PyTorch) or `OnnxPredictor`.
         inputs: files or folders.
         out_dir: where `<stem>_mask.png` + `<stem>_overlay.png` (2-D) or `<stem>_mask.nii.gz` go.
-        threshold: probability threshold for binary models (default: the run's eval.threshold).
-        overwrite: recompute outputs that already exist.
-        mode: inference mode of a multi-head model ("ensemble", "head=K", "prune=L").
+        overwrite: recompute outputs that already exist (otherwise they are kept: an interrupted run resumes).
     """
-    predictor = Predictor.load(target, mode=mode)
-    if threshold is not None:
-        predictor.cfg.eval.threshold = threshold
     out_dir = Path(out_dir)
     scale = 255 if predictor.cfg.data.num_classes == 2 else 1
+    pending: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> Iterator[Path]:
+        masks = _masks(predictor, [raw for _, raw in pending], [str(path) for path, _ in pending])
+        for (path, raw), mask in zip(pending, masks, strict=True):
+            channels_first = np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw
+            save_png(out_dir / f"{path.stem}_overlay.png", overlay(channels_first, mask))
+            mask_path = out_dir / f"{path.stem}_mask.png"
+            save_png(mask_path, mask * scale)  # the mask last: its presence marks the case done
+            yield mask_path
+        pending.clear()
+
     for path in expand_inputs(inputs):
         if _is_nifti(path):
             target_path = out_dir / f"{nifti_stem(path)}_mask.nii.gz"
@@ -101,21 +120,21 @@ def predict_paths(
             yield target_path
             continue
         mask_path = out_dir / f"{path.stem}_mask.png"
-        if overwrite or not mask_path.exists():
-            raw = read_slice(path)
-            mask = predictor.masks_from(_probabilities(predictor, [raw], str(path)))[0]
-            channels_first = np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw
-            save_png(out_dir / f"{path.stem}_overlay.png", overlay(channels_first, mask))
-            save_png(mask_path, mask * scale)  # the mask last: its presence marks the case done
-        yield mask_path
+        if not overwrite and mask_path.exists():
+            yield mask_path
+            continue
+        pending.append((path, read_slice(path)))
+        if len(pending) == predictor.cfg.train.batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
 
 
-def _predict_volume(predictor: Predictor, path: Path, target: Path) -> None:
+def _predict_volume(predictor: SlicePredictor, path: Path, target: Path) -> None:
     axis = int(predictor.cfg.data.source.get("axis", 2))
     volume = load_volume(str(path))
     slices = [np.take(volume, i, axis=axis) for i in range(volume.shape[axis])]
-    masks = predictor.masks_from(_probabilities(predictor, slices, str(path)))  # (N, H, W)
-    mask_volume = np.moveaxis(masks, 0, axis)
+    mask_volume = np.moveaxis(np.stack(_masks(predictor, slices, [str(path)] * len(slices))), 0, axis)
     source = nib.load(str(path))
     image = nib.Nifti1Image(mask_volume.astype(np.uint8), source.affine, source.header)
     image.set_data_dtype(np.uint8)

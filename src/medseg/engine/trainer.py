@@ -23,6 +23,13 @@ from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
 from medseg.data.splits import UNLABELED, read_splits, write_splits
 from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
+from medseg.engine.distributed import (
+    Distributed,
+    average_gradients,
+    broadcast_weights,
+    setup_distributed,
+    sync_batchnorm,
+)
 from medseg.engine.ema import WeightAverage
 from medseg.engine.schedule import warmup_cosine
 from medseg.losses import IGNORE_INDEX, hard_prediction
@@ -84,11 +91,12 @@ def validation_metric(method) -> str:
     return getattr(method, "validation_metric", "dice")
 
 
-def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> float:
+def _validate(method, model, dataset: Dataset, cfg: Config, device, amp, ctx: Distributed) -> float:
     """Mean per-image validation score: the method's `validation_scores(model, batch)` if it has one, else
-    the Dice of the predicted masks (foreground, or the mean over foreground classes)."""
-    rows = dataset.rows("val")
-    if len(rows) == 0:
+    the Dice of the predicted masks (foreground, or the mean over foreground classes). With several
+    processes, each scores its share of the images and the mean is taken over all of them."""
+    rows = dataset.rows("val")[ctx.rank :: ctx.world_size]
+    if len(dataset.rows("val")) == 0:
         return math.nan
     model.eval()
     scores = []
@@ -108,7 +116,7 @@ def _validate(method, model, dataset: Dataset, cfg: Config, device, amp) -> floa
             per_class = [dice_scores(pred == k, mask == k) for k in range(1, probs.shape[1])]
             scores.append(torch.stack(per_class).mean(0))
     model.train()
-    return float(torch.cat(scores).mean())
+    return ctx.average(torch.cat(scores) if scores else torch.zeros(0))
 
 
 def _endless(dataset: Dataset, rows: np.ndarray, batch_size: int, generator: torch.Generator):
@@ -148,6 +156,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     weight average when `train.ema` is set; the raw weights it continues from are then in `train_model`).
     """
     run_dir = Path(run_dir)
+    ctx = setup_distributed()
     state = None
     if resume:
         cfg = load_config(run_dir / "config.yaml")
@@ -156,18 +165,23 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     if cfg is None:
         raise ValueError("train() needs a config unless resume=True")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
+    if ctx.is_main:
+        write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
     seed_everything(cfg.seed)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
     splits_path = run_dir / "splits.csv"
     known_splits = read_splits(splits_path) if resume and splits_path.is_file() else None
-    progress = TrainingProgress(enabled=show_progress)
+    progress = TrainingProgress(enabled=show_progress and ctx.is_main)
+    if not ctx.is_main:
+        ctx.barrier()  # the main process fills the preprocessed store first; the others then open it
     dataset = prepare_dataset(cfg.data, cfg.seed, known_splits, progress=progress.preprocessing)
-    if not splits_path.is_file():
+    if ctx.is_main:
+        ctx.barrier()
+    if ctx.is_main and not splits_path.is_file():
         write_splits(splits_path, dataset.cases, dataset.assignment)
-    if dataset.store.skipped:
+    if dataset.store.skipped and ctx.is_main:
         _write_skipped(run_dir / "skipped.csv", dataset.store.skipped)
         ids = [case_id for case_id, _ in dataset.store.skipped]
         shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
@@ -180,12 +194,21 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     amp = autocast_dtype(device, cfg.train.amp)
     method = build_method(cfg)
     model = method.model.to(device)
+    if ctx.enabled:
+        if cfg.train.sync_batchnorm:
+            model = sync_batchnorm(model, device)
+        broadcast_weights(model)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     method.model = model
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     unlabeled_rows = dataset.rows(UNLABELED) if getattr(method, "uses_unlabeled", False) else train_rows[:0]
     unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
+    if ctx.enabled and (cfg.train.batch_size % ctx.world_size or unlabeled_batch % ctx.world_size):
+        raise ValueError(
+            f"train.batch_size ({cfg.train.batch_size}) and train.unlabeled_batch_size ({unlabeled_batch}) are "
+            f"global batches: each must divide by the {ctx.world_size} processes"
+        )
     if getattr(method, "uses_unlabeled", False) and len(unlabeled_rows) == 0:
         raise ValueError(
             f"method {cfg.method['name']!r} learns from unlabelled images, but there are none: set "
@@ -234,7 +257,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             batch = {**batch, "image": image, "mask": mask}
             if unlabeled is not None:
                 batch["unlabeled_image"] = augment_batch(next(unlabeled)["image"], None, cfg.augment, generator)[0]
-            batch = _to_device(batch, device, cfg.train.channels_last)
+            batch = _to_device(ctx.shard(batch), device, cfg.train.channels_last)
             if hasattr(method, "set_progress"):  # ramp-ups of consistency weights
                 method.set_progress(step / max(total_steps, 1), epoch)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
@@ -246,6 +269,8 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower train.lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if ctx.enabled:
+                average_gradients(model, ctx.world_size)
             if cfg.train.grad_clip:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
@@ -263,15 +288,16 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
                     extra_terms.setdefault(name, []).append(float(value))
             progress.step(loss.item())
         inference_model = average.model if average is not None else model
-        val_score = _validate(method, inference_model, dataset, cfg, device, amp)
+        val_score = _validate(method, inference_model, dataset, cfg, device, amp, ctx)
         seconds = time.perf_counter() - started
+        epoch_loss = ctx.mean(float(np.mean(losses)))
         history.append(
             {
                 "epoch": epoch,
                 "step": step,
                 "lr": f"{scheduler.get_last_lr()[0]:.3g}",
-                "train_loss": f"{np.mean(losses):.5f}",
-                **{f"train_{name}": f"{np.mean(values):.5f}" for name, values in extra_terms.items()},
+                "train_loss": f"{epoch_loss:.5f}",
+                **{f"train_{name}": f"{ctx.mean(float(np.mean(values))):.5f}" for name, values in extra_terms.items()},
                 f"val_{validation_metric(method)}": f"{val_score:.5f}",
                 "seconds": f"{seconds:.1f}",
             }
@@ -295,13 +321,16 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             checkpoint["scaler"] = scaler.state_dict()
         if hasattr(method, "state_dict"):
             checkpoint["method"] = method.state_dict()
-        if improved or not (run_dir / "best.pt").is_file():
-            save_checkpoint(run_dir / "best.pt", checkpoint)
-        save_checkpoint(run_dir / "last.pt", checkpoint)
-        _write_metrics(run_dir / "metrics.csv", history)
-        progress.epoch_done(epoch, float(np.mean(losses)), val_score)
+        if ctx.is_main:
+            if improved or not (run_dir / "best.pt").is_file():
+                save_checkpoint(run_dir / "best.pt", checkpoint)
+            save_checkpoint(run_dir / "last.pt", checkpoint)
+            _write_metrics(run_dir / "metrics.csv", history)
+        ctx.barrier()
+        progress.epoch_done(epoch, epoch_loss, val_score)
         per_epoch = (seconds - elapsed) / (epoch - start_epoch)
-        if cfg.train.max_minutes and epoch < cfg.train.epochs and seconds + per_epoch > cfg.train.max_minutes * 60:
+        out_of_time = bool(cfg.train.max_minutes) and seconds + per_epoch > (cfg.train.max_minutes or 0) * 60
+        if ctx.any(out_of_time) and epoch < cfg.train.epochs:
             progress.note(
                 f"stopping after epoch {epoch}: another epoch would pass train.max_minutes={cfg.train.max_minutes}"
             )

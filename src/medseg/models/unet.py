@@ -18,9 +18,8 @@ __all__ = ["UNet", "UNetEncoder", "UNetDecoder", "attention_layout", "pad_to_mul
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Zero-pad `(B, C, H, W)` at the bottom/right so H and W divide `multiple`; returns the original (H, W)."""
     height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h))
+    # padded even by zero: a branch on the size would be frozen into an exported (ONNX) graph
+    x = F.pad(x, (0, (-width) % multiple, 0, (-height) % multiple))
     return x, (height, width)
 
 

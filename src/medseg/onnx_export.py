@@ -1,0 +1,123 @@
+"""ONNX deployment: export a trained run's inference (probabilities, with the method's own head averaging and
+the chosen U-Net++ pruning) to one `.onnx` file carrying the run's config, and predict from it with
+onnxruntime. `OnnxPredictor` imports no model, method or training code.
+
+The graph has dynamic batch, height and width: `image (B, C, H, W)` float32, preprocessed as in training →
+`probabilities (B, K, H, W)` (K = 1: the foreground probability).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medseg.atomic import atomic_path
+from medseg.config import Config
+from medseg.errors import DataError
+from medseg.postprocess import masks_from_probabilities
+
+__all__ = ["export_onnx", "OnnxPredictor", "CONFIG_KEY"]
+
+CONFIG_KEY = "medseg_config"
+
+
+class _Probabilities(torch.nn.Module):
+    """The method's inference as one module: `(B, C, H, W)` → `(B, K, H, W)` float32 probabilities."""
+
+    def __init__(self, method, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.method, self.model = method, model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.method.predict(self.model, images).float()
+
+
+def export_onnx(target: str | Path, out: str | Path, mode: str | None = None, which: str = "best") -> Path:
+    """Export `target` (a run folder or checkpoint) to `out`, written atomically.
+
+    Args:
+        mode: inference mode of a multi-head model ("ensemble", "prune=L", "head=K").
+
+    Raises:
+        ValueError: the model or method cannot be exported (the message names it and why).
+    """
+    import onnx
+
+    from medseg.inference import Predictor
+
+    predictor = Predictor.load(target, which, device="cpu", mode=mode)
+    module = _Probabilities(predictor.method, predictor.model.float().to(memory_format=torch.contiguous_format)).eval()
+    size, channels = predictor.cfg.data.size, predictor.cfg.data.channels
+    example = torch.randn(2, channels, size, size)
+    dynamic = {"images": {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}}
+    try:
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            input_names=["image"],
+            output_names=["probabilities"],
+            dynamic_shapes=dynamic,
+            verbose=False,
+        )
+    except Exception as error:  # the exporter raises many types; name the model and method instead
+        name, method = predictor.cfg.model["name"], predictor.cfg.method["name"]
+        raise ValueError(f"{target}: model {name!r} with method {method!r} could not be exported: {error}") from error
+    proto = program.model_proto
+    config = predictor.cfg.model_dump(mode="json")
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = CONFIG_KEY, json.dumps(config)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out, suffix=".onnx") as tmp:
+        onnx.save_model(proto, str(tmp))
+    return out
+
+
+@dataclass
+class OnnxPredictor:
+    """An exported model in onnxruntime, with the same `probabilities` / `masks_from` as `Predictor`."""
+
+    cfg: Config
+    session: object
+
+    @classmethod
+    def load(cls, path: str | Path) -> OnnxPredictor:
+        """Raises:
+        DataError: the file is missing, not an ONNX model, or not exported by medseg.
+        """
+        import onnxruntime
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, "ONNX model not found")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            raise DataError(path, f"not a readable ONNX model ({error})") from None
+        meta = session.get_modelmeta().custom_metadata_map
+        if CONFIG_KEY not in meta:
+            raise DataError(path, "this ONNX model was not exported by `medseg export` (no medseg config inside)")
+        config = Config.model_validate(json.loads(meta[CONFIG_KEY]), context={"check_specs": False})
+        return cls(config, session)
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities (flip TTA per `eval.tta`)."""
+        array = images.float().numpy()
+        flips = [(), (-1,), (-2,)] if self.cfg.eval.tta else [()]
+        total = None
+        for axes in flips:
+            flipped = np.ascontiguousarray(np.flip(array, axes)) if axes else array
+            probs = self.session.run(None, {"image": flipped})[0]
+            probs = np.flip(probs, axes) if axes else probs
+            total = probs if total is None else total + probs
+        return torch.from_numpy(np.ascontiguousarray(total / len(flips)))
+
+    def masks_from(self, probs: torch.Tensor) -> np.ndarray:
+        return masks_from_probabilities(probs, self.cfg.eval.threshold, self.cfg.eval.largest_component)

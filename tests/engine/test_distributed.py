@@ -1,0 +1,62 @@
+"""Data-parallel training: two gloo processes on CPU end with the weights of one process trained on the same
+global batches, and the distributed batch norm pools its statistics over the processes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from medseg.config import load_config
+from medseg.engine.distributed import Distributed, sync_batchnorm
+from medseg.engine.trainer import train
+
+TOLERANCE = 1e-4  # float32 weights after three AdamW steps; only the order of floating-point sums differs
+
+
+def _config(phantom_config, tmp_path):
+    config = phantom_config(
+        epochs=1, steps_per_epoch=3, batch_size=8, amp=False, channels_last=False, sync_batchnorm=True, threads=1
+    )
+    config["model"] = {"name": "unet", "features": [4, 8, 16]}
+    config["method"] = {"name": "supervised", "dice": "image"}  # per-image Dice: the loss is a mean over images
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path, phantom_config):
+    config = _config(phantom_config, tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "medseg", "train", str(config), "--run-dir", str(tmp_path / "ddp"), "--quiet", "--no-evaluate"]
+    subprocess.run(command, check=True, env=env, timeout=300, capture_output=True)
+    train(load_config(config), tmp_path / "single", show_progress=False)
+
+    ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    single = torch.load(tmp_path / "single" / "last.pt", weights_only=True)
+    assert ddp["step"] == single["step"] == 3
+    for name, value in single["model"].items():
+        if value.is_floating_point():
+            difference = (ddp["model"][name] - value).abs().max().item()
+            assert difference < TOLERANCE, f"{name} differs by {difference}"
+    lines = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 2, "one metrics.csv, written by the main process only"
+
+
+def test_batch_is_sharded_contiguously_and_batchnorm_converted_in_place():
+    ctx = Distributed(rank=1, world_size=2)
+    batch = {"image": torch.arange(8).view(8, 1), "unlabeled_image": torch.arange(4).view(4, 1)}
+    shard = ctx.shard(batch)
+    assert shard["image"].flatten().tolist() == [4, 5, 6, 7] and shard["unlabeled_image"].flatten().tolist() == [2, 3]
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    model[1].running_mean.fill_(3.0)
+    converted = sync_batchnorm(model, torch.device("cpu"))
+    assert type(converted[1]).__name__ == "DistributedBatchNorm2d" and converted[1].running_mean[0] == 3.0
+    x = torch.randn(4, 1, 8, 8)
+    reference = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    reference.load_state_dict(model.state_dict())
+    torch.testing.assert_close(converted(x), reference(x))  # no process group: a plain batch norm

@@ -1,0 +1,87 @@
+"""ONNX export: onnxruntime agrees with PyTorch on other batch and image sizes, and predicting from the
+exported file needs no model, method or training code."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from medseg.cli import app
+from medseg.config import load_config
+from medseg.engine.trainer import train
+from medseg.inference import Predictor
+from medseg.onnx_export import OnnxPredictor, export_onnx
+from tests.conftest import write_png
+
+pytest.importorskip("onnxruntime")
+runner = CliRunner()
+TOLERANCE = 1e-4  # float32 probabilities, max absolute difference
+
+
+@pytest.fixture(scope="module")
+def unetpp_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("onnx")
+    config = {
+        "name": "tiny-upp",
+        "data": {
+            "source": {"format": "phantoms", "count": 24, "size": 48, "slices_per_group": 4},
+            "size": 48,
+            "cache_dir": str(tmp / "cache"),
+        },
+        "model": {"name": "unetpp", "features": [4, 8, 16, 32]},
+        "train": {"epochs": 1, "batch_size": 8},
+    }
+    train(load_config(config), tmp / "run", show_progress=False)
+    return tmp / "run"
+
+
+@pytest.mark.slow
+def test_onnx_runtime_matches_pytorch_for_a_pruned_unetpp_at_new_sizes(unetpp_run, tmp_path):
+    path = export_onnx(unetpp_run, tmp_path / "model.onnx", mode="prune=2")
+    reference = Predictor.load(unetpp_run, device="cpu", mode="prune=2")
+    deployed = OnnxPredictor.load(path)
+    assert deployed.cfg.model["name"] == "unetpp"
+    for shape in [(3, 1, 48, 48), (1, 1, 37, 50)]:
+        images = torch.randn(*shape)
+        with torch.no_grad():
+            expected = reference.method.predict(reference.model.float(), images)
+        got = deployed.probabilities(images)
+        assert got.shape == expected.shape
+        assert (got - expected).abs().max().item() < TOLERANCE
+
+
+@pytest.mark.slow
+def test_predict_from_onnx_loads_no_model_method_or_training_code(unetpp_run, tmp_path):
+    result = runner.invoke(app, ["export", str(unetpp_run), "--out", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0, result.output
+    for i in range(3):
+        write_png(tmp_path / "in" / f"s{i}.png", (np.random.default_rng(i).random((40 + i, 44)) * 255).astype(np.uint8))
+    script = f"""
+import sys
+from typer.testing import CliRunner
+from medseg.cli import app
+result = CliRunner().invoke(app, ["predict", "--onnx", {str(tmp_path / "m.onnx")!r}, {str(tmp_path / "in")!r},
+                                  "--out", {str(tmp_path / "out")!r}])
+assert result.exit_code == 0, result.output
+loaded = sorted(m for m in sys.modules if m.startswith(("medseg.models", "medseg.methods", "medseg.engine")))
+assert not loaded, loaded
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    for i in range(3):
+        assert np.asarray(Image.open(tmp_path / "out" / f"s{i}_mask.png")).shape == (40 + i, 44)
+
+
+def test_a_file_that_is_not_a_medseg_onnx_model_is_one_clear_line(tmp_path):
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    write_png(tmp_path / "in" / "a.png", np.zeros((8, 8), np.uint8))
+    result = runner.invoke(app, ["predict", "--onnx", str(tmp_path / "bad.onnx"), str(tmp_path / "in")])
+    assert result.exit_code == 2 and "bad.onnx" in result.output and "not a readable ONNX model" in result.output
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "x"}))
+    result = runner.invoke(app, ["export", str(tmp_path / "missing"), "--format", "tflite"])
+    assert result.exit_code == 2 and "--format must be onnx" in result.output
