@@ -105,6 +105,13 @@ def _evaluate_and_report(
             f"{split}: Dice {dice['mean']:.4f} ± {dice['std']:.4f}, HD95 {hd['mean']:.2f} px "
             f"over {summary['cases']} cases → {folder / 'eval' / split}"
         )
+    if summary:
+        from medseg.explain.gallery import write_gallery
+
+        try:
+            write_gallery(folder, split)
+        except (ValueError, RuntimeError) as error:  # a model no explanation applies to: the report goes on
+            console.print(f"no explanation gallery: {error}")
     console.print(f"report: {write_report(folder)}")
 
 
@@ -230,11 +237,21 @@ def explain(
 
 
 @app.command()
-def report(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
-    """(Re)write a run's report.html."""
-    from medseg.report import write_report
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="one run folder, or several to compare")],
+    out: Annotated[Path, typer.Option("--out", help="comparison page (several runs)")] = Path("comparison.html"),
+    split: Annotated[str, typer.Option(help="the evaluated split the comparison shows")] = "test",
+) -> None:
+    """(Re)write a run's report.html, or compare several runs on one page (table, curves, label budget)."""
+    from medseg.report import write_comparison, write_report
 
-    console.print(f"report: {write_report(run)}")
+    try:
+        if len(runs) == 1:
+            console.print(f"report: {write_report(runs[0])}")
+        else:
+            console.print(f"comparison of {len(runs)} runs: {write_comparison(runs, out, split)}")
+    except USER_ERRORS as error:
+        _fail(error)
 
 
 @data_app.command("inspect")

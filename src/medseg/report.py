@@ -13,10 +13,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
 
 from medseg.atomic import write_text_atomic  # noqa: E402
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "write_comparison", "run_summary"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -31,13 +32,32 @@ def _png_data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-def _curves(metrics_csv: Path) -> str:
-    if not metrics_csv.is_file():
-        return "<p>No metrics.csv yet.</p>"
-    with metrics_csv.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+def _figure_img(figure, alt: str) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return f'<img alt="{html.escape(alt)}" src="{_png_data_uri(buffer.getvalue())}">'
+
+
+def _page(title: str, parts: list[str]) -> str:
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def _read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _curves(run_dir: Path) -> str:
+    rows = _read_metrics(run_dir)
     if not rows:
-        return "<p>metrics.csv is empty.</p>"
+        return "<p>No training epochs recorded yet (metrics.csv).</p>"
     epochs = [int(r["epoch"]) for r in rows]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     left.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o")
@@ -49,10 +69,7 @@ def _curves(metrics_csv: Path) -> str:
     for axis in (left, right):
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return f'<img alt="training curves" src="{_png_data_uri(buffer.getvalue())}">'
+    return _figure_img(figure, "training curves")
 
 
 def _table(summary: dict) -> str:
@@ -67,10 +84,11 @@ def _table(summary: dict) -> str:
 
 
 def _gallery(folder: Path, prefix: str) -> str:
+    """Every `<prefix>_*.png` of `folder` (all PNGs for an empty prefix), embedded, with captions."""
     figures = [
         f'<figure><img alt="{html.escape(p.stem)}" src="{_png_data_uri(p.read_bytes())}">'
         f"<figcaption>{html.escape(p.stem)}</figcaption></figure>"
-        for p in sorted(folder.glob(f"{prefix}_*.png"))
+        for p in sorted(folder.glob(f"{prefix}_*.png" if prefix else "*.png"))
     ]
     return f'<div class="gallery">{"".join(figures)}</div>' if figures else "<p>none</p>"
 
@@ -78,7 +96,7 @@ def _gallery(folder: Path, prefix: str) -> str:
 def write_report(run_dir: str | Path) -> Path:
     """Write `run_dir/report.html` from what the run folder holds; returns its path."""
     run_dir = Path(run_dir)
-    parts = [f"<h1>medseg run: {html.escape(run_dir.name)}</h1>", "<h2>Training</h2>", _curves(run_dir / "metrics.csv")]
+    parts = [f"<h1>medseg run: {html.escape(run_dir.name)}</h1>", "<h2>Training</h2>", _curves(run_dir)]
     for split_dir in sorted((run_dir / "eval").glob("*")):
         summary_path = split_dir / "summary.json"
         if not summary_path.is_file():
@@ -95,12 +113,94 @@ def write_report(run_dir: str | Path) -> Path:
             "<h3>Best cases</h3>",
             _gallery(split_dir / "overlays", "best"),
         ]
+        if list((split_dir / "explain").glob("*.png")):
+            parts += [
+                "<h3>Where the model looks</h3>",
+                "<p>Attention maps of the model's attention blocks, or class activation maps / Grad-CAM, for the "
+                "worst and best cases above.</p>",
+                _gallery(split_dir / "explain", ""),
+            ]
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config)}</pre>"]
-    page = (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>medseg — {html.escape(run_dir.name)}'
-        f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
-    )
     path = run_dir / "report.html"
-    write_text_atomic(path, page)
+    write_text_atomic(path, _page(f"medseg — {run_dir.name}", parts))
     return path
+
+
+def run_summary(run_dir: str | Path, split: str = "test") -> dict:
+    """What a comparison shows of one run: its name, model, method, supervision, labelled share, epochs, and
+    the evaluated split's Dice / HD95 (None where not evaluated)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
+    config = yaml.safe_load(config_path.read_text())
+    data = config.get("data", {})
+    summary_path = run_dir / "eval" / split / "summary.json"
+    metrics = json.loads(summary_path.read_text())["metrics"] if summary_path.is_file() else {}
+    supervision = config.get("supervision", "masks")
+    return {
+        "run": run_dir.name,
+        "model": config.get("model", {}).get("name", "?"),
+        "method": config.get("method", {}).get("name", "?"),
+        "supervision": supervision,
+        "labelled": 0.0 if supervision == "image-labels" else (data.get("labeled_ratio") or 1.0),
+        "epochs": len(_read_metrics(run_dir)),
+        "dice": metrics.get("dice"),
+        "hd95": metrics.get("hd95"),
+    }
+
+
+def _mean_std(metric: dict | None, digits: int) -> str:
+    if not metric or metric.get("mean") is None:
+        return "—"
+    return f"{metric['mean']:.{digits}f} ± {metric['std'] or 0:.{digits}f}"
+
+
+def write_comparison(run_dirs: list[str | Path], out: str | Path, split: str = "test") -> Path:
+    """One self-contained page comparing runs: a table (model, method, supervision, labelled share, test Dice and
+    HD95), their validation curves on one plot, and test Dice against the share of labelled training masks
+    (image-level labels only = 0) per method. Written atomically to `out`."""
+    runs = [Path(r) for r in run_dirs]
+    rows = [run_summary(r, split) for r in runs]
+    head = (
+        "<tr><th>run</th><th>model</th><th>method</th><th>supervision</th><th>labelled</th><th>epochs</th>"
+        f"<th>{html.escape(split)} Dice</th><th>{html.escape(split)} HD95 (px)</th></tr>"
+    )
+    body = "".join(
+        f"<tr><th>{html.escape(r['run'])}</th><td>{html.escape(r['model'])}</td><td>{html.escape(r['method'])}</td>"
+        f"<td>{html.escape(r['supervision'])}</td><td>{r['labelled']:.0%}</td><td>{r['epochs']}</td>"
+        f"<td>{_mean_std(r['dice'], 4)}</td><td>{_mean_std(r['hd95'], 2)}</td></tr>"
+        for r in rows
+    )
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for run, row in zip(runs, rows, strict=True):
+        history = _read_metrics(run)
+        column = next((c for c in (history[0] if history else {}) if c.startswith("val_")), None)
+        if column:
+            left.plot(
+                [int(h["epoch"]) for h in history], [float(h[column]) for h in history], marker=".", label=row["run"]
+            )
+    left.set(xlabel="epoch", ylabel="validation score", title="Validation during training", ylim=(0, 1))
+    by_method: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if row["dice"] and row["dice"].get("mean") is not None:
+            by_method.setdefault(row["method"], []).append((100 * row["labelled"], row["dice"]["mean"]))
+    for method, points in sorted(by_method.items()):
+        points.sort()
+        right.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+    right.set(xlabel="labelled training masks (%)", ylabel=f"{split} Dice", title="Label budget", ylim=(0, 1))
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
+    figure.tight_layout()
+    parts = [
+        f"<h1>medseg: {len(rows)} runs compared</h1>",
+        f"<table>{head}{body}</table>",
+        "<h2>Curves and label budget</h2>",
+        _figure_img(figure, "validation curves and label budget"),
+    ]
+    out = Path(out)
+    write_text_atomic(out, _page("medseg — comparison", parts))
+    return out
