@@ -59,6 +59,7 @@ def main() -> None:
             if not path.is_file():
                 export_onnx(run, path, mode)
             onnx_predictor = OnnxPredictor.load(path)
+            torch_predictor.cfg.eval.tta = onnx_predictor.cfg.eval.tta = False  # one pass each
             print(_row(run, mode, torch_predictor, onnx_predictor, args), flush=True)
 
 

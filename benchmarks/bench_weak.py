@@ -6,7 +6,8 @@ game; Dice of the map thresholded at θ_FG) and as pseudo-masks of the training 
 the confident lesion pixels against the true masks). Then the second stages are trained (a segmentation
 network on ACAM and on CAM pseudo-masks; WSR on ACAM seeds) and a fully supervised network with the same
 model, budget and split. Test Dice is reported on every test slice and on the lesion slices only; the
-headline is weak / full on lesion slices. Finished stages are reused, so an interrupted run continues.
+headline is weak / full on lesion slices. Finished runs (and the shared classifier) are reused, so an
+interrupted benchmark continues with the run it was in, from the start of that run.
 
     .venv/bin/python benchmarks/bench_weak.py configs/lgg-weak.yaml --out runs/bench-weak [override ...]
 """

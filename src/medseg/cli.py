@@ -109,8 +109,8 @@ def _evaluate_and_report(
         from medseg.explain.gallery import write_gallery
 
         try:
-            write_gallery(folder, split)
-        except (ValueError, RuntimeError) as error:  # a model no explanation applies to: the report goes on
+            write_gallery(folder, split, mode=mode)
+        except (ValueError, RuntimeError, KeyError) as error:  # a model no explanation applies to: the report goes on
             console.print(f"no explanation gallery: {error}")
     console.print(f"report: {write_report(folder)}")
 

@@ -115,7 +115,7 @@ class OnnxPredictor:
         for axes in flips:
             flipped = np.ascontiguousarray(np.flip(array, axes)) if axes else array
             probs = self.session.run(None, {"image": flipped})[0]
-            probs = np.flip(probs, axes) if axes else probs
+            probs = np.flip(probs, axes) if axes and probs.ndim == 4 else probs  # image-level outputs stay
             total = probs if total is None else total + probs
         return torch.from_numpy(np.ascontiguousarray(total / len(flips)))
 

@@ -135,16 +135,23 @@ def run_summary(run_dir: str | Path, split: str = "test") -> dict:
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
     config = yaml.safe_load(config_path.read_text())
-    data = config.get("data", {})
     summary_path = run_dir / "eval" / split / "summary.json"
     metrics = json.loads(summary_path.read_text())["metrics"] if summary_path.is_file() else {}
     supervision = config.get("supervision", "masks")
+    labelled = 1.0
+    if supervision == "image-labels":
+        labelled = 0.0
+    elif (run_dir / "splits.csv").is_file():  # the share actually kept, whether by ratio or by count
+        with (run_dir / "splits.csv").open(newline="") as handle:
+            splits = [row["split"] for row in csv.DictReader(handle)]
+        kept, unlabelled = splits.count("train"), splits.count("unlabeled")
+        labelled = kept / (kept + unlabelled) if kept + unlabelled else 1.0
     return {
         "run": run_dir.name,
         "model": config.get("model", {}).get("name", "?"),
         "method": config.get("method", {}).get("name", "?"),
         "supervision": supervision,
-        "labelled": 0.0 if supervision == "image-labels" else (data.get("labeled_ratio") or 1.0),
+        "labelled": labelled,
         "epochs": len(_read_metrics(run_dir)),
         "dice": metrics.get("dice"),
         "hd95": metrics.get("hd95"),

@@ -22,6 +22,7 @@ __all__ = [
     "Distributed",
     "setup_distributed",
     "broadcast_weights",
+    "broadcast_buffers",
     "average_gradients",
     "DistributedBatchNorm2d",
     "sync_batchnorm",
@@ -94,10 +95,12 @@ def setup_distributed() -> Distributed:
         return Distributed()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
+        if torch.cuda.is_available():
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend)
+            # nccl for the model's CUDA tensors, gloo for the small CPU tensors (losses, scores, flags)
+            dist.init_process_group("cpu:gloo,cuda:nccl")
+        else:
+            dist.init_process_group("gloo")
     return Distributed(rank, world_size, local_rank)
 
 
@@ -107,18 +110,29 @@ def broadcast_weights(model: nn.Module) -> None:
         dist.broadcast(tensor, 0)
 
 
+def broadcast_buffers(model: nn.Module) -> None:
+    """Every process takes the main process's buffers (batch-norm running statistics drift apart when each
+    process normalises its own shard)."""
+    for buffer in model.buffers():
+        dist.broadcast(buffer, 0)
+
+
 def average_gradients(model: nn.Module, world_size: int) -> None:
-    """Replace every parameter's gradient by its mean over the processes, in one flattened all-reduce (a
-    parameter without a gradient on this process counts as zero, so every process sends the same layout)."""
+    """Replace every parameter's gradient by its mean over the processes, in one flattened all-reduce. A
+    parameter without a gradient here counts as zero, so every process sends the same layout; one without a
+    gradient on every process keeps none (the optimiser then skips it, as in a single process)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
+    device = parameters[0].device
+    has_grad = torch.tensor([p.grad is not None for p in parameters], dtype=torch.int32, device=device)
+    dist.all_reduce(has_grad)
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= world_size
     offset = 0
-    for parameter, grad in zip(parameters, grads, strict=True):
+    for parameter, grad, anywhere in zip(parameters, grads, has_grad.tolist(), strict=True):
         size = grad.numel()
-        parameter.grad = flat[offset : offset + size].view_as(grad).clone()
+        parameter.grad = flat[offset : offset + size].view_as(grad).clone() if anywhere else None
         offset += size
 
 
@@ -133,8 +147,8 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
         from torch.distributed.nn.functional import all_reduce
 
         channels = x.shape[1]
-        values = x.float()
-        count = torch.tensor([values.numel() / channels], dtype=torch.float32, device=x.device)
+        values = x.double()  # E[x²] − E[x]² from float64 sums: no cancellation when the mean is large
+        count = torch.tensor([values.numel() / channels], dtype=torch.float64, device=x.device)
         totals = all_reduce(torch.cat([values.sum((0, 2, 3)), values.pow(2).sum((0, 2, 3)), count]))
         n = totals[-1]
         mean = totals[:channels] / n
@@ -143,10 +157,11 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 momentum = self.momentum if self.momentum is not None else 1 / float(self.num_batches_tracked)
-                self.running_mean.lerp_(mean.detach(), momentum)
-                self.running_var.lerp_(var.detach() * n / (n - 1).clamp_min(1), momentum)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
+                unbiased = var.detach() * n / (n - 1).clamp_min(1)
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
         shape = (1, channels, 1, 1)
-        out = (values - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        out = ((values - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)).float()
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         return out.to(x.dtype)

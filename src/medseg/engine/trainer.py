@@ -26,6 +26,7 @@ from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.distributed import (
     Distributed,
     average_gradients,
+    broadcast_buffers,
     broadcast_weights,
     setup_distributed,
     sync_batchnorm,
@@ -204,6 +205,11 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     unlabeled_rows = dataset.rows(UNLABELED) if getattr(method, "uses_unlabeled", False) else train_rows[:0]
     unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
+    if ctx.enabled and len(train_rows) < cfg.train.batch_size:
+        raise ValueError(
+            f"{len(train_rows)} training images are fewer than one global batch (train.batch_size "
+            f"{cfg.train.batch_size}): every process needs its equal share of each batch"
+        )
     if ctx.enabled and (cfg.train.batch_size % ctx.world_size or unlabeled_batch % ctx.world_size):
         raise ValueError(
             f"train.batch_size ({cfg.train.batch_size}) and train.unlabeled_batch_size ({unlabeled_batch}) are "
@@ -245,7 +251,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     for epoch in range(start_epoch + 1, cfg.train.epochs + 1):
         # an epoch's batches and random draws (noise, pair sampling) do not depend on earlier epochs: resumable
         generator.manual_seed(cfg.seed * 100_003 + epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch + 7919 * ctx.rank)  # dropout and noise differ per process
         model.train()
         losses = []
         extra_terms: dict[str, list[float]] = {}
@@ -265,8 +271,10 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             loss = terms.get("loss") if isinstance(terms, dict) else None
             if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
                 raise TypeError(f"{type(method).__name__}.training_step must return a dict with a scalar 'loss'")
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower train.lr or check the data")
+            if ctx.any(not torch.isfinite(loss)):  # every process stops, not only the one that saw it
+                raise FloatingPointError(
+                    f"the loss became NaN or infinite at step {step}; lower train.lr or check the data"
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if ctx.enabled:
@@ -288,6 +296,8 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
                     extra_terms.setdefault(name, []).append(float(value))
             progress.step(loss.item())
         inference_model = average.model if average is not None else model
+        if ctx.enabled:
+            broadcast_buffers(inference_model)
         val_score = _validate(method, inference_model, dataset, cfg, device, amp, ctx)
         seconds = time.perf_counter() - started
         epoch_loss = ctx.mean(float(np.mean(losses)))

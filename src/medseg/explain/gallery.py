@@ -32,14 +32,15 @@ def gallery_method(predictor: Predictor, image: torch.Tensor) -> str:
         return "gradcam"
 
 
-def write_gallery(run_dir: str | Path, split: str = "test", count: int = 2) -> list[Path]:
+def write_gallery(run_dir: str | Path, split: str = "test", count: int = 2, mode: str | None = None) -> list[Path]:
     """Figures for the `count` best and worst cases of `eval/<split>/cases.csv` (for a classifier: the first
-    cases of the split) into `eval/<split>/explain/`; returns the PNGs written (replacing earlier ones)."""
+    cases of the split) into `eval/<split>/explain/`, explaining the model in inference `mode` (as evaluated);
+    returns the PNGs written (replacing earlier ones)."""
     run_dir = Path(run_dir)
     folder = run_dir / "eval" / split / "explain"
     for old in folder.glob("*.png"):
         old.unlink()
-    predictor = Predictor.load(run_dir)
+    predictor = Predictor.load(run_dir, mode=mode)
     predictor.cfg.eval.tta = False
     cfg = predictor.cfg
     dataset = prepare_dataset(

@@ -1,8 +1,9 @@
 """Cross-consistency training (Ouali et al., CVPR 2020): a shared encoder, a main decoder and auxiliary
 decoders that each see the encoder's features under a different perturbation (feature noise, feature
-dropout, channel dropout). Every decoder is supervised on the labelled images; on every image the auxiliary
-decoders' probabilities are pulled (MSE) towards the main decoder's, detached, with a ramped-up weight.
-Prediction: the main decoder."""
+dropout, channel dropout). Every decoder is supervised on the labelled images (their losses summed, as the
+branches of CDMA and MC-Net+ are; the original CCT supervises only the main decoder); on every image the
+auxiliary decoders' probabilities are pulled (MSE) towards the main decoder's, detached, with a ramped-up
+weight. Prediction: the main decoder."""
 
 from __future__ import annotations
 
