@@ -58,7 +58,7 @@ def main() -> None:
             path = run / (f"model-{mode.replace('=', '')}.onnx" if mode else "model.onnx")
             if not path.is_file():
                 export_onnx(run, path, mode)
-            onnx_predictor = OnnxPredictor.load(path)
+            onnx_predictor = OnnxPredictor.load(path, threads=args.threads)
             torch_predictor.cfg.eval.tta = onnx_predictor.cfg.eval.tta = False  # one pass each
             print(_row(run, mode, torch_predictor, onnx_predictor, args), flush=True)
 

@@ -86,9 +86,12 @@ class OnnxPredictor:
     session: object
 
     @classmethod
-    def load(cls, path: str | Path) -> OnnxPredictor:
-        """Raises:
-        DataError: the file is missing, not an ONNX model, or not exported by medseg.
+    def load(cls, path: str | Path, threads: int | None = None) -> OnnxPredictor:
+        """Args:
+            threads: onnxruntime's intra-op threads (default: its own choice, one per core).
+
+        Raises:
+            DataError: the file is missing, not an ONNX model, or not exported by medseg.
         """
         import onnxruntime
 
@@ -97,6 +100,8 @@ class OnnxPredictor:
             raise DataError(path, "ONNX model not found")
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
         try:
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:
