@@ -11,27 +11,19 @@ run (model*.onnx) and reused.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
 
+from bench_unetpp_speed import median_seconds  # this folder is on sys.path when a benchmark runs
 from medseg.engine.trainer import predict_probabilities
 from medseg.inference import Predictor
 from medseg.onnx_export import OnnxPredictor, export_onnx
 
 
 def _median_ms(call, repeats: int) -> float:
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * median_seconds(call, repeats)
 
 
 def main() -> None:

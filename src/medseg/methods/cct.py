@@ -15,7 +15,7 @@ from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule
+from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams
 from medseg.methods.perturbations import PERTURBATIONS
 from medseg.models import build_model
 
@@ -23,7 +23,7 @@ __all__ = ["CrossConsistencyTraining"]
 
 
 @register_method("cct")
-class CrossConsistencyTraining:
+class CrossConsistencyTraining(ScheduledMethod):
     """Args:
     model_spec: an `mtnet` spec; its decoders default to one plain main decoder plus one per perturbation.
     perturbations: one auxiliary decoder each, from `noise`, `feature_dropout`, `dropout`.
@@ -59,12 +59,8 @@ class CrossConsistencyTraining:
         self.model = build_model(self.model_spec)
         return self.model
 
-    def set_progress(self, fraction: float, epoch: int) -> None:
-        self.schedule.update(fraction, epoch)
-
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        labeled = batch["image"].shape[0]
-        images = torch.cat([batch["image"], batch["unlabeled_image"]])
+        images, labeled = both_streams(batch)
         size = images.shape[-2:]
         skips = self.model.encode(images)
         main = self.model.decode(skips, 0, size)

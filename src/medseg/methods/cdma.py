@@ -16,7 +16,7 @@ from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule, class_logits, entropy_map
+from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams, class_logits, entropy_map
 from medseg.models import build_model
 
 __all__ = ["CDMA", "cross_distillation", "mean_entropy"]
@@ -42,7 +42,7 @@ def mean_entropy(branches: list[torch.Tensor]) -> torch.Tensor:
 
 
 @register_method("cdma")
-class CDMA:
+class CDMA(ScheduledMethod):
     """Args:
     model_spec: an `mtnet` spec (any model with `forward_branches`).
     temperature: T of the distillation (default 10).
@@ -75,12 +75,8 @@ class CDMA:
             raise ValueError(f"method cdma needs a multi-branch model (mtnet), got {self.model_spec['name']!r}")
         return self.model
 
-    def set_progress(self, fraction: float, epoch: int) -> None:
-        self.schedule.update(fraction, epoch)
-
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        labeled = batch["image"].shape[0]
-        images = torch.cat([batch["image"], batch["unlabeled_image"]]) if "unlabeled_image" in batch else batch["image"]
+        images, labeled = both_streams(batch)
         branches = self.model.forward_branches(images)
         supervised = sum(self.loss(z[:labeled], batch["mask"]) for z in branches)
         distillation = cross_distillation(branches, self.temperature)

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-__all__ = ["ConsistencySchedule", "class_logits", "entropy_map"]
+__all__ = ["ConsistencySchedule", "ScheduledMethod", "both_streams", "class_logits", "entropy_map"]
 
 
 class ConsistencySchedule:
@@ -35,6 +35,24 @@ class ConsistencySchedule:
             t = min(fraction / self.rampup, 1.0)
             self.value = self.weight * math.exp(-5.0 * (1.0 - t) ** 2)
         return self.value
+
+
+class ScheduledMethod:
+    """Base of the methods whose unsupervised terms are weighted by `self.schedule` over training."""
+
+    schedule: ConsistencySchedule
+
+    def set_progress(self, fraction: float, epoch: int) -> None:
+        self.schedule.update(fraction, epoch)
+
+
+def both_streams(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """The labelled images then the unlabelled ones (if the batch has them) as one batch
+    `(B_l + B_u, C, H, W)`, and B_l: the first B_l outputs are the supervised ones."""
+    labeled = batch["image"].shape[0]
+    if "unlabeled_image" not in batch:
+        return batch["image"], labeled
+    return torch.cat([batch["image"], batch["unlabeled_image"]]), labeled
 
 
 def class_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from torch import nn
 
 from medseg.losses import HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule
+from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams
 from medseg.models import build_model
 
 __all__ = ["CrossPseudoSupervision", "TwinNetworks"]
@@ -31,7 +31,7 @@ class TwinNetworks(nn.Module):
 
 
 @register_method("cps")
-class CrossPseudoSupervision:
+class CrossPseudoSupervision(ScheduledMethod):
     """Args: model_spec (built twice, from two seeds derived from the run's, without disturbing the global
     random state);
     consistency: final weight of the cross pseudo-label term (1.0); rampup; dice: batch | image."""
@@ -58,12 +58,8 @@ class CrossPseudoSupervision:
         self.model = TwinNetworks(first, second)
         return self.model
 
-    def set_progress(self, fraction: float, epoch: int) -> None:
-        self.schedule.update(fraction, epoch)
-
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        labeled = batch["image"].shape[0]
-        images = torch.cat([batch["image"], batch["unlabeled_image"]])
+        images, labeled = both_streams(batch)
         first, second = self.model.pair(images)
         supervised = self.loss(first[:labeled], batch["mask"]) + self.loss(second[:labeled], batch["mask"])
         with torch.no_grad():

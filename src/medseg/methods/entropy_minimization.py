@@ -9,7 +9,7 @@ from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule, class_logits, entropy_map
+from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams, class_logits, entropy_map
 from medseg.models import build_model
 
 __all__ = ["EntropyMinimization", "pixel_entropy"]
@@ -21,7 +21,7 @@ def pixel_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 @register_method("entropy_minimization")
-class EntropyMinimization:
+class EntropyMinimization(ScheduledMethod):
     """Args: model_spec; consistency: final weight of the entropy term (0.1); rampup: its ramp-up fraction."""
 
     uses_unlabeled = True
@@ -36,12 +36,9 @@ class EntropyMinimization:
         self.model = build_model(self.model_spec)
         return self.model
 
-    def set_progress(self, fraction: float, epoch: int) -> None:
-        self.schedule.update(fraction, epoch)
-
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        labeled = batch["image"].shape[0]
-        logits = self.model(torch.cat([batch["image"], batch["unlabeled_image"]]))
+        images, labeled = both_streams(batch)
+        logits = self.model(images)
         supervised = self.loss(logits[:labeled], batch["mask"])
         entropy = pixel_entropy(logits[labeled:])
         return {

@@ -11,7 +11,7 @@ from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule
+from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams
 from medseg.models import build_model
 
 __all__ = ["MutualConsistency", "sharpen"]
@@ -27,7 +27,7 @@ def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 @register_method("mcnet")
-class MutualConsistency:
+class MutualConsistency(ScheduledMethod):
     """Args: model_spec (a multi-decoder model with `forward_branches`); temperature τ (0.1); consistency
     (final weight, 0.1); rampup; dice: batch | image."""
 
@@ -53,12 +53,8 @@ class MutualConsistency:
             raise ValueError(f"method mcnet needs a multi-decoder model (mtnet), got {self.model_spec['name']!r}")
         return self.model
 
-    def set_progress(self, fraction: float, epoch: int) -> None:
-        self.schedule.update(fraction, epoch)
-
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        labeled = batch["image"].shape[0]
-        images = torch.cat([batch["image"], batch["unlabeled_image"]])
+        images, labeled = both_streams(batch)
         branches = self.model.forward_branches(images)
         supervised = sum(self.loss(z[:labeled], batch["mask"]) for z in branches)
         probs = [probabilities(z.float()) for z in branches]

@@ -12,14 +12,14 @@ from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule
+from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod
 from medseg.models import build_model
 
 __all__ = ["MeanTeacher"]
 
 
 @register_method("mean_teacher")
-class MeanTeacher:
+class MeanTeacher(ScheduledMethod):
     """Args:
     model_spec: any segmentation model.
     ema_decay: the teacher's per-step decay (0.99).
@@ -51,9 +51,6 @@ class MeanTeacher:
     def build(self) -> nn.Module:
         self.model = build_model(self.model_spec)
         return self.model
-
-    def set_progress(self, fraction: float, epoch: int) -> None:
-        self.schedule.update(fraction, epoch)
 
     def _noisy(self, images: torch.Tensor) -> torch.Tensor:
         return images + self.noise * torch.randn_like(images)

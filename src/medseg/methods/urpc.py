@@ -12,7 +12,7 @@ from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule, class_logits
+from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams, class_logits
 from medseg.methods.perturbations import PERTURBATIONS
 from medseg.models import build_model
 
@@ -33,7 +33,7 @@ def rectified_pyramid_consistency(pyramid: list[torch.Tensor]) -> torch.Tensor:
 
 
 @register_method("urpc")
-class PyramidConsistency:
+class PyramidConsistency(ScheduledMethod):
     """Args:
     model_spec: a `unet` spec; `pyramid` (the number of coarser heads) defaults to 3.
     consistency: final weight of the pyramid term (0.1); rampup; dice: batch | image.
@@ -57,12 +57,8 @@ class PyramidConsistency:
         self.model = build_model(self.model_spec)
         return self.model
 
-    def set_progress(self, fraction: float, epoch: int) -> None:
-        self.schedule.update(fraction, epoch)
-
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        labeled = batch["image"].shape[0]
-        images = torch.cat([batch["image"], batch["unlabeled_image"]])
+        images, labeled = both_streams(batch)
         pyramid = self.model.forward_pyramid(images, self._perturbations)
         supervised = torch.stack([self.loss(z[:labeled], batch["mask"]) for z in pyramid]).mean()
         consistency = rectified_pyramid_consistency(pyramid)
