@@ -123,6 +123,12 @@ class AugmentConfig(_Section):
     intensity_scale: float = Field(0.1, ge=0)
     intensity_shift: float = Field(0.1, ge=0)
     gamma: float = Field(0.2, ge=0, lt=1)
+    crop: int | None = Field(
+        None,
+        ge=16,
+        description="train on random square crops of this side (validation and inference see whole slices): "
+        "(crop / size)² of the compute per image, at the same pixel scale",
+    )
 
 
 class TrainConfig(_Section):
@@ -136,7 +142,10 @@ class TrainConfig(_Section):
     amp: bool = True
     channels_last: bool = True
     max_minutes: float | None = Field(
-        None, gt=0, description="stop before an epoch that would end past this much training time"
+        None,
+        gt=0,
+        description="stop before an epoch that would end past this much training time; the cosine is re-planned "
+        "each epoch so that the lr reaches 0 at the last epoch that fits",
     )
     threads: int | None = Field(None, ge=1)
     unlabeled_batch_size: int | None = Field(
@@ -207,6 +216,12 @@ class Config(_Section):
         "masks", description="image-labels: classifier → maps → pseudo-masks → this model (see `weak`)"
     )
     weak: WeakConfig = WeakConfig()
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> Config:
+        if self.augment.crop is not None and self.augment.crop > self.data.size:
+            raise ValueError(f"augment.crop ({self.augment.crop}) must not exceed data.size ({self.data.size})")
+        return self
 
     @model_validator(mode="after")
     def _complete_model(self, info: ValidationInfo) -> Config:

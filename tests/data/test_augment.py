@@ -44,3 +44,39 @@ def test_disabled_returns_inputs():
     images, masks = _batch()
     out = augment_batch(images, masks, AugmentConfig(enabled=False), torch.Generator())
     assert out[0] is images and out[1] is masks
+
+
+def test_crop_takes_the_same_random_window_of_image_mask_and_targets():
+    _, masks = _batch()
+    position = torch.arange(32.0).view(32, 1) * 100 + torch.arange(32.0).view(1, 32)  # pixel (y, x) holds 100y + x
+    images = position.expand(8, 1, 32, 32).clone()
+    cfg = AugmentConfig(
+        flip=False, rot90=False, rotate_deg=0, scale=0, translate=0, intensity_scale=0, intensity_shift=0, gamma=0
+    )
+    cfg.crop = 20
+    soft = masks.unsqueeze(1).float().repeat(1, 2, 1, 1)
+    out_images, out_masks, extra = augment_batch(
+        images, masks, cfg, torch.Generator().manual_seed(3), extra={"soft": soft}
+    )
+    assert out_images.shape == (8, 1, 20, 20) and out_masks.shape == (8, 20, 20)
+    assert extra["soft"].shape == (8, 2, 20, 20)
+    corners = out_images[:, 0, 0, 0].round().long()
+    assert len(set(corners.tolist())) > 1  # windows differ between samples
+    for i, corner in enumerate(corners.tolist()):
+        top, left = divmod(corner, 100)
+        window = (slice(top, top + 20), slice(left, left + 20))
+        torch.testing.assert_close(out_images[i, 0], position[window])
+        assert torch.equal(out_masks[i], masks[i][window])
+        assert torch.equal(extra["soft"][i, 1], masks[i][window].float())
+
+
+def test_crop_larger_than_the_slices_is_refused(phantom_config):
+    import pytest
+
+    from medseg.config import load_config
+    from medseg.errors import ConfigError
+
+    config = phantom_config()
+    config["augment"] = {"crop": 1000}
+    with pytest.raises(ConfigError, match=r"augment.crop \(1000\) must not exceed data.size"):
+        load_config(config)

@@ -121,4 +121,7 @@ def test_max_minutes_stops_before_an_epoch_that_would_overrun(tmp_path, phantom_
     cfg = load_config(phantom_config(epochs=10, max_minutes=0.5))
     result = trainer.train(cfg, tmp_path / "run", show_progress=False)
     assert 1 <= result.epochs_done < 10
-    assert float(_metrics(tmp_path / "run")[-1]["seconds"]) <= 30
+    metrics = _metrics(tmp_path / "run")
+    assert float(metrics[-1]["seconds"]) <= 30
+    # the cosine was re-planned to the epochs that fit: the lr reaches 0 at the last one, not cut off high
+    assert float(metrics[-1]["lr"]) < 1e-9 < float(metrics[0]["lr"])

@@ -42,6 +42,21 @@ def test_deep_supervision_trains_every_head(phantom_config):
     torch.testing.assert_close(terms["loss"].detach(), expected)
 
 
+def test_unet_pyramid_heads_are_supervised_with_halving_weights(phantom_config):
+    config = phantom_config()
+    config["model"] = {"name": "unet", "features": [4, 8, 16], "pyramid": 1}
+    cfg = load_config(config)
+    method = build_method(cfg)
+    batch = next(iterate_batches(prepare_dataset(cfg.data, cfg.seed).store, torch.arange(8).numpy(), 8))
+    terms = method.training_step(batch)
+    assert set(terms) == {"loss", "loss_head1", "loss_head2"}
+    expected = (terms["loss_head1"] + 0.5 * terms["loss_head2"]) / 1.5
+    torch.testing.assert_close(terms["loss"].detach(), expected)
+    terms["loss"].backward()
+    assert method.model.pyramid_heads[0].weight.grad.abs().sum() > 0
+    assert method.predict(method.model.eval(), batch["image"]).shape == (8, 1, 48, 48)
+
+
 def test_head_weights_must_match_the_heads(phantom_config):
     import pytest
 

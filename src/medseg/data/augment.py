@@ -2,7 +2,8 @@
 
 Every geometric change (flip, 90° rotation, small rotation/scale/translation) is folded into one affine
 matrix per sample and applied with a single `grid_sample`: bilinear for the images, nearest for the masks and
-any auxiliary target, so that all of them move together. Intensity changes touch the images only.
+any auxiliary target, so that all of them move together. Intensity changes touch the images only. An optional
+random crop (the same window for a sample's image, mask and targets) comes last.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from medseg.config import AugmentConfig
 
-__all__ = ["augment_batch", "random_affine"]
+__all__ = ["augment_batch", "random_affine", "random_crop"]
 
 
 def random_affine(batch: int, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -41,6 +42,24 @@ def random_affine(batch: int, cfg: AugmentConfig, generator: torch.Generator) ->
     # Snap near-integer entries (pure flips / 90° turns) so those stay exact pixel permutations.
     snapped = torch.round(theta)
     return torch.where((theta - snapped).abs() < 1e-6, snapped, theta)
+
+
+def random_crop(tensors: list[torch.Tensor], size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One random `size × size` window per sample, the same for every tensor of the list.
+
+    Args:
+        tensors: `(B, ..., H, W)` tensors with the same B, H and W.
+
+    Returns:
+        the crops, `(B, ..., size, size)`.
+    """
+    batch, height, width = tensors[0].shape[0], *tensors[0].shape[-2:]
+    tops = torch.randint(0, height - size + 1, (batch,), generator=generator).tolist()
+    lefts = torch.randint(0, width - size + 1, (batch,), generator=generator).tolist()
+    return [
+        torch.stack([t[i, ..., y : y + size, x : x + size] for i, (y, x) in enumerate(zip(tops, lefts, strict=True))])
+        for t in tensors
+    ]
 
 
 def _intensity(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -77,7 +96,7 @@ def augment_batch(
         extra: other per-pixel targets `(B, H, W)` or `(B, K, H, W)` to move with the masks (nearest).
 
     Returns:
-        the augmented images, masks and extra targets (same shapes and dtypes).
+        the augmented images, masks and extra targets (same dtypes; H and W become `cfg.crop` if it is set).
     """
     extra = dict(extra or {})
     if not cfg.enabled:
@@ -96,4 +115,11 @@ def augment_batch(
     if masks is not None:
         masks = warp_nearest(masks)
     extra = {name: warp_nearest(value) for name, value in extra.items()}
-    return _intensity(images, cfg, generator), masks, extra
+    images = _intensity(images, cfg, generator)
+    if cfg.crop is not None and tuple(images.shape[-2:]) != (cfg.crop, cfg.crop):
+        names = list(extra)
+        targets = [masks] if masks is not None else []
+        images, *rest = random_crop([images, *targets, *extra.values()], cfg.crop, generator)
+        masks = rest.pop(0) if masks is not None else None
+        extra = dict(zip(names, rest, strict=True))
+    return images, masks, extra

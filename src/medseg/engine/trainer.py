@@ -32,7 +32,7 @@ from medseg.engine.distributed import (
     sync_batchnorm,
 )
 from medseg.engine.ema import WeightAverage
-from medseg.engine.schedule import warmup_cosine
+from medseg.engine.schedule import WarmupCosine
 from medseg.losses import IGNORE_INDEX, hard_prediction
 from medseg.methods import METHODS
 from medseg.metrics import dice_scores
@@ -225,7 +225,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         len(train_rows) // cfg.train.batch_size, len(unlabeled_rows) // unlabeled_batch, 1
     )
     total_steps = steps_per_epoch * cfg.train.epochs
-    scheduler = warmup_cosine(optimizer, int(cfg.train.warmup_epochs * steps_per_epoch), total_steps)
+    scheduler = WarmupCosine(optimizer, int(cfg.train.warmup_epochs * steps_per_epoch), total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     average = WeightAverage(model, cfg.train.ema) if cfg.train.ema else None
 
@@ -312,6 +312,15 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
                 "seconds": f"{seconds:.1f}",
             }
         )
+        epochs_left = cfg.train.epochs - epoch
+        if cfg.train.max_minutes and epochs_left:
+            # the epochs that still fit in the budget at the mean pace so far (the main process decides, so that
+            # every process keeps the same lr); the cosine is re-planned to reach 0 at the last of them
+            per_epoch = (seconds - elapsed) / (epoch - start_epoch)
+            fit = int((cfg.train.max_minutes * 60 - seconds) // per_epoch)
+            epochs_left = ctx.from_main(max(0, min(epochs_left, fit)))
+            if epochs_left:
+                scheduler.replan(epochs_left * steps_per_epoch)
         improved = not math.isnan(val_score) and val_score > best
         best = val_score if improved else best
         checkpoint = {
@@ -338,9 +347,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             _write_metrics(run_dir / "metrics.csv", history)
         ctx.barrier()
         progress.epoch_done(epoch, epoch_loss, val_score)
-        per_epoch = (seconds - elapsed) / (epoch - start_epoch)
-        out_of_time = bool(cfg.train.max_minutes) and seconds + per_epoch > (cfg.train.max_minutes or 0) * 60
-        if ctx.any(out_of_time) and epoch < cfg.train.epochs:
+        if epochs_left == 0 and epoch < cfg.train.epochs:
             progress.note(
                 f"stopping after epoch {epoch}: another epoch would pass train.max_minutes={cfg.train.max_minutes}"
             )

@@ -1,5 +1,6 @@
 """Fully supervised training: every batch has masks; hybrid CE + Dice loss, on every head of a deeply
-supervised model (U-Net++), or on every map of a model with its own auxiliary losses (MSGA)."""
+supervised model (U-Net++, or a U-Net with `pyramid` heads), or on every map of a model with its own auxiliary
+losses (MSGA)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ class Supervised:
         model_spec: the config's `model:` section.
         ce_weight, dice_weight: weights of the hybrid loss terms.
         dice: "batch" or "image" Dice (see `HybridLoss`).
-        head_weights: for models with deep supervision (`forward_heads`), the weight of each head's loss,
-            shallow to deep (default: equal).
+        head_weights: for models with deep supervision, the weight of each head's loss: U-Net++ heads shallow to
+            deep (default: equal); a U-Net's full-resolution head, then its pyramid heads at 1/2, 1/4, ...
+            (default: 1, 1/2, 1/4, ..., as nnU-Net weighs its scales).
     """
 
     def __init__(
@@ -42,11 +44,22 @@ class Supervised:
 
     def build(self) -> nn.Module:
         self.model = build_model(self.model_spec)
-        if self.head_weights is not None and getattr(self.model, "deep_supervision", False):
-            heads = len(self.model.levels)
-            if len(self.head_weights) != heads or sum(self.head_weights) <= 0:
-                raise ValueError(f"method.head_weights needs {heads} non-negative weights, got {self.head_weights}")
+        heads, weights = self._heads(), self.head_weights
+        if weights is not None and heads > 1 and (len(weights) != heads or min(weights) < 0 or sum(weights) <= 0):
+            raise ValueError(f"method.head_weights needs {heads} non-negative weights, got {weights}")
         return self.model
+
+    def _heads(self) -> int:
+        """How many outputs the loss supervises: U-Net++'s heads, a U-Net's full head plus its pyramid, or 1."""
+        if getattr(self.model, "deep_supervision", False):
+            return len(self.model.levels)
+        return 1 + len(getattr(self.model, "pyramid_heads", ()))
+
+    def _head_outputs(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Logits `(B, K, H, W)` of every supervised head (a U-Net's pyramid upsampled to full size)."""
+        if getattr(self.model, "deep_supervision", False):
+            return self.model.forward_heads(images)
+        return self.model.forward_pyramid(images)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if hasattr(self.model, "training_outputs"):
@@ -56,10 +69,11 @@ class Supervised:
             total = segmentation + sum(outputs.auxiliary.values())
             logged = {f"loss_{name}": term.detach() for name, term in outputs.auxiliary.items()}
             return {"loss": total, "loss_segmentation": segmentation.detach(), **logged}
-        if not getattr(self.model, "deep_supervision", False):
+        if self._heads() == 1:
             return {"loss": self.loss(self.model(batch["image"]), batch["mask"])}
-        losses = [self.loss(logits, batch["mask"]) for logits in self.model.forward_heads(batch["image"])]
-        weights = self.head_weights or [1.0] * len(losses)
+        losses = [self.loss(logits, batch["mask"]) for logits in self._head_outputs(batch["image"])]
+        pyramid = not getattr(self.model, "deep_supervision", False)
+        weights = self.head_weights or [0.5**k if pyramid else 1.0 for k in range(len(losses))]
         total = sum(w * loss for w, loss in zip(weights, losses, strict=True)) / sum(weights)
         return {"loss": total, **{f"loss_head{k + 1}": loss.detach() for k, loss in enumerate(losses)}}
 
