@@ -145,7 +145,8 @@ class TrainConfig(_Section):
         None,
         gt=0,
         description="stop before an epoch that would end past this much training time; the cosine is re-planned "
-        "each epoch so that the lr reaches 0 at the last epoch that fits",
+        "each epoch so that the lr reaches 0 at the last epoch that fits (the lr then depends on measured time: "
+        "such a run is not bit-for-bit repeatable)",
     )
     threads: int | None = Field(None, ge=1)
     unlabeled_batch_size: int | None = Field(
