@@ -6,6 +6,11 @@ from medseg.engine.trainer import build_method
 from medseg.methods import METHODS
 
 
+def _first_eight(cfg):
+    """The first 8 preprocessed cases of `cfg`'s data as one batch."""
+    return next(iterate_batches(prepare_dataset(cfg.data, cfg.seed).store, torch.arange(8).numpy(), 8))
+
+
 def test_registry_has_supervised():
     assert "supervised" in METHODS
 
@@ -35,7 +40,7 @@ def test_deep_supervision_trains_every_head(phantom_config):
     config["method"] = {"name": "supervised", "head_weights": [1.0, 3.0]}
     cfg = load_config(config)
     method = build_method(cfg)
-    batch = next(iterate_batches(prepare_dataset(cfg.data, cfg.seed).store, torch.arange(8).numpy(), 8))
+    batch = _first_eight(cfg)
     terms = method.training_step(batch)
     assert set(terms) == {"loss", "loss_head1", "loss_head2"}
     expected = (terms["loss_head1"] + 3 * terms["loss_head2"]) / 4
@@ -47,7 +52,7 @@ def test_unet_pyramid_heads_are_supervised_with_halving_weights(phantom_config):
     config["model"] = {"name": "unet", "features": [4, 8, 16], "pyramid": 1}
     cfg = load_config(config)
     method = build_method(cfg)
-    batch = next(iterate_batches(prepare_dataset(cfg.data, cfg.seed).store, torch.arange(8).numpy(), 8))
+    batch = _first_eight(cfg)
     terms = method.training_step(batch)
     assert set(terms) == {"loss", "loss_head1", "loss_head2"}
     expected = (terms["loss_head1"] + 0.5 * terms["loss_head2"]) / 1.5
@@ -72,7 +77,7 @@ def test_msga_loss_is_the_sum_of_its_maps_plus_its_weighted_guidance(phantom_con
     config["model"] = {"name": "msga", "features": [4, 8, 16, 16], "width": 4, "blocks": 1}
     cfg = load_config(config)
     method = build_method(cfg)
-    batch = next(iterate_batches(prepare_dataset(cfg.data, cfg.seed).store, torch.arange(8).numpy(), 8))
+    batch = _first_eight(cfg)
     terms = method.training_step(batch)
     assert {"loss_segmentation", "loss_guided", "loss_reconstruction"} <= set(terms)
     expected = terms["loss_segmentation"] + terms["loss_guided"] + terms["loss_reconstruction"]
