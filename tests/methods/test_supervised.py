@@ -34,27 +34,30 @@ def test_loss_is_finite_and_falls_in_a_few_steps(phantom_config):
     assert probs.shape == (8, 1, 48, 48) and probs.min() >= 0 and probs.max() <= 1
 
 
-def test_deep_supervision_trains_every_head(phantom_config):
+def _two_head_step(phantom_config, model: dict, method: dict | None = None):
+    """One training step of a model with two supervised heads: (method, batch, loss terms)."""
     config = phantom_config()
-    config["model"] = {"name": "unetpp", "features": [4, 8, 16]}
-    config["method"] = {"name": "supervised", "head_weights": [1.0, 3.0]}
+    config["model"] = model
+    if method is not None:
+        config["method"] = method
     cfg = load_config(config)
-    method = build_method(cfg)
+    built = build_method(cfg)
     batch = _first_eight(cfg)
-    terms = method.training_step(batch)
+    terms = built.training_step(batch)
     assert set(terms) == {"loss", "loss_head1", "loss_head2"}
+    return built, batch, terms
+
+
+def test_deep_supervision_trains_every_head(phantom_config):
+    unetpp = {"name": "unetpp", "features": [4, 8, 16]}
+    _, _, terms = _two_head_step(phantom_config, unetpp, {"name": "supervised", "head_weights": [1.0, 3.0]})
     expected = (terms["loss_head1"] + 3 * terms["loss_head2"]) / 4
     torch.testing.assert_close(terms["loss"].detach(), expected)
 
 
 def test_unet_pyramid_heads_are_supervised_with_halving_weights(phantom_config):
-    config = phantom_config()
-    config["model"] = {"name": "unet", "features": [4, 8, 16], "pyramid": 1}
-    cfg = load_config(config)
-    method = build_method(cfg)
-    batch = _first_eight(cfg)
-    terms = method.training_step(batch)
-    assert set(terms) == {"loss", "loss_head1", "loss_head2"}
+    unet = {"name": "unet", "features": [4, 8, 16], "pyramid": 1}
+    method, batch, terms = _two_head_step(phantom_config, unet)
     expected = (terms["loss_head1"] + 0.5 * terms["loss_head2"]) / 1.5
     torch.testing.assert_close(terms["loss"].detach(), expected)
     terms["loss"].backward()

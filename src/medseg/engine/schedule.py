@@ -22,9 +22,7 @@ class WarmupCosine:
 
     def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> None:
         self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.warmup_steps = warmup_steps
         self.steps = 0
         # progress at step `anchor_step` (the last replan, or the end of the warm-up) and its rate per step

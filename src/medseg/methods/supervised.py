@@ -44,22 +44,18 @@ class Supervised:
 
     def build(self) -> nn.Module:
         self.model = build_model(self.model_spec)
-        heads, weights = self._heads(), self.head_weights
+        self._unetpp_heads = getattr(self.model, "deep_supervision", False)
+        # U-Net++'s heads, or a U-Net's full-resolution head plus its pyramid (none for other models)
+        pyramid = len(getattr(self.model, "pyramid_heads", ()))
+        heads = len(self.model.levels) if self._unetpp_heads else 1 + pyramid
+        weights = self.head_weights
         if weights is not None and heads > 1 and (len(weights) != heads or min(weights) < 0 or sum(weights) <= 0):
             raise ValueError(f"method.head_weights needs {heads} non-negative weights, got {weights}")
+        if heads == 1:
+            self.weights = [1.0]
+        else:
+            self.weights = weights or [1.0 if self._unetpp_heads else 0.5**k for k in range(heads)]
         return self.model
-
-    def _heads(self) -> int:
-        """How many outputs the loss supervises: U-Net++'s heads, a U-Net's full head plus its pyramid, or 1."""
-        if getattr(self.model, "deep_supervision", False):
-            return len(self.model.levels)
-        return 1 + len(getattr(self.model, "pyramid_heads", ()))
-
-    def _head_outputs(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Logits `(B, K, H, W)` of every supervised head (a U-Net's pyramid upsampled to full size)."""
-        if getattr(self.model, "deep_supervision", False):
-            return self.model.forward_heads(images)
-        return self.model.forward_pyramid(images)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if hasattr(self.model, "training_outputs"):
@@ -69,12 +65,12 @@ class Supervised:
             total = segmentation + sum(outputs.auxiliary.values())
             logged = {f"loss_{name}": term.detach() for name, term in outputs.auxiliary.items()}
             return {"loss": total, "loss_segmentation": segmentation.detach(), **logged}
-        if self._heads() == 1:
+        if len(self.weights) == 1:
             return {"loss": self.loss(self.model(batch["image"]), batch["mask"])}
-        losses = [self.loss(logits, batch["mask"]) for logits in self._head_outputs(batch["image"])]
-        pyramid = not getattr(self.model, "deep_supervision", False)
-        weights = self.head_weights or [0.5**k if pyramid else 1.0 for k in range(len(losses))]
-        total = sum(w * loss for w, loss in zip(weights, losses, strict=True)) / sum(weights)
+        # every supervised head's logits (B, K, H, W); a U-Net's pyramid comes upsampled to full size
+        heads = self.model.forward_heads if self._unetpp_heads else self.model.forward_pyramid
+        losses = [self.loss(logits, batch["mask"]) for logits in heads(batch["image"])]
+        total = sum(w * loss for w, loss in zip(self.weights, losses, strict=True)) / sum(self.weights)
         return {"loss": total, **{f"loss_head{k + 1}": loss.detach() for k, loss in enumerate(losses)}}
 
     def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
