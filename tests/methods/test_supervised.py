@@ -7,8 +7,9 @@ from medseg.methods import METHODS
 
 
 def _first_eight(cfg):
-    """The first 8 preprocessed cases of `cfg`'s data as one batch."""
-    return next(iterate_batches(prepare_dataset(cfg.data, cfg.seed).store, torch.arange(8).numpy(), 8))
+    """The first 8 preprocessed cases of `cfg`'s data as one batch, with their image-level labels."""
+    dataset = prepare_dataset(cfg.data, cfg.seed)
+    return next(iterate_batches(dataset.store, torch.arange(8).numpy(), 8, labels=dataset.labels))
 
 
 def test_registry_has_supervised():
@@ -86,3 +87,46 @@ def test_msga_loss_is_the_sum_of_its_maps_plus_its_weighted_guidance(phantom_con
     expected = terms["loss_segmentation"] + terms["loss_guided"] + terms["loss_reconstruction"]
     torch.testing.assert_close(terms["loss"].detach(), expected)
     assert terms["loss_guided"] > 0 and terms["loss_reconstruction"] > 0
+
+
+def _label_config(phantom_config, method: dict, model: dict | None = None):
+    config = phantom_config()
+    config["model"] = model or {"name": "unet", "features": [4, 8, 16], "pyramid": 1}
+    config["method"] = {"name": "supervised", **method}
+    return load_config(config)
+
+
+def test_label_head_adds_its_weighted_cross_entropy_and_learns(phantom_config):
+    cfg = _label_config(phantom_config, {"label_weight": 0.5, "classes": [0, 1]})
+    method = build_method(cfg)
+    batch = _first_eight(cfg)
+    assert set(batch["label"].tolist()) <= {0, 1}
+    terms = method.training_step(batch)
+    segmentation = (terms["loss_head1"] + 0.5 * terms["loss_head2"]) / 1.5
+    torch.testing.assert_close(terms["loss_segmentation"], segmentation)
+    torch.testing.assert_close(terms["loss"].detach(), segmentation + 0.5 * terms["loss_label"])
+    terms["loss"].backward()
+    assert method.model.label_head.weight.grad.abs().sum() > 0
+    # a predictor rebuilds the method from the config: the head is there to load, and inference ignores it
+    build_method(cfg).model.load_state_dict(method.model.state_dict())
+    assert method.predict(method.model.eval(), batch["image"]).shape == (8, 1, 48, 48)
+
+
+def test_label_weight_needs_classes_and_a_unet(phantom_config):
+    import pytest
+
+    with pytest.raises(ValueError, match="method.label_weight needs method.classes"):
+        build_method(_label_config(phantom_config, {"label_weight": 0.5}))
+    unetpp = {"name": "unetpp", "features": [4, 8, 16]}
+    with pytest.raises(ValueError, match="method.label_weight needs model.name: unet, got 'unetpp'"):
+        build_method(_label_config(phantom_config, {"label_weight": 0.5, "classes": [0, 1]}, unetpp))
+
+
+def test_label_head_refuses_a_case_without_a_label(phantom_config):
+    import pytest
+
+    cfg = _label_config(phantom_config, {"label_weight": 0.5, "classes": [0, 1]})
+    batch = _first_eight(cfg)
+    batch["label"][3] = -1
+    with pytest.raises(ValueError, match=r"image labels \['none'\] are missing or not in method.classes \[0, 1\]"):
+        build_method(cfg).training_step(batch)

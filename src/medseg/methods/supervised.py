@@ -1,16 +1,18 @@
 """Fully supervised training: every batch has masks; hybrid CE + Dice loss, on every head of a deeply
 supervised model (U-Net++, or a U-Net with `pyramid` heads), or on every map of a model with its own auxiliary
-losses (MSGA)."""
+losses (MSGA); optionally with an auxiliary image-level classification (a U-Net's label head)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
+from medseg.methods.classification import image_labels
 from medseg.models import build_model
 
 __all__ = ["Supervised"]
@@ -27,6 +29,9 @@ class Supervised:
         head_weights: for models with deep supervision, the weight of each head's loss: U-Net++ heads shallow to
             deep (default: equal); a U-Net's full-resolution head, then its pyramid heads at 1/2, 1/4, ...
             (default: 1, 1/2, 1/4, ..., as nnU-Net weighs its scales).
+        label_weight: if > 0, a U-Net also learns the cases' image-level labels (`classes`, e.g. the tumour
+            type) from its bottleneck, with this weight on the cross-entropy; inference ignores that head.
+        classes: with `label_weight`, the label values in class-index order.
     """
 
     def __init__(
@@ -36,14 +41,27 @@ class Supervised:
         dice_weight: float = 1.0,
         dice: str = "batch",
         head_weights: Sequence[float] | None = None,
+        label_weight: float = 0.0,
+        classes: Sequence[int] | None = None,
     ) -> None:
+        if label_weight < 0:
+            raise ValueError(f"method.label_weight must be ≥ 0, got {label_weight}")
+        if label_weight and (not classes or len(classes) < 2):
+            raise ValueError(f"method.label_weight needs method.classes, at least 2 label values; got {classes}")
+        if label_weight and model_spec.get("name") != "unet":
+            raise ValueError(f"method.label_weight needs model.name: unet, got {model_spec.get('name')!r}")
         self.model_spec = model_spec
+        self.label_weight = label_weight
+        self.classes = list(classes) if classes else None
         self.loss = HybridLoss(ce_weight, dice_weight, dice)
         self.head_weights = list(head_weights) if head_weights is not None else None
         self.model: nn.Module | None = None
 
     def build(self) -> nn.Module:
-        self.model = build_model(self.model_spec)
+        label_classes = len(self.classes) if self.label_weight else 0
+        self.model = build_model(
+            {**self.model_spec, "label_classes": label_classes} if label_classes else self.model_spec
+        )
         self._unetpp_heads = getattr(self.model, "deep_supervision", False)
         # U-Net++'s heads, or a U-Net's full-resolution head plus its pyramid (none for other models)
         pyramid = len(getattr(self.model, "pyramid_heads", ()))
@@ -65,13 +83,28 @@ class Supervised:
             total = segmentation + sum(outputs.auxiliary.values())
             logged = {f"loss_{name}": term.detach() for name, term in outputs.auxiliary.items()}
             return {"loss": total, "loss_segmentation": segmentation.detach(), **logged}
+        if self.label_weight:
+            return self._step_with_labels(batch)
         if len(self.weights) == 1:
             return {"loss": self.loss(self.model(batch["image"]), batch["mask"])}
         # every supervised head's logits (B, K, H, W); a U-Net's pyramid comes upsampled to full size
         heads = self.model.forward_heads if self._unetpp_heads else self.model.forward_pyramid
         losses = [self.loss(logits, batch["mask"]) for logits in heads(batch["image"])]
+        return self._weighted(losses)
+
+    def _weighted(self, losses: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         total = sum(w * loss for w, loss in zip(self.weights, losses, strict=True)) / sum(self.weights)
-        return {"loss": total, **{f"loss_head{k + 1}": loss.detach() for k, loss in enumerate(losses)}}
+        logged = {f"loss_head{k + 1}": loss.detach() for k, loss in enumerate(losses)} if len(losses) > 1 else {}
+        return {"loss": total, **logged}
+
+    def _step_with_labels(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        heads, label_logits = self.model.forward_pyramid_and_label(batch["image"])
+        out = self._weighted([self.loss(logits, batch["mask"]) for logits in heads])
+        label_loss = F.cross_entropy(label_logits.float(), image_labels(batch, "case", self.classes))
+        out["loss_segmentation"] = out["loss"].detach()
+        out["loss_label"] = label_loss.detach()
+        out["loss"] = out["loss"] + self.label_weight * label_loss
+        return out
 
     def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         return probabilities(model(images).float())

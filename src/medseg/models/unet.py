@@ -122,6 +122,8 @@ class UNet(nn.Module):
         attention_at: where ca / sa / cbam go: encoder, decoder or both.
         pyramid: extra 1×1 heads on this many coarser decoder stages (1/2, 1/4, ...), for URPC's pyramid
             consistency (`forward_pyramid`); `forward` always uses the full-resolution head.
+        label_classes: if > 0, a linear head on the globally average-pooled bottleneck that predicts an
+            image-level class (`forward_pyramid_and_label`), as an auxiliary task during training.
 
     Any H, W work: inputs are padded to a multiple of `2**depth` and the logits cropped back.
     """
@@ -135,6 +137,7 @@ class UNet(nn.Module):
         attention: str = "none",
         attention_at: str = "decoder",
         pyramid: int = 0,
+        label_classes: int = 0,
     ) -> None:
         super().__init__()
         if len(features) < 2:
@@ -149,6 +152,9 @@ class UNet(nn.Module):
         self.pyramid_heads = nn.ModuleList(nn.Conv2d(features[i], out_channels, 1) for i in range(1, pyramid + 1))
         for head in [self.head, *self.pyramid_heads]:
             init_head_bias(head, foreground_prior)
+        if label_classes < 0:
+            raise ValueError(f"model.label_classes must be ≥ 0, got {label_classes}")
+        self.label_head = nn.Linear(features[-1], label_classes) if label_classes else None
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features, shallow to deep: `(B, features[i], H / 2**i, W / 2**i)` (H, W padded)."""
@@ -166,12 +172,27 @@ class UNet(nn.Module):
         """`(B, C_in, H, W)` → logits `(B, C_out, H, W)` from the full-resolution head, then from each pyramid
         head (scale 1/2, 1/4, ...) upsampled bilinearly. `perturb[k]`, if given, perturbs the features of
         pyramid head k first."""
+        return self._pyramid(x, perturb)[0]
+
+    def forward_pyramid_and_label(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """`forward_pyramid`'s logits, and the label head's class logits `(B, label_classes)`.
+
+        Raises:
+            ValueError: the model has no label head (`label_classes` 0).
+        """
+        if self.label_head is None:
+            raise ValueError("this U-Net has no label head: build it with model.label_classes > 0")
+        return self._pyramid(x, ())
+
+    def _pyramid(self, x: torch.Tensor, perturb) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         padded, (height, width) = pad_to_multiple(x, 2**self.depth)
-        stages = self.decoder.stages(self.encoder(padded))
+        skips = self.encoder(padded)
+        stages = self.decoder.stages(skips)
         outputs = [self.head(stages[-1])]
         for k, head in enumerate(self.pyramid_heads):
             features = stages[-2 - k]
             if k < len(perturb):
                 features = perturb[k](features)
             outputs.append(F.interpolate(head(features), size=padded.shape[-2:], mode="bilinear", align_corners=False))
-        return [z[..., :height, :width] for z in outputs]
+        label = None if self.label_head is None else self.label_head(skips[-1].mean((-2, -1)))
+        return [z[..., :height, :width] for z in outputs], label
