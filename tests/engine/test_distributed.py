@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from medseg.config import load_config
-from medseg.engine.distributed import Distributed, sync_batchnorm
+from medseg.engine.distributed import Distributed, average_gradients, sync_batchnorm
 from medseg.engine.trainer import train
 
 TOLERANCE = 1e-4  # float32 weights after three AdamW steps; only the order of floating-point sums differs
@@ -60,3 +60,18 @@ def test_batch_is_sharded_contiguously_and_batchnorm_converted_in_place():
     reference = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
     reference.load_state_dict(model.state_dict())
     torch.testing.assert_close(converted(x), reference(x))  # no process group: a plain batch norm
+
+
+def test_averaged_gradients_keep_the_channels_last_layout_the_fused_optimiser_reads(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        model = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+        model(torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)).square().sum().backward()
+        before = model.weight.grad.clone()
+        average_gradients(model, world_size=1)
+    finally:
+        dist.destroy_process_group()
+    assert model.weight.grad.stride() == model.weight.stride()
+    torch.testing.assert_close(model.weight.grad, before)

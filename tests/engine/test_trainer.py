@@ -125,3 +125,17 @@ def test_max_minutes_stops_before_an_epoch_that_would_overrun(tmp_path, phantom_
     assert float(metrics[-1]["seconds"]) <= 30
     # the cosine was re-planned to the epochs that fit: the lr reaches 0 at the last one, not cut off high
     assert float(metrics[-1]["lr"]) < 1e-9 < float(metrics[0]["lr"])
+
+
+def test_an_optimizer_saved_before_the_fused_kernel_resumes_fused_with_its_moments():
+    model = torch.nn.Linear(3, 2)
+    old = torch.optim.AdamW(model.parameters(), lr=0.01)
+    model(torch.randn(4, 3)).sum().backward()
+    old.step()
+    assert not old.param_groups[0]["fused"]
+    resumed = trainer.adamw(model, 0.01, 0.0, torch.device("cpu"))
+    trainer.load_optimizer_state(resumed, old.state_dict())
+    assert resumed.param_groups[0]["fused"] is True
+    torch.testing.assert_close(resumed.state[model.weight]["exp_avg"], old.state[model.weight]["exp_avg"])
+    resumed.step()
+    assert resumed.state[model.weight]["step"].item() == 2

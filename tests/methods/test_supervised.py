@@ -100,13 +100,19 @@ def test_label_head_adds_its_weighted_cross_entropy_and_learns(phantom_config):
     cfg = _label_config(phantom_config, {"label_weight": 0.5, "classes": [0, 1]})
     method = build_method(cfg)
     batch = _first_eight(cfg)
-    assert set(batch["label"].tolist()) <= {0, 1}
+    assert set(batch["label"].tolist()) == {0, 1}
     terms = method.training_step(batch)
     segmentation = (terms["loss_head1"] + 0.5 * terms["loss_head2"]) / 1.5
     torch.testing.assert_close(terms["loss_segmentation"], segmentation)
     torch.testing.assert_close(terms["loss"].detach(), segmentation + 0.5 * terms["loss_label"])
-    terms["loss"].backward()
-    assert method.model.label_head.weight.grad.abs().sum() > 0
+    optimizer = torch.optim.AdamW(method.model.parameters(), lr=3e-3)
+    first = terms["loss_label"]
+    for _ in range(20):
+        optimizer.zero_grad()
+        terms["loss"].backward()
+        optimizer.step()
+        terms = method.training_step(batch)
+    assert terms["loss_label"] < 0.5 * first
     # a predictor rebuilds the method from the config: the head is there to load, and inference ignores it
     build_method(cfg).model.load_state_dict(method.model.state_dict())
     assert method.predict(method.model.eval(), batch["image"]).shape == (8, 1, 48, 48)
@@ -117,6 +123,12 @@ def test_label_weight_needs_classes_and_a_unet(phantom_config):
 
     with pytest.raises(ValueError, match="method.label_weight needs method.classes"):
         build_method(_label_config(phantom_config, {"label_weight": 0.5}))
+    with pytest.raises(ValueError, match=r"2 or more distinct label values; got \[1, 1\]"):
+        build_method(_label_config(phantom_config, {"label_weight": 0.5, "classes": [1, 1]}))
+    with pytest.raises(ValueError, match="method.classes is used only with method.label_weight > 0"):
+        build_method(_label_config(phantom_config, {"classes": [0, 1]}))
+    with pytest.raises(ValueError, match="instead of model.label_classes"):
+        build_method(_label_config(phantom_config, {}, {"name": "unet", "features": [4, 8], "label_classes": 2}))
     unetpp = {"name": "unetpp", "features": [4, 8, 16]}
     with pytest.raises(ValueError, match="method.label_weight needs model.name: unet, got 'unetpp'"):
         build_method(_label_config(phantom_config, {"label_weight": 0.5, "classes": [0, 1]}, unetpp))

@@ -132,7 +132,9 @@ def average_gradients(model: nn.Module, world_size: int) -> None:
     offset = 0
     for parameter, grad, anywhere in zip(parameters, grads, has_grad.tolist(), strict=True):
         size = grad.numel()
-        parameter.grad = flat[offset : offset + size].view_as(grad).clone() if anywhere else None
+        # copied into the gradient itself, which keeps the parameter's memory layout (channels_last): the fused
+        # optimiser reads gradient and parameter element by element in memory order
+        parameter.grad = grad.copy_(flat[offset : offset + size].view_as(grad)) if anywhere else None
         offset += size
 
 

@@ -67,6 +67,21 @@ def build_method(cfg: Config):
     return method
 
 
+def adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW, fused where torch has the kernel: one pass over all parameters, 1.5 instead of 8–10 ms per step
+    for the figshare U-Net on 2 CPU cores."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Resume `optimizer` from `saved`, keeping its own kernel choice: loading would otherwise take over the
+    saved `fused`/`foreach` flags, and a checkpoint from before the fused optimiser would turn it off."""
+    kernel = {key: optimizer.defaults[key] for key in ("fused", "foreach") if key in optimizer.defaults}
+    saved = {**saved, "param_groups": [{**group, **kernel} for group in saved["param_groups"]]}
+    optimizer.load_state_dict(saved)
+
+
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     if channels_last:
@@ -202,10 +217,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     method.model = model
-    # the fused kernel updates all parameters in one pass: on 2 CPU cores 1.5 instead of 8–10 ms per step
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=device.type in ("cpu", "cuda")
-    )
+    optimizer = adamw(model, cfg.train.lr, cfg.train.weight_decay, device)
     unlabeled_rows = dataset.rows(UNLABELED) if getattr(method, "uses_unlabeled", False) else train_rows[:0]
     unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
     if ctx.enabled and len(train_rows) < cfg.train.batch_size:
@@ -237,7 +249,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         model.load_state_dict(state.get("train_model", state["model"]))
         if average is not None:
             average.load(state["model"], state["step"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])

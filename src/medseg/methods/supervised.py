@@ -46,8 +46,14 @@ class Supervised:
     ) -> None:
         if label_weight < 0:
             raise ValueError(f"method.label_weight must be ≥ 0, got {label_weight}")
-        if label_weight and (not classes or len(classes) < 2):
-            raise ValueError(f"method.label_weight needs method.classes, at least 2 label values; got {classes}")
+        if label_weight and (not classes or len(classes) < 2 or len(set(classes)) != len(classes)):
+            raise ValueError(
+                f"method.label_weight needs method.classes, 2 or more distinct label values; got {classes}"
+            )
+        if classes is not None and not label_weight:
+            raise ValueError("method.classes is used only with method.label_weight > 0 (the auxiliary label task)")
+        if "label_classes" in model_spec:
+            raise ValueError("set method.label_weight and method.classes instead of model.label_classes")
         if label_weight and model_spec.get("name") != "unet":
             raise ValueError(f"method.label_weight needs model.name: unet, got {model_spec.get('name')!r}")
         self.model_spec = model_spec
