@@ -184,7 +184,10 @@ class UNet(nn.Module):
             raise ValueError("this U-Net has no label head: build it with model.label_classes > 0")
         return self._pyramid(x, ())
 
-    def _pyramid(self, x: torch.Tensor, perturb) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    def _pyramid(
+        self, x: torch.Tensor, perturb: Sequence[Callable[[torch.Tensor], torch.Tensor]]
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """The pyramid's logits and, if the model has a label head, its class logits (else None)."""
         padded, (height, width) = pad_to_multiple(x, 2**self.depth)
         skips = self.encoder(padded)
         stages = self.decoder.stages(skips)
