@@ -148,6 +148,13 @@ class TrainConfig(_Section):
         "each epoch so that the lr reaches 0 at the last epoch that fits (the lr then depends on measured time: "
         "such a run is not bit-for-bit repeatable)",
     )
+    validate_from: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="validate only from this share of the planned epochs on (the last one always): early "
+        "validations rarely pick the best checkpoint, and under train.max_minutes their time buys more training",
+    )
     threads: int | None = Field(None, ge=1)
     unlabeled_batch_size: int | None = Field(
         None, ge=1, description="semi-supervised: unlabelled images per step (default: batch_size)"

@@ -12,6 +12,11 @@ __all__ = ["TrainingProgress", "console"]
 console = Console(stderr=True)
 
 
+def _score(value: float) -> str:
+    """A validation score for display: "—" for an epoch that was not validated (NaN)."""
+    return "—" if value != value else f"{value:.4f}"
+
+
 class TrainingProgress:
     """Progress bars for a training run; silent when disabled."""
 
@@ -57,7 +62,7 @@ class TrainingProgress:
         )
 
     def _describe(self) -> str:
-        return f"epoch {self._epoch}/{self._epochs}  loss {self._loss:.4f}  val {self._metric} {self._val:.4f}"
+        return f"epoch {self._epoch}/{self._epochs}  loss {self._loss:.4f}  val {self._metric} {_score(self._val)}"
 
     def step(self, loss: float) -> None:
         self._loss = loss
@@ -69,7 +74,8 @@ class TrainingProgress:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=self._describe())
         if self.enabled and not sys.stderr.isatty():  # logs and CI: one line per epoch
-            console.print(f"epoch {epoch}/{self._epochs}: train loss {loss:.4f}, val {self._metric} {val_score:.4f}")
+            score = _score(val_score)
+            console.print(f"epoch {epoch}/{self._epochs}: train loss {loss:.4f}, val {self._metric} {score}")
 
     def note(self, message: str) -> None:
         console.print(message, highlight=False, soft_wrap=True)

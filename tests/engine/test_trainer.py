@@ -127,6 +127,50 @@ def test_max_minutes_stops_before_an_epoch_that_would_overrun(tmp_path, phantom_
     assert float(metrics[-1]["lr"]) < 1e-9 < float(metrics[0]["lr"])
 
 
+def test_validate_from_skips_early_validations_and_best_follows_last_until_one_scores(
+    tmp_path, phantom_config, monkeypatch
+):
+    scores = iter([0.3, 0.5, 0.4])
+    validated = []
+
+    def fake_validate(method, model, dataset, cfg, device, amp, ctx):
+        validated.append(len(validated))
+        return next(scores)
+
+    saved = []
+    original_save = trainer.save_checkpoint
+
+    def record_save(path, state):
+        saved.append((Path(path).name, state["epoch"]))
+        original_save(path, state)
+
+    monkeypatch.setattr(trainer, "_validate", fake_validate)
+    monkeypatch.setattr(trainer, "save_checkpoint", record_save)
+    run = tmp_path / "run"
+    result = trainer.train(load_config(phantom_config(epochs=5, validate_from=0.5)), run, show_progress=False)
+    rows = _metrics(run)
+    # epochs 1 and 2 come before half of the 5 planned epochs; 3, 4 and 5 are validated
+    assert [r["val_dice"] for r in rows] == ["nan", "nan", "0.30000", "0.50000", "0.40000"]
+    assert len(validated) == 3
+    assert [epoch for name, epoch in saved if name == "best.pt"] == [1, 2, 3, 4]
+    assert load_checkpoint(run / "best.pt")["epoch"] == 4 and result.best_val_score == 0.5
+
+
+def test_validate_from_still_validates_the_last_epoch_of_a_time_budget(tmp_path, phantom_config, monkeypatch):
+    clock = {"now": 0.0}
+
+    def fake_clock():
+        clock["now"] += 5.0
+        return clock["now"]
+
+    monkeypatch.setattr(trainer.time, "perf_counter", fake_clock)
+    cfg = load_config(phantom_config(epochs=10, max_minutes=0.5, validate_from=0.99))
+    result = trainer.train(cfg, tmp_path / "run", show_progress=False)
+    rows = _metrics(tmp_path / "run")
+    assert 1 < result.epochs_done < 10
+    assert rows[-1]["val_dice"] != "nan" and all(r["val_dice"] == "nan" for r in rows[:-1])
+
+
 def test_an_optimizer_saved_before_the_fused_kernel_resumes_fused_with_its_moments():
     model = torch.nn.Linear(3, 2)
     old = torch.optim.AdamW(model.parameters(), lr=0.01)

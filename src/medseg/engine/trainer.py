@@ -263,6 +263,8 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     progress.start(cfg.train.epochs, steps_per_epoch, start_epoch, validation_metric(method))
     started = time.perf_counter() - elapsed
     epoch = start_epoch
+    last_epoch = cfg.train.epochs  # re-planned under train.max_minutes
+    validation_total, validation_seconds = 0.0, 0.0  # this session's validations; the latest one
     for epoch in range(start_epoch + 1, cfg.train.epochs + 1):
         # an epoch's batches and random draws (noise, pair sampling) do not depend on earlier epochs: resumable
         generator.manual_seed(cfg.seed * 100_003 + epoch)
@@ -313,7 +315,13 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         inference_model = average.model if average is not None else model
         if ctx.enabled:
             broadcast_buffers(inference_model)
-        val_score = _validate(method, inference_model, dataset, cfg, device, amp, ctx)
+        if epoch >= cfg.train.validate_from * last_epoch:
+            validation_started = time.perf_counter()
+            val_score = _validate(method, inference_model, dataset, cfg, device, amp, ctx)
+            validation_seconds = time.perf_counter() - validation_started
+            validation_total += validation_seconds
+        else:
+            val_score = math.nan
         seconds = time.perf_counter() - started
         epoch_loss = ctx.mean(float(np.mean(losses)))
         history.append(
@@ -329,13 +337,15 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         )
         epochs_left = cfg.train.epochs - epoch
         if cfg.train.max_minutes and epochs_left:
-            # the epochs that still fit in the budget at the mean pace so far (the main process decides, so that
-            # every process keeps the same lr); the cosine is re-planned to reach 0 at the last of them
-            per_epoch = (seconds - elapsed) / (epoch - start_epoch)
+            # the epochs that still fit in the budget at the mean pace so far, each with a validation (the main
+            # process decides, so that every process keeps the same lr); the cosine is re-planned to reach 0 at the
+            # last of them
+            per_epoch = (seconds - elapsed - validation_total) / (epoch - start_epoch) + validation_seconds
             fit = int((cfg.train.max_minutes * 60 - seconds) // per_epoch)
             epochs_left = ctx.from_main(max(0, min(epochs_left, fit)))
             if epochs_left:
                 scheduler.replan(epochs_left * steps_per_epoch)
+            last_epoch = epoch + epochs_left
         improved = not math.isnan(val_score) and val_score > best
         best = val_score if improved else best
         checkpoint = {
@@ -356,7 +366,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         if hasattr(method, "state_dict"):
             checkpoint["method"] = method.state_dict()
         if ctx.is_main:
-            if improved or not (run_dir / "best.pt").is_file():
+            if improved or best == -math.inf:  # until a validation scores, best.pt follows last.pt
                 save_checkpoint(run_dir / "best.pt", checkpoint)
             save_checkpoint(run_dir / "last.pt", checkpoint)
             _write_metrics(run_dir / "metrics.csv", history)
