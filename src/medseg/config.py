@@ -152,8 +152,8 @@ class TrainConfig(_Section):
         0.0,
         ge=0,
         lt=1,
-        description="validate only from this share of the planned epochs on (the last one always): early "
-        "validations rarely pick the best checkpoint, and under train.max_minutes their time buys more training",
+        description="validate only from this share of the planned epochs on (the last one always); until the "
+        "first validation, best.pt is the latest epoch. Under train.max_minutes the time saved goes to training",
     )
     threads: int | None = Field(None, ge=1)
     unlabeled_batch_size: int | None = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from rich.console import Console
@@ -14,7 +15,7 @@ console = Console(stderr=True)
 
 def _score(value: float) -> str:
     """A validation score for display: "—" for an epoch that was not validated (NaN)."""
-    return "—" if value != value else f"{value:.4f}"
+    return "—" if math.isnan(value) else f"{value:.4f}"
 
 
 class TrainingProgress:
