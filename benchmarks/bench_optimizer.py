@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 
 import torch
@@ -48,7 +49,7 @@ def main() -> None:
         for name, options in KERNELS.items():
             times[name].append(step_ms(parameters, options, args.steps))
     for name, values in times.items():
-        print(f"| {name} | {sorted(values)[len(values) // 2]:.2f} |")
+        print(f"| {name} | {statistics.median(values):.2f} |")
 
 
 if __name__ == "__main__":

@@ -315,7 +315,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
         inference_model = average.model if average is not None else model
         if ctx.enabled:
             broadcast_buffers(inference_model)
-        if epoch >= cfg.train.validate_from * last_epoch:
+        if epoch >= cfg.train.validate_from * last_epoch:  # validate_from < 1: the last epoch always passes
             validation_started = time.perf_counter()
             val_score = _validate(method, inference_model, dataset, cfg, device, amp, ctx)
             validation_seconds = time.perf_counter() - validation_started
