@@ -47,6 +47,28 @@ def test_evaluate_other_split_with_eval_overrides(trained_run):
     assert refused.exit_code == 2 and "only eval.* overrides" in refused.output
 
 
+def test_eval_checkpoint_picks_the_weights_a_run_folder_stands_for(tmp_path, phantom_config):
+    import torch
+
+    from medseg.inference import Predictor, resolve_checkpoint
+
+    config = {**phantom_config(), "eval": {"checkpoint": "last"}}
+    run = tmp_path / "run"
+    args = ["train", str(_config_file(tmp_path, config)), "train.epochs=3", "--run-dir", str(run), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
+    assert summary["checkpoint"] == "last.pt" and summary["epoch"] == 3
+    assert resolve_checkpoint(run) == run / "last.pt" and Predictor.load(run).epoch == 3
+    assert resolve_checkpoint(run, "best") == run / "best.pt"
+
+    result = runner.invoke(app, ["evaluate", str(run), "eval.checkpoint=best"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
+    assert summary["checkpoint"] == "best.pt"
+    assert summary["epoch"] == torch.load(run / "best.pt", weights_only=True)["epoch"]
+
+
 def test_predict_png_writes_mask_and_overlay_at_input_size(trained_run, tmp_path):
     write_png(tmp_path / "in" / "slice.png", (np.random.default_rng(0).random((70, 50)) * 255).astype(np.uint8))
     result = runner.invoke(app, ["predict", str(trained_run), str(tmp_path / "in"), "--out", str(tmp_path / "out")])

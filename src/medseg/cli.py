@@ -123,7 +123,8 @@ def evaluate(
     prune: Annotated[str | None, typer.Option(help="U-Net++: compute only the sub-network of head L (L1..L4)")] = None,
     head: Annotated[int | None, typer.Option(help="U-Net++: use head K of the full network")] = None,
 ) -> None:
-    """Per-case metrics, summary and overlays of a run's best checkpoint on one split; refreshes report.html."""
+    """Per-case metrics, summary and overlays of a run's checkpoint (eval.checkpoint: best or last) on one split;
+    refreshes report.html."""
     try:
         _evaluate_and_report(run, split, overrides, mode=_inference_mode(prune, head))
     except USER_ERRORS as error:

@@ -181,6 +181,11 @@ class EvalConfig(_Section):
     overlays: int = Field(6, ge=0, description="best and worst cases drawn as overlays")
     tta: bool = Field(False, description="average the probabilities of the image and its two flips")
     largest_component: bool = Field(False, description="binary: keep only the largest connected component")
+    checkpoint: Literal["best", "last"] = Field(
+        "best",
+        description="the weights a run folder stands for in evaluate, predict, export and explain: best.pt (best "
+        "validation score) or last.pt (the final epoch's, where a small validation set picks noisy peaks)",
+    )
 
 
 class WeakConfig(_Section):

@@ -15,7 +15,7 @@ from medseg.config import load_config
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.data.splits import read_splits
 from medseg.evaluation_classifier import evaluate_classifier
-from medseg.inference import Predictor
+from medseg.inference import Predictor, run_checkpoint
 from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
 from medseg.overlay import overlay, save_png
 
@@ -25,15 +25,17 @@ __all__ = ["evaluate_run", "load_summary"]
 def evaluate_run(
     run_dir: str | Path,
     split: str = "test",
-    which: str = "best",
+    which: str | None = None,
     device: str = "auto",
     overrides: list[str] | None = None,
     mode: str | None = None,
 ) -> dict:
-    """Evaluate `run_dir/<which>.pt` on `split`, at the store's resolution (data.size).
+    """Evaluate `run_dir/<which>.pt` (by default the run's `eval.checkpoint`) on `split`, at the store's
+    resolution (data.size).
 
-    `overrides` (`eval.tta=true`, ...) change how probabilities become masks; only `eval.*` keys are allowed,
-    since anything else would no longer describe the trained model.
+    `overrides` (`eval.tta=true`, `eval.checkpoint=last`, ...) change which weights are used and how
+    probabilities become masks; only `eval.*` keys are allowed, since anything else would no longer describe the
+    trained model.
 
     Writes `eval/<split>/cases.csv`, `eval/<split>/summary.json` and `eval/<split>/overlays/{best,worst}_*.png`.
 
@@ -44,10 +46,11 @@ def evaluate_run(
         ValueError: the split holds no case with a mask.
     """
     run_dir = Path(run_dir)
+    if overrides and not all(o.startswith("eval.") for o in overrides):
+        raise ValueError(f"evaluate accepts only eval.* overrides (e.g. eval.tta=true), got {overrides}")
+    which = which or run_checkpoint(run_dir, overrides)
     predictor = Predictor.load(run_dir, which, device, mode)
     if overrides:
-        if not all(o.startswith("eval.") for o in overrides):
-            raise ValueError(f"evaluate accepts only eval.* overrides (e.g. eval.tta=true), got {overrides}")
         predictor.cfg = load_config(predictor.cfg.model_dump(mode="json"), overrides)
     cfg = predictor.cfg
     # against the true masks on every split, also for a run trained on pseudo-masks

@@ -15,17 +15,27 @@ from medseg.engine.trainer import build_method, predict_probabilities
 from medseg.models import inference_modes
 from medseg.postprocess import keep_largest_component, masks_from_probabilities
 
-__all__ = ["Predictor", "resolve_checkpoint", "keep_largest_component"]
+__all__ = ["Predictor", "resolve_checkpoint", "run_checkpoint", "keep_largest_component"]
 
 
-def resolve_checkpoint(target: str | Path, which: str = "best") -> Path:
-    """A run folder → its `best.pt` (or `last.pt`); a `.pt` file → itself.
+def run_checkpoint(run_dir: str | Path, overrides: list[str] | None = None) -> str:
+    """The checkpoint ("best" or "last") a run folder stands for: its config's `eval.checkpoint`, after
+    `overrides`; "best" for a folder without config.yaml."""
+    config = Path(run_dir) / "config.yaml"
+    if not config.is_file():
+        return "best"
+    return load_config(config, overrides).eval.checkpoint
+
+
+def resolve_checkpoint(target: str | Path, which: str | None = None) -> Path:
+    """A run folder → its `<which>.pt` (by default the run's `eval.checkpoint`); a `.pt` file → itself.
 
     Raises:
         FileNotFoundError: neither a checkpoint nor a run folder holding one.
     """
     target = Path(target)
     if target.is_dir():
+        which = which or run_checkpoint(target)
         path = target / f"{which}.pt"
         if not path.is_file():
             raise FileNotFoundError(f"{target}: no {which}.pt in this run folder (has training finished an epoch?)")
@@ -45,10 +55,13 @@ class Predictor:
     epoch: int
 
     @classmethod
-    def load(cls, target: str | Path, which: str = "best", device: str = "auto", mode: str | None = None) -> Predictor:
+    def load(
+        cls, target: str | Path, which: str | None = None, device: str = "auto", mode: str | None = None
+    ) -> Predictor:
         """Rebuild the model of a checkpoint.
 
         Args:
+            target: a `.pt` file, or a run folder (its `which`.pt: "best", "last", or None for its `eval.checkpoint`).
             mode: inference mode of a multi-head model: "ensemble", "head=K" or "prune=L" (see the checkpoint's
                 `inference_modes`); None keeps the configured one.
 

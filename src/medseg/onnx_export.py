@@ -36,10 +36,11 @@ class _Probabilities(torch.nn.Module):
         return self.method.predict(self.model, images).float()
 
 
-def export_onnx(target: str | Path, out: str | Path, mode: str | None = None, which: str = "best") -> Path:
+def export_onnx(target: str | Path, out: str | Path, mode: str | None = None, which: str | None = None) -> Path:
     """Export `target` (a run folder or checkpoint) to `out`, written atomically.
 
     Args:
+        which: a run folder's "best" or "last" checkpoint; None: the run's `eval.checkpoint`.
         mode: inference mode of a multi-head model ("ensemble", "prune=L", "head=K").
 
     Raises:
