@@ -64,6 +64,7 @@ def test_eval_checkpoint_picks_the_weights_a_run_folder_stands_for(tmp_path, pha
 
     result = runner.invoke(app, ["evaluate", str(run), "eval.checkpoint=best"])
     assert result.exit_code == 0, result.output
+    assert "best.pt" in result.output
     summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
     assert summary["checkpoint"] == "best.pt"
     assert summary["epoch"] == torch.load(run / "best.pt", weights_only=True)["epoch"]

@@ -103,7 +103,8 @@ def _evaluate_and_report(
         dice, hd = summary["metrics"]["dice"], summary["metrics"]["hd95"]
         console.print(
             f"{split}: Dice {dice['mean']:.4f} ± {dice['std']:.4f}, HD95 {hd['mean']:.2f} px "
-            f"over {summary['cases']} cases → {folder / 'eval' / split}"
+            f"over {summary['cases']} cases ({summary['checkpoint']}, epoch {summary['epoch']}) "
+            f"→ {folder / 'eval' / split}"
         )
     if summary:
         from medseg.explain.gallery import write_gallery
