@@ -41,7 +41,8 @@ def run_demo(out: str | Path, epochs: int = 12) -> dict:
     run_dir = out / "run"
     console.print(f"[bold]1/4 training[/] a U-Net on {cfg.data.source['count']} phantom slices → {run_dir}")
     result = train(cfg, run_dir)
-    console.print(f"[bold]2/4 evaluating[/] best.pt (val Dice {result.best_val_score:.3f}) on the test split")
+    checkpoint = f"{cfg.eval.checkpoint}.pt"
+    console.print(f"[bold]2/4 evaluating[/] {checkpoint} (val Dice {result.best_val_score:.3f}) on the test split")
     summary = evaluate_run(run_dir, "test")
     dice = summary["metrics"]["dice"]
     console.print(f"    test Dice {dice['mean']:.3f} ± {dice['std']:.3f} over {summary['cases']} slices")
