@@ -18,7 +18,8 @@ import yaml
 
 from bench_unetpp_speed import count_flops, median_seconds
 from medseg.engine.device import autocast_dtype
-from medseg.models import build_model
+from medseg.models import DeepSupervised, build_model
+from medseg.models.msga import MSGA
 
 
 def parse_spec(text: str, channels: int) -> dict:
@@ -32,10 +33,12 @@ def parse_spec(text: str, channels: int) -> dict:
 
 
 def training_loss(model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if hasattr(model, "training_outputs"):
-        outputs = model.training_outputs(images)
-        maps, extra = outputs.logits, sum(outputs.auxiliary.values())
-    elif getattr(model, "deep_supervision", False):
+    if isinstance(model, MSGA):  # its maps, and the guided and reconstruction losses of method msga
+        outputs = model.forward_maps(images)
+        maps = outputs.logits
+        extra = 0.25 * sum(F.mse_loss(a.float(), b.float()) for a, b in outputs.codes)
+        extra = extra + 0.1 * sum(F.mse_loss(d.float(), x.float()) for d, x in outputs.reconstructions)
+    elif isinstance(model, DeepSupervised):
         maps, extra = model.forward_heads(images), 0.0
     else:
         maps, extra = [model(images)], 0.0

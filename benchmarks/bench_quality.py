@@ -23,7 +23,7 @@ import torch
 
 from medseg.config import load_config
 from medseg.engine.checkpoint import load_checkpoint
-from medseg.engine.trainer import train
+from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.inference import Predictor, resolve_checkpoint
 from medseg.models import inference_modes
@@ -89,7 +89,7 @@ def main() -> None:
             overrides = [*args.overrides, *budget, *model_overrides(model), f"seed={seed}", *extra]
             cfg = load_config(args.config, overrides)
             if not (run_dir / "last.pt").is_file() or load_checkpoint(run_dir / "last.pt")["epoch"] < cfg.train.epochs:
-                train(cfg, run_dir, resume=(run_dir / "last.pt").is_file(), show_progress=False)
+                train_or_resume(cfg, run_dir, show_progress=False)
             split_file = split_file or run_dir / "splits.csv"
             params, throughput = run_figures(run_dir)
             for mode in _modes(run_dir, args.which):

@@ -29,7 +29,7 @@ from medseg.config import Config, load_config
 from medseg.data.dataset import prepare_dataset
 from medseg.data.splits import write_splits
 from medseg.engine.checkpoint import load_checkpoint
-from medseg.engine.trainer import train
+from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 
 # every method on the config's encoder widths (model.features): (model, method) sections per method
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> None:
             run_dir = args.out / f"{method}-r{ratio:g}-seed{seed}"
             last = run_dir / "last.pt"
             if not last.is_file() or load_checkpoint(last)["epoch"] < cfg.train.epochs:
-                train(cfg, run_dir, resume=last.is_file(), show_progress=False)
+                train_or_resume(cfg, run_dir, show_progress=False)
             minutes = load_checkpoint(last)["seconds"] / 60
             metrics = evaluate_run(run_dir, "test", which="best")["metrics"]
             row = {

@@ -27,9 +27,10 @@ from medseg.config import Config, load_config
 from medseg.data.dataset import prepare_dataset
 from medseg.data.splits import read_splits
 from medseg.engine.checkpoint import load_checkpoint
-from medseg.engine.trainer import train
+from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
-from medseg.weak.pipeline import classifier_config, train_weak, write_pseudo_masks
+from medseg.run_folder import RunFolder
+from medseg.weak.pipeline import classifier_config, resume_weak, write_pseudo_masks
 
 SECOND_STAGES = {
     "acam-segmentation": ("acam", "segmentation"),
@@ -79,16 +80,14 @@ def main() -> None:
 
     classifier_run = args.out / "classifier"
     if not _done(classifier_run, cfg.weak.epochs):
-        train(
-            classifier_config(cfg), classifier_run, resume=(classifier_run / "last.pt").is_file(), show_progress=False
-        )
+        train_or_resume(classifier_config(cfg), classifier_run, show_progress=False)
     results: dict = {"classifier": evaluate_run(classifier_run, "test")["metrics"]}
     results["classifier"]["minutes"] = load_checkpoint(classifier_run / "last.pt")["seconds"] / 60
 
     results["maps"] = {}
     for maps in ("cam", "acam", "gradcam"):
         with tempfile.TemporaryDirectory() as scratch:
-            quality = write_pseudo_masks(classifier_run, _with(cfg, maps=maps), Path(scratch) / "pseudo.npz")
+            quality = write_pseudo_masks(RunFolder(classifier_run), _with(cfg, maps=maps), Path(scratch) / "pseudo.npz")
         results["maps"][maps] = quality
         print(
             f"{maps}: test pointing {quality['test']['pointing_game']:.3f}, "
@@ -100,10 +99,11 @@ def main() -> None:
     for name in args.stages:
         maps, stage2 = SECOND_STAGES[name]
         run_dir = args.out / name
-        if not (run_dir / "classifier").exists():
+        if not (run_dir / "classifier").exists():  # every second stage starts from the same classifier
             shutil.copytree(classifier_run, run_dir / "classifier")
+            write_text_atomic(run_dir / "weak.yaml", _with(cfg, maps=maps, stage2=stage2).to_yaml())
         if not _done(run_dir, cfg.train.epochs):
-            train_weak(_with(cfg, maps=maps, stage2=stage2), run_dir, show_progress=False)
+            resume_weak(run_dir, show_progress=False)
         results["runs"][name] = _test_dice(run_dir)
         print(name, results["runs"][name], flush=True)
 
@@ -112,7 +112,7 @@ def main() -> None:
         raw = cfg.model_dump(mode="json")
         raw["supervision"] = "masks"
         raw["data"]["split_file"] = str((classifier_run / "splits.csv").resolve())
-        train(load_config(raw), full_dir, resume=(full_dir / "last.pt").is_file(), show_progress=False)
+        train_or_resume(load_config(raw), full_dir, show_progress=False)
     results["runs"]["full"] = _test_dice(full_dir)
     full = results["runs"]["full"]["dice_lesion"]
     for figures in results["runs"].values():

@@ -124,10 +124,12 @@ def test_missing_run_folder_is_explained(tmp_path):
     assert result.exit_code == 2 and "no such run folder or checkpoint" in result.output
 
 
-def test_data_inspect_reports_counts_and_problems(image_folder):
+def test_data_inspect_reports_counts_and_exits_non_zero_on_problems(image_folder):
+    clean = runner.invoke(app, ["data", "inspect", str(image_folder)])
+    assert clean.exit_code == 0, clean.output
     write_png(image_folder / "masks" / "case3.png", np.full((40, 40), 7, np.uint8))
     result = runner.invoke(app, ["data", "inspect", str(image_folder)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, "a script can use inspect as a gate"
     assert "cases (2-D slices)" in result.output and "40×40: 6" in result.output
     assert "case3.png: mask is not binary" in result.output
 
@@ -141,7 +143,7 @@ def test_data_inspect_lgg_and_isbi_folders():
 
 def test_data_inspect_empty_folder(tmp_path):
     result = runner.invoke(app, ["data", "inspect", str(tmp_path)])
-    assert result.exit_code == 0 and "the dataset is empty" in result.output
+    assert result.exit_code == 1 and "the dataset is empty" in result.output
 
 
 def test_skip_bad_flag_lists_skipped_cases(tmp_path, image_folder):
@@ -167,7 +169,8 @@ def test_skip_bad_flag_lists_skipped_cases(tmp_path, image_folder):
 def test_tta_and_largest_component_options(trained_run, tmp_path):
     import torch
 
-    from medseg.inference import Predictor, keep_largest_component
+    from medseg.inference import Predictor
+    from medseg.postprocess import keep_largest_component
 
     masks = np.zeros((1, 10, 10), np.uint8)
     masks[0, 1:3, 1:3] = 1
@@ -192,7 +195,6 @@ def test_summary_is_strict_json(trained_run):
 
 
 def test_unetpp_run_predicts_pruned_and_remembers_its_modes(tmp_path, phantom_config):
-    import torch
 
     config = phantom_config(epochs=1)
     config["model"] = {"name": "unetpp", "features": [4, 8, 16]}
@@ -201,7 +203,10 @@ def test_unetpp_run_predicts_pruned_and_remembers_its_modes(tmp_path, phantom_co
         app, ["train", str(_config_file(tmp_path, config)), "--run-dir", str(run), "--quiet", "--no-evaluate"]
     )
     assert result.exit_code == 0, result.output
-    modes = torch.load(run / "best.pt", weights_only=True)["inference_modes"]
+    from medseg.inference import Predictor
+    from medseg.models import inference_modes
+
+    modes = inference_modes(Predictor.load(run).model)
     assert modes == ["ensemble", "head=1", "head=2", "prune=1", "prune=2"]
     write_png(tmp_path / "in" / "a.png", np.full((48, 48), 90, np.uint8))
     result = runner.invoke(

@@ -2,12 +2,13 @@ import pytest
 
 from medseg.config import load_config, parse_overrides
 from medseg.errors import ConfigError
+from tests.helpers import resolved
 
 BASE = {"data": {"source": {"format": "phantoms"}}}
 
 
-def test_defaults_fill_model_channels_from_data():
-    cfg = load_config({"data": {"source": {"format": "phantoms"}, "channels": 3, "num_classes": 4}})
+def test_resolving_fills_model_channels_from_data():
+    cfg = resolved({"data": {"source": {"format": "phantoms"}, "channels": 3, "num_classes": 4}})
     assert cfg.model["in_channels"] == 3 and cfg.model["out_channels"] == 4
 
 
@@ -32,19 +33,19 @@ def test_reader_option_typo_suggests():
     with pytest.raises(
         ConfigError, match=r"source\.mask_suffx: unknown key for format 'folder'; did you mean 'mask_suffix'"
     ):
-        load_config({"data": {"source": {"format": "folder", "root": ".", "mask_suffx": "_m"}}})
+        resolved({"data": {"source": {"format": "folder", "root": ".", "mask_suffx": "_m"}}})
 
 
 def test_unknown_format_lists_formats():
     with pytest.raises(ConfigError, match=r"unknown format 'png'; available: \['figshare_mat', 'folder'"):
-        load_config({"data": {"source": {"format": "png"}}})
+        resolved({"data": {"source": {"format": "png"}}})
 
 
 def test_unknown_method_and_model_option():
     with pytest.raises(ConfigError, match=r"unknown method 'cdmaa'"):
-        load_config({**BASE, "method": {"name": "cdmaa"}})
+        resolved({**BASE, "method": {"name": "cdmaa"}})
     with pytest.raises(ConfigError, match=r"model.depht: unknown option"):
-        load_config({**BASE, "model": {"name": "unet", "depht": 3}})
+        resolved({**BASE, "model": {"name": "unet", "depht": 3}})
 
 
 def test_overrides_parse_yaml_scalars_and_nest():

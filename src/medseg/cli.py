@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from medseg.errors import ConfigError, DataError
+from medseg.errors import ConfigError, DataError, MemoryBudgetError, TrainingDivergedError
 from medseg.ui import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 data_app = typer.Typer(no_args_is_help=True, help="Look at a dataset before training on it.")
 app.add_typer(data_app, name="data")
 
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ValueError, TypeError, MemoryError)
+# what a user's input or setting causes (each message names the file, field or setting); anything else is a bug and
+# keeps its traceback
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ValueError, TrainingDivergedError, MemoryBudgetError)
 
 
 def _fail(error: Exception) -> None:
     console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
-
-
-def _new_run_dir(output_dir: str, name: str) -> Path:
-    return Path(output_dir) / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 @app.command()
@@ -34,38 +31,21 @@ def train(
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.epochs=5")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in TARGET from its last.pt")] = False,
     run_dir: Annotated[Path | None, typer.Option(help="run folder (default: <output_dir>/<name>-<time>)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace the run already in --run-dir (its files go)")] = False,
     skip_bad: Annotated[bool, typer.Option(help="skip unusable cases and list them (data.skip_bad=true)")] = False,
     evaluate: Annotated[bool, typer.Option(help="evaluate on the test split and write report.html after")] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Train a model from a config (or resume a run), then evaluate it on its test split."""
-    from medseg.config import load_config
-    from medseg.engine.trainer import train as run_training
+    from medseg.engine.distributed import setup_distributed
 
     try:
         if resume:
-            folder = Path(target)
-            if not (folder / "config.yaml").is_file():
-                raise FileNotFoundError(f"{folder}: not a run folder (no config.yaml); --resume takes a run folder")
-            if overrides:
-                raise ValueError("overrides cannot change a run being resumed; start a new run instead")
-            result = run_training(None, folder, resume=True, show_progress=not quiet)
+            if overrides or overwrite:
+                raise ValueError("--resume continues a run as it was: no overrides, no --overwrite")
+            folder, result = _resume(Path(target), quiet)
         else:
-            cfg = load_config(target, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])])
-            folder = run_dir or _new_run_dir(cfg.output_dir, cfg.name)
-            if run_dir is None:  # under torchrun every process must use the main process's folder name
-                from medseg.engine.distributed import setup_distributed
-
-                folder = Path(setup_distributed().from_main(str(folder)))
-            if cfg.supervision == "image-labels":
-                from medseg.weak.pipeline import train_weak
-
-                result = train_weak(cfg, folder, show_progress=not quiet)
-                console.print(f"pseudo-masks and their quality: {folder / 'weak.json'}")
-            else:
-                result = run_training(cfg, folder, show_progress=not quiet)
-        from medseg.engine.distributed import setup_distributed
-
+            folder, result = _train_new(target, overrides or [], run_dir, overwrite, skip_bad, quiet)
         if not setup_distributed().is_main:  # under torchrun: one process reports and evaluates
             return
         console.print(
@@ -81,6 +61,41 @@ def train(
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _train_new(
+    target: str, overrides: list[str], run_dir: Path | None, overwrite: bool, skip_bad: bool, quiet: bool
+) -> tuple[Path, object]:
+    from medseg.engine.distributed import setup_distributed
+    from medseg.engine.trainer import train as run_training
+    from medseg.resolve import load_resolved
+    from medseg.run_folder import new_run_path
+
+    cfg = load_resolved(target, [*overrides, *(["data.skip_bad=true"] if skip_bad else [])])
+    if run_dir is None:  # the main process claims a new name; under torchrun every process uses it
+        ctx = setup_distributed()
+        run_dir = Path(ctx.from_main(str(new_run_path(cfg.output_dir, cfg.name)) if ctx.is_main else None))
+    if cfg.supervision == "image-labels":
+        from medseg.weak.pipeline import train_weak
+
+        result = train_weak(cfg, run_dir, overwrite, show_progress=not quiet)
+        console.print(f"pseudo-masks and their quality: {run_dir / 'weak.json'}")
+        return run_dir, result
+    return run_dir, run_training(cfg, run_dir, overwrite, show_progress=not quiet)
+
+
+def _resume(folder: Path, quiet: bool) -> tuple[Path, object]:
+    from medseg.engine.trainer import resume
+    from medseg.run_folder import RunFolder
+
+    run = RunFolder(folder)
+    if run.weak_config_path.is_file():
+        from medseg.weak.pipeline import resume_weak
+
+        return folder, resume_weak(folder, show_progress=not quiet)
+    if not run.config_path.is_file():
+        raise FileNotFoundError(f"{folder}: not a run folder (no config.yaml); --resume takes a run folder")
+    return folder, resume(folder, show_progress=not quiet)
 
 
 def _evaluate_and_report(
@@ -264,14 +279,18 @@ def data_inspect(
     mask_dir: Annotated[str | None, typer.Option(help="sibling mask folder")] = None,
     image_dir: Annotated[str | None, typer.Option(help="image folder under PATH")] = None,
 ) -> None:
-    """Counts, sizes, label balance and the problems found in a dataset."""
+    """Counts, sizes, label balance and the problems found in a dataset; exits with 1 when it finds problems (so a
+    script can use it as a gate), 2 when the dataset cannot be read at all."""
     from medseg.inspect import inspect_source, print_report, source_for
 
     try:
         source = source_for(path, format=format, mask_suffix=mask_suffix, mask_dir=mask_dir, image_dir=image_dir)
-        print_report(inspect_source(source), console)
+        result = inspect_source(source)
+        print_report(result, console)
     except USER_ERRORS as error:
         _fail(error)
+    if result.problems:
+        raise typer.Exit(1)
 
 
 @app.command()

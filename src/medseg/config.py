@@ -1,6 +1,8 @@
 """Typed configuration: YAML → pydantic sections, `key=value` overrides, readable errors.
 
-Unknown keys are errors that name the key and suggest the nearest valid one.
+Unknown keys are errors that name the key and suggest the nearest valid one. This module is a pure schema: the
+`data.source`, `model:` and `method:` sections are checked against their registries, and completed with every
+default, by `medseg.resolve.resolve_config`.
 """
 
 from __future__ import annotations
@@ -10,15 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medseg.errors import ConfigError
 
@@ -68,8 +62,8 @@ class DataConfig(_Section):
     labeled_count: int | None = Field(None, ge=1, description="semi-supervised: number of labelled training cases")
     mask_override: str | None = Field(
         None,
-        description="a pseudo_masks.npz (ids, masks at data.size; 255 = unknown) that replaces the masks of the "
-        "training and validation cases it lists; test cases keep their true masks",
+        description="a pseudo_masks.npz (ids, masks at data.size; 255 = unknown, see IGNORE_INDEX) that replaces the "
+        "masks of the training and validation cases it lists; test cases keep their true masks",
     )
     skip_bad: bool = False
     cache_dir: str = ".medseg-cache"
@@ -79,36 +73,6 @@ class DataConfig(_Section):
         if self.labeled_ratio is not None and self.labeled_count is not None:
             raise ValueError("set data.labeled_ratio or data.labeled_count, not both")
         return self
-
-    @field_validator("source")
-    @classmethod
-    def _check_source(cls, source: dict[str, Any]) -> dict[str, Any]:
-        from medseg.data.readers import READERS
-
-        name = source.get("format")
-        if name not in READERS:
-            raise ValueError(f"unknown format {name!r}; available: {READERS.names()}")
-        options_model = READERS[name].Options
-        try:
-            options_model(**{k: v for k, v in source.items() if k != "format"})
-        except ValidationError as error:
-            problems = []
-            for item in error.errors():
-                key = ".".join(str(p) for p in item["loc"])
-                if item["type"] == "extra_forbidden":
-                    hint = difflib.get_close_matches(key, list(options_model.model_fields), n=1)
-                    problems.append(
-                        f"source.{key}: unknown key for format {name!r}"
-                        + (
-                            f"; did you mean '{hint[0]}'?"
-                            if hint
-                            else f"; valid keys: {list(options_model.model_fields)}"
-                        )
-                    )
-                else:
-                    problems.append(f"source.{key}: {item['msg']}")
-            raise ValueError("; ".join(problems)) from None
-        return source
 
 
 class AugmentConfig(_Section):
@@ -214,7 +178,8 @@ class WeakConfig(_Section):
 
 
 class Config(_Section):
-    """A whole experiment. `model` and `method` are specs for the registries (`name` + options)."""
+    """A whole experiment. `model` and `method` are specs for the registries (`name` + options); once resolved
+    (`medseg.resolve.resolve_config`) they hold every argument the model and method were built with."""
 
     name: str = "run"
     seed: int = 0
@@ -234,26 +199,6 @@ class Config(_Section):
     def _crop_fits(self) -> Config:
         if self.augment.crop is not None and self.augment.crop > self.data.size:
             raise ValueError(f"augment.crop ({self.augment.crop}) must not exceed data.size ({self.data.size})")
-        return self
-
-    @model_validator(mode="after")
-    def _complete_model(self, info: ValidationInfo) -> Config:
-        """Fill the model's channel counts from the data section, and check the model and method specs against
-        their registries (skipped with the validation context `{"check_specs": False}`: an exported model's
-        config was checked when it was exported, and its predictor imports no model code)."""
-        if info.context and info.context.get("check_specs") is False:
-            return self
-        from medseg.models import check_model_spec
-
-        spec = dict(self.model)
-        spec.setdefault("in_channels", self.data.channels)
-        spec.setdefault("out_channels", 1 if self.data.num_classes == 2 else self.data.num_classes)
-        check_model_spec(spec)
-        self.model = spec
-        from medseg.methods import METHODS
-        from medseg.registry import check_spec
-
-        check_spec(METHODS, self.method, "method", skip=("model_spec",))
         return self
 
     def to_yaml(self) -> str:

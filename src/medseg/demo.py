@@ -1,13 +1,14 @@
-"""`medseg demo`: phantoms → train a U-Net → evaluate → predict new slices → report."""
+"""`medseg demo`: phantoms → train a U-Net → evaluate → predict new slices → report, from the packaged
+`configs/phantoms-unet.yaml` (the repository's `configs/phantoms-unet.yaml` is the same file)."""
 
 from __future__ import annotations
 
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from medseg.config import load_config
 from medseg.data.readers.phantoms import make_phantom
 from medseg.engine.trainer import train
 from medseg.evaluation import evaluate_run
@@ -15,32 +16,25 @@ from medseg.inference import Predictor
 from medseg.overlay import save_png
 from medseg.predict import predict_paths
 from medseg.report import write_report
+from medseg.resolve import load_resolved
 from medseg.ui import console
 
-__all__ = ["DEMO_CONFIG", "run_demo"]
+__all__ = ["demo_config_path", "run_demo"]
 
-DEMO_CONFIG = {
-    "name": "demo",
-    "seed": 0,
-    "data": {
-        "source": {"format": "phantoms", "count": 240, "size": 96, "seed": 0},
-        "size": 96,
-        "splits": {"train": 0.7, "val": 0.15, "test": 0.15},
-    },
-    "model": {"name": "unet", "features": [16, 32, 64, 128, 256]},
-    "train": {"epochs": 12, "batch_size": 16, "lr": 0.003, "warmup_epochs": 0.5},
-    "eval": {"overlays": 4},
-}
+
+def demo_config_path() -> Path:
+    """The demo's config, shipped inside the package."""
+    return Path(str(resources.files("medseg") / "configs" / "phantoms-unet.yaml"))
 
 
 def run_demo(out: str | Path, epochs: int = 12) -> dict:
-    """Run the whole path on synthetic data; returns the test summary."""
+    """Run the whole path on synthetic data into `out` (its run folder is replaced); returns the test summary."""
     out = Path(out)
     started = time.perf_counter()
-    cfg = load_config(DEMO_CONFIG, [f"train.epochs={epochs}", f"data.cache_dir={out / 'cache'}"])
+    cfg = load_resolved(demo_config_path(), [f"train.epochs={epochs}", f"data.cache_dir={out / 'cache'}"])
     run_dir = out / "run"
     console.print(f"[bold]1/4 training[/] a U-Net on {cfg.data.source['count']} phantom slices → {run_dir}")
-    result = train(cfg, run_dir)
+    result = train(cfg, run_dir, overwrite=True)
     checkpoint = f"{cfg.eval.checkpoint}.pt"
     console.print(f"[bold]2/4 evaluating[/] {checkpoint} (val Dice {result.best_val_score:.3f}) on the test split")
     summary = evaluate_run(run_dir, "test")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DataError", "ConfigError"]
+__all__ = ["DataError", "ConfigError", "RunFolderError", "TrainingDivergedError", "MemoryBudgetError"]
 
 
 class DataError(ValueError):
@@ -23,3 +23,15 @@ class DataError(ValueError):
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the file and the field."""
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked: an existing run, one another process is training, or none."""
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite: a user's setting (learning rate, data) rather than a programming error."""
+
+
+class MemoryBudgetError(MemoryError):
+    """A size that cannot fit in the memory available, found before trying (the message says what to lower)."""

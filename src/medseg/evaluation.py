@@ -11,15 +11,26 @@ from pathlib import Path
 import numpy as np
 
 from medseg.atomic import write_text_atomic
-from medseg.config import load_config
+from medseg.config import EvalConfig, parse_overrides
 from medseg.data.dataset import iterate_batches, prepare_dataset
-from medseg.data.splits import read_splits
 from medseg.evaluation_classifier import evaluate_classifier
-from medseg.inference import Predictor, run_checkpoint
+from medseg.inference import Predictor
 from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
 from medseg.overlay import overlay, save_png
+from medseg.run_folder import RunFolder
 
-__all__ = ["evaluate_run", "load_summary"]
+__all__ = ["evaluate_run", "eval_settings"]
+
+
+def eval_settings(base: EvalConfig, overrides: list[str] | None) -> EvalConfig:
+    """`base` with `eval.*` overrides applied (`eval.tta=true`, `eval.checkpoint=last`, ...).
+
+    Raises:
+        ValueError: an override outside `eval.*` (anything else would no longer describe the trained model).
+    """
+    if overrides and not all(o.startswith("eval.") for o in overrides):
+        raise ValueError(f"evaluate accepts only eval.* overrides (e.g. eval.tta=true), got {overrides}")
+    return EvalConfig(**{**base.model_dump(), **parse_overrides(overrides or []).get("eval", {})})
 
 
 def evaluate_run(
@@ -45,25 +56,21 @@ def evaluate_run(
     Raises:
         ValueError: the split holds no case with a mask.
     """
-    run_dir = Path(run_dir)
-    if overrides and not all(o.startswith("eval.") for o in overrides):
-        raise ValueError(f"evaluate accepts only eval.* overrides (e.g. eval.tta=true), got {overrides}")
-    which = which or run_checkpoint(run_dir, overrides)
-    predictor = Predictor.load(run_dir, which, device, mode)
-    if overrides:
-        predictor.cfg = load_config(predictor.cfg.model_dump(mode="json"), overrides)
-    cfg = predictor.cfg
+    run = RunFolder(run_dir)
+    settings = eval_settings(run.config.eval, overrides)
+    predictor = Predictor.load(run.path, which or settings.checkpoint, device, mode)
+    predictor.cfg = cfg = predictor.cfg.model_copy(update={"eval": settings})
     # against the true masks on every split, also for a run trained on pseudo-masks
     data = cfg.data.model_copy(update={"mask_override": None})
-    dataset = prepare_dataset(data, cfg.seed, read_splits(run_dir / "splits.csv"))
+    dataset = prepare_dataset(data, cfg.seed, run.splits())
     rows = dataset.rows(split)
-    if hasattr(predictor.method, "predicted_classes"):
-        header = {"split": split, "checkpoint": f"{which}.pt", "epoch": predictor.epoch}
-        return evaluate_classifier(predictor, dataset, rows, run_dir / "eval" / split, header)
+    header = {"split": split, "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
+    if predictor.method.task == "classification":
+        return evaluate_classifier(predictor, dataset, rows, run.eval_dir(split), header)
     rows = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
     if len(rows) == 0:
-        raise ValueError(f"{run_dir / 'splits.csv'}: split {split!r} has no case with a mask to evaluate")
-    out_dir = run_dir / "eval" / split
+        raise ValueError(f"{run.splits_path}: split {split!r} has no case with a mask to evaluate")
+    out_dir = run.eval_dir(split)
     records, predictions = [], {}
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
         pred = predictor.masks(batch["image"])
@@ -78,10 +85,9 @@ def evaluate_run(
     writer.writerows({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()} for r in records)
     write_text_atomic(out_dir / "cases.csv", buffer.getvalue())
     summary = {
-        "split": split,
+        **header,
+        "task": "segmentation",
         "cases": len(records),
-        "checkpoint": f"{which}.pt",
-        "epoch": predictor.epoch,
         "size": cfg.data.size,
         "eval": cfg.eval.model_dump(),
         "inference_mode": mode or "default",
@@ -111,8 +117,3 @@ def _write_overlays(folder: Path, store, records: list[dict], predictions: dict,
         picture = overlay(np.asarray(store.images[row], np.float32), predictions[row], np.asarray(store.masks[row]))
         name = f"{kind}_{rank % count:02d}_{record['id'].replace('/', '__')}_dice{record['dice']:.2f}.png"
         save_png(folder / name, picture)
-
-
-def load_summary(run_dir: str | Path, split: str = "test") -> dict | None:
-    path = Path(run_dir) / "eval" / split / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -8,7 +8,8 @@ from torch import nn
 
 __all__ = ["IGNORE_INDEX", "HybridLoss", "soft_dice_loss", "probabilities", "hard_prediction"]
 
-IGNORE_INDEX = 255  # a mask pixel whose class is unknown (pseudo-masks' uncertain band); the store's NO_MASK
+# a mask pixel whose class is unknown: pseudo-masks' uncertain band, every pixel of a case stored without mask
+IGNORE_INDEX = 255
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from medseg.atomic import atomic_path
 from medseg.config import Config
 from medseg.errors import DataError
-from medseg.postprocess import masks_from_probabilities
+from medseg.postprocess import average_over_flips, masks_from_probabilities
 
 __all__ = ["export_onnx", "OnnxPredictor", "CONFIG_KEY"]
 
@@ -110,20 +110,15 @@ class OnnxPredictor:
         meta = session.get_modelmeta().custom_metadata_map
         if CONFIG_KEY not in meta:
             raise DataError(path, "this ONNX model was not exported by `medseg export` (no medseg config inside)")
-        config = Config.model_validate(json.loads(meta[CONFIG_KEY]), context={"check_specs": False})
-        return cls(config, session)
+        return cls(Config.model_validate(json.loads(meta[CONFIG_KEY])), session)
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities (flip TTA per `eval.tta`)."""
-        array = images.float().numpy()
-        flips = [(), (-1,), (-2,)] if self.cfg.eval.tta else [()]
-        total = None
-        for axes in flips:
-            flipped = np.ascontiguousarray(np.flip(array, axes)) if axes else array
-            probs = self.session.run(None, {"image": flipped})[0]
-            probs = np.flip(probs, axes) if axes and probs.ndim == 4 else probs  # image-level outputs stay
-            total = probs if total is None else total + probs
-        return torch.from_numpy(np.ascontiguousarray(total / len(flips)))
+
+        def predict(batch: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(self.session.run(None, {"image": batch.contiguous().numpy()})[0])
+
+        return average_over_flips(predict, images.float(), self.cfg.eval.tta)
 
     def masks_from(self, probs: torch.Tensor) -> np.ndarray:
         return masks_from_probabilities(probs, self.cfg.eval.threshold, self.cfg.eval.largest_component)

@@ -3,11 +3,28 @@ the ONNX predictors."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["keep_largest_component", "masks_from_probabilities"]
+__all__ = ["keep_largest_component", "masks_from_probabilities", "average_over_flips"]
+
+FLIPS = [(), (-1,), (-2,)]  # the image, and its horizontal and vertical flips
+
+
+def average_over_flips(
+    predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, enabled: bool
+) -> torch.Tensor:
+    """`predict(images)` `(B, K, H, W)`, or with `enabled` (flip test-time augmentation) its mean over the image
+    and its two flips, each prediction flipped back. Image-level outputs `(B, K)` are averaged as they are."""
+    total = None
+    for dims in FLIPS if enabled else FLIPS[:1]:
+        probs = predict(images.flip(dims) if dims else images)
+        probs = probs.flip(dims) if dims and probs.dim() == 4 else probs
+        total = probs if total is None else total + probs
+    return total / (len(FLIPS) if enabled else 1)
 
 
 def keep_largest_component(masks: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry", "check_spec"]
+__all__ = ["Registry", "check_spec", "complete_spec"]
 
 T = TypeVar("T")
 
@@ -79,3 +79,32 @@ def check_spec(registry: Registry, spec: dict[str, Any], section: str, skip: tup
             hint = difflib.get_close_matches(key, valid, n=1)
             suggestion = f"did you mean '{hint[0]}'?" if hint else f"valid options: {valid}"
             raise ValueError(f"{section}.{key}: unknown option for {registry.kind} {spec['name']!r}; {suggestion}")
+
+
+def _plain(value: Any) -> Any:
+    """A default as the config records it: tuples become lists (YAML and JSON have no tuples)."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def complete_spec(registry: Registry, spec: dict[str, Any], section: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`spec` checked, with every constructor argument it leaves out set to the constructor's default, in the
+    constructor's order: the section as it was built, so a run folder's config rebuilds it without code defaults.
+
+    Raises:
+        ValueError: as `check_spec`, or a required argument that `spec` does not give.
+    """
+    check_spec(registry, spec, section, skip)
+    params = inspect.signature(registry[spec["name"]]).parameters
+    complete: dict[str, Any] = {"name": spec["name"]}
+    for key, param in params.items():
+        if key in skip or param.kind not in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
+            continue
+        if key in spec:
+            complete[key] = _plain(spec[key])
+        elif param.default is inspect.Parameter.empty:
+            raise ValueError(f"{section}.{key}: required for {registry.kind} {spec['name']!r}")
+        else:
+            complete[key] = _plain(param.default)
+    return complete

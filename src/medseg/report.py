@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -13,9 +12,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
 
 from medseg.atomic import write_text_atomic  # noqa: E402
+from medseg.run_folder import RunFolder  # noqa: E402
 
 __all__ = ["write_report", "write_comparison", "run_summary"]
 
@@ -46,16 +45,8 @@ def _page(title: str, parts: list[str]) -> str:
     )
 
 
-def _read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _curves(run_dir: Path) -> str:
-    rows = _read_metrics(run_dir)
+def _curves(run: RunFolder) -> str:
+    rows = run.metrics()
     if not rows:
         return "<p>No training epochs recorded yet (metrics.csv).</p>"
     epochs = [int(r["epoch"]) for r in rows]
@@ -95,9 +86,9 @@ def _gallery(folder: Path, prefix: str) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write `run_dir/report.html` from what the run folder holds; returns its path."""
-    run_dir = Path(run_dir)
-    parts = [f"<h1>medseg run: {html.escape(run_dir.name)}</h1>", "<h2>Training</h2>", _curves(run_dir)]
-    for split_dir in sorted((run_dir / "eval").glob("*")):
+    run = RunFolder(run_dir)
+    parts = [f"<h1>medseg run: {html.escape(run.path.name)}</h1>", "<h2>Training</h2>", _curves(run)]
+    for split_dir in sorted((run.path / "eval").glob("*")):
         summary_path = split_dir / "summary.json"
         if not summary_path.is_file():
             continue
@@ -120,39 +111,36 @@ def write_report(run_dir: str | Path) -> Path:
                 "worst and best cases above.</p>",
                 _gallery(split_dir / "explain", ""),
             ]
-    config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
+    config = run.config_path.read_text() if run.config_path.is_file() else ""
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config)}</pre>"]
-    path = run_dir / "report.html"
-    write_text_atomic(path, _page(f"medseg — {run_dir.name}", parts))
-    return path
+    write_text_atomic(run.report_path, _page(f"medseg — {run.path.name}", parts))
+    return run.report_path
 
 
 def run_summary(run_dir: str | Path, split: str = "test") -> dict:
     """What a comparison shows of one run: its name, model, method, supervision, labelled share, epochs, and
     the evaluated split's Dice / HD95 (None where not evaluated)."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
-    config = yaml.safe_load(config_path.read_text())
-    summary_path = run_dir / "eval" / split / "summary.json"
-    metrics = json.loads(summary_path.read_text())["metrics"] if summary_path.is_file() else {}
-    supervision = config.get("supervision", "masks")
+    run = RunFolder(run_dir)
+    if not run.config_path.is_file():
+        raise FileNotFoundError(f"{run.path}: not a run folder (no config.yaml)")
+    config = run.config
+    metrics = (run.summary(split) or {}).get("metrics", {})
+    # a weak pipeline's config.yaml is its segmentation stage's, which trains on pseudo-masks
+    supervision = "image-labels" if run.weak_config_path.is_file() else config.supervision
     labelled = 1.0
     if supervision == "image-labels":
         labelled = 0.0
-    elif (run_dir / "splits.csv").is_file():  # the share actually kept, whether by ratio or by count
-        with (run_dir / "splits.csv").open(newline="") as handle:
-            splits = [row["split"] for row in csv.DictReader(handle)]
+    elif run.splits_path.is_file():  # the share actually kept, whether by ratio or by count
+        splits = list(run.splits().values())
         kept, unlabelled = splits.count("train"), splits.count("unlabeled")
         labelled = kept / (kept + unlabelled) if kept + unlabelled else 1.0
     return {
-        "run": run_dir.name,
-        "model": config.get("model", {}).get("name", "?"),
-        "method": config.get("method", {}).get("name", "?"),
+        "run": run.path.name,
+        "model": config.model.get("name", "?"),
+        "method": config.method.get("name", "?"),
         "supervision": supervision,
         "labelled": labelled,
-        "epochs": len(_read_metrics(run_dir)),
+        "epochs": len(run.metrics()),
         "dice": metrics.get("dice"),
         "hd95": metrics.get("hd95"),
     }
@@ -182,7 +170,7 @@ def write_comparison(run_dirs: list[str | Path], out: str | Path, split: str = "
     )
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
     for run, row in zip(runs, rows, strict=True):
-        history = _read_metrics(run)
+        history = RunFolder(run).metrics()
         column = next((c for c in (history[0] if history else {}) if c.startswith("val_")), None)
         if column:
             left.plot(

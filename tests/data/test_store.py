@@ -66,12 +66,11 @@ def test_training_epochs_after_the_first_read_no_file(tmp_path, phantom_config, 
     calls = []
     original = PhantomReader.load_image
     monkeypatch.setattr(PhantomReader, "load_image", lambda self, case: calls.append(case.id) or original(self, case))
-    import medseg.engine.trainer as trainer
+    from medseg.engine.trainer import Hooks, validate
 
     epochs_seen = []
-    original_validate = trainer._validate
-    monkeypatch.setattr(trainer, "_validate", lambda *a: epochs_seen.append(len(calls)) or original_validate(*a))
-    train(load_config(phantom_config(epochs=3)), tmp_path / "run", show_progress=False)
+    hooks = Hooks(validate=lambda state: epochs_seen.append(len(calls)) or validate(state))
+    train(load_config(phantom_config(epochs=3)), tmp_path / "run", show_progress=False, hooks=hooks)
     assert len(calls) == 48
     assert epochs_seen == [48, 48, 48]
 

@@ -27,30 +27,23 @@ def test_run_folder_holds_config_splits_metrics_and_checkpoints(tmp_path, phanto
 
 
 @pytest.mark.parametrize("ema", [None, 0.9])
-def test_interrupted_run_keeps_last_checkpoint_and_resumes_to_the_same_weights(
-    tmp_path, phantom_config, monkeypatch, ema
-):
+def test_interrupted_run_keeps_last_checkpoint_and_resumes_to_the_same_weights(tmp_path, phantom_config, ema):
     cfg = load_config(phantom_config(epochs=3, ema=ema))
     reference = tmp_path / "reference"
     trainer.train(cfg, reference, show_progress=False)
 
     run = tmp_path / "run"
-    calls = {"n": 0}
-    original = trainer.augment_batch
 
-    def crash_in_epoch_two(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 8:  # 4 steps per epoch: the 4th step of epoch 2
+    def crash_in_epoch_two(state):
+        if state.step == 8:  # 4 steps per epoch: killed after the last step of epoch 2, before its checkpoint
             raise KeyboardInterrupt
-        return original(*args, **kwargs)
+        return trainer.validate(state)
 
-    monkeypatch.setattr(trainer, "augment_batch", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        trainer.train(cfg, run, show_progress=False)
+        trainer.train(cfg, run, show_progress=False, hooks=trainer.Hooks(validate=crash_in_epoch_two))
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(trainer, "augment_batch", original)
 
-    trainer.train(None, run, resume=True, show_progress=False)
+    trainer.resume(run, show_progress=False)
     assert [int(r["epoch"]) for r in _metrics(run)] == [1, 2, 3]
     resumed, expected = load_checkpoint(run / "last.pt"), load_checkpoint(reference / "last.pt")
     weights = ["model", "train_model"] if ema else ["model"]
@@ -110,16 +103,21 @@ def test_skip_bad_lists_skipped_cases(tmp_path, image_folder):
     assert "case1" in skipped and "no mask" in skipped
 
 
-def test_max_minutes_stops_before_an_epoch_that_would_overrun(tmp_path, phantom_config, monkeypatch):
-    clock = {"now": 0.0}
+def _ticking_clock(step: float = 5.0):
+    """A clock whose every reading is `step` seconds after the previous one: epochs take well over a second."""
+    now = {"t": 0.0}
 
-    def fake_clock():
-        clock["now"] += 5.0  # every reading advances 5 s: epochs take well over a second
-        return clock["now"]
+    def clock():
+        now["t"] += step
+        return now["t"]
 
-    monkeypatch.setattr(trainer.time, "perf_counter", fake_clock)
+    return clock
+
+
+def test_max_minutes_stops_before_an_epoch_that_would_overrun(tmp_path, phantom_config):
     cfg = load_config(phantom_config(epochs=10, max_minutes=0.5))
-    result = trainer.train(cfg, tmp_path / "run", show_progress=False)
+    hooks = trainer.Hooks(clock=_ticking_clock())
+    result = trainer.train(cfg, tmp_path / "run", show_progress=False, hooks=hooks)
     assert 1 <= result.epochs_done < 10
     metrics = _metrics(tmp_path / "run")
     assert float(metrics[-1]["seconds"]) <= 30
@@ -127,45 +125,29 @@ def test_max_minutes_stops_before_an_epoch_that_would_overrun(tmp_path, phantom_
     assert float(metrics[-1]["lr"]) < 1e-9 < float(metrics[0]["lr"])
 
 
-def test_validate_from_skips_early_validations_and_best_follows_last_until_one_scores(
-    tmp_path, phantom_config, monkeypatch
-):
+def test_validate_from_skips_early_validations_and_best_follows_last_until_one_scores(tmp_path, phantom_config):
     scores = iter([0.3, 0.5, 0.4])
-    validated = []
+    best_epoch_when_validating = []
+    run = tmp_path / "run"
 
-    def fake_validate(method, model, dataset, cfg, device, amp, ctx):
-        validated.append(len(validated))
+    def fake_validate(state):
+        best_epoch_when_validating.append(load_checkpoint(run / "best.pt")["epoch"])
         return next(scores)
 
-    saved = []
-    original_save = trainer.save_checkpoint
-
-    def record_save(path, state):
-        saved.append((Path(path).name, state["epoch"]))
-        original_save(path, state)
-
-    monkeypatch.setattr(trainer, "_validate", fake_validate)
-    monkeypatch.setattr(trainer, "save_checkpoint", record_save)
-    run = tmp_path / "run"
-    result = trainer.train(load_config(phantom_config(epochs=5, validate_from=0.5)), run, show_progress=False)
+    cfg = load_config(phantom_config(epochs=5, validate_from=0.5))
+    result = trainer.train(cfg, run, show_progress=False, hooks=trainer.Hooks(validate=fake_validate))
     rows = _metrics(run)
     # epochs 1 and 2 come before half of the 5 planned epochs; 3, 4 and 5 are validated
     assert [r["val_dice"] for r in rows] == ["nan", "nan", "0.30000", "0.50000", "0.40000"]
-    assert len(validated) == 3
-    assert [epoch for name, epoch in saved if name == "best.pt"] == [1, 2, 3, 4]
+    # best.pt followed last.pt until epoch 3 scored; then it kept the best epoch (4)
+    assert best_epoch_when_validating == [2, 3, 4]
     assert load_checkpoint(run / "best.pt")["epoch"] == 4 and result.best_val_score == 0.5
 
 
-def test_validate_from_still_validates_the_last_epoch_of_a_time_budget(tmp_path, phantom_config, monkeypatch):
-    clock = {"now": 0.0}
-
-    def fake_clock():
-        clock["now"] += 5.0
-        return clock["now"]
-
-    monkeypatch.setattr(trainer.time, "perf_counter", fake_clock)
+def test_validate_from_still_validates_the_last_epoch_of_a_time_budget(tmp_path, phantom_config):
     cfg = load_config(phantom_config(epochs=10, max_minutes=0.5, validate_from=0.99))
-    result = trainer.train(cfg, tmp_path / "run", show_progress=False)
+    hooks = trainer.Hooks(clock=_ticking_clock())
+    result = trainer.train(cfg, tmp_path / "run", show_progress=False, hooks=hooks)
     rows = _metrics(tmp_path / "run")
     assert 1 < result.epochs_done < 10
     assert rows[-1]["val_dice"] != "nan" and all(r["val_dice"] == "nan" for r in rows[:-1])

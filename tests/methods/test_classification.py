@@ -5,8 +5,8 @@ import torch
 
 from medseg.config import load_config
 from medseg.data.dataset import iterate_batches, prepare_dataset
-from medseg.engine.trainer import build_method
 from medseg.methods.classification import image_labels
+from tests.helpers import built_method as build_method
 
 
 def _config(phantom_config, **method):

@@ -10,9 +10,9 @@ from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.data.readers import READERS
 from medseg.data.splits import UNLABELED
 from medseg.engine import trainer
-from medseg.engine.trainer import build_method
 from medseg.methods.cdma import cross_distillation, mean_entropy
 from medseg.methods.consistency import ConsistencySchedule
+from tests.helpers import built_method as build_method
 
 
 def _semi(phantom_config, method, model=None, **data):
@@ -104,8 +104,7 @@ def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model)
         optimizer.zero_grad()
         terms["loss"].backward()
         optimizer.step()
-        if hasattr(method, "after_step"):
-            method.after_step()
+        method.after_step()
         losses.append(terms["loss"].item())
     assert losses[-1] < 0.7 * losses[0]
 
@@ -177,7 +176,7 @@ def test_unet_pyramid_heads_give_full_size_logits_and_forward_keeps_the_main_hea
 
     model = UNet(1, 1, [4, 8, 16, 32], pyramid=2).eval()
     x = torch.randn(2, 1, 37, 41)
-    pyramid = model.forward_pyramid(x)
+    pyramid = model.forward_heads(x)
     assert len(pyramid) == 3 and all(z.shape == (2, 1, 37, 41) for z in pyramid)
     torch.testing.assert_close(pyramid[0], model(x))
     with pytest.raises(ValueError, match=r"model.pyramid must be 0\.\.1"):

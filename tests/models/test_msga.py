@@ -1,4 +1,5 @@
-"""The multi-scale self-guided attention network: outputs, auxiliary losses, guided attention structure."""
+"""The multi-scale self-guided attention network: maps, guided attention structure (its losses:
+tests/methods/test_msga.py)."""
 
 import pytest
 import torch
@@ -9,25 +10,22 @@ from medseg.models.attention import ChannelSelfAttention, PositionAttention
 SPEC = {"name": "msga", "features": [4, 8, 16, 16], "width": 4, "blocks": 1}
 
 
-def test_training_outputs_give_eight_maps_and_weighted_auxiliary_losses():
-    model = build_model({**SPEC, "guided_weight": 0.5, "reconstruction_weight": 0.2})
+def test_forward_maps_give_eight_maps_and_each_semantic_modules_code_and_reconstruction():
+    model = build_model(SPEC)
     x = torch.randn(2, 1, 48, 40)
-    outputs = model.training_outputs(x)
-    assert len(outputs.logits) == 8 and all(logits.shape == (2, 1, 48, 40) for logits in outputs.logits)
-    assert set(outputs.auxiliary) == {"guided", "reconstruction"}
-    assert all(term.dim() == 0 and term > 0 for term in outputs.auxiliary.values())
-    unweighted = build_model({**SPEC, "guided_weight": 1.0, "reconstruction_weight": 1.0})
-    unweighted.load_state_dict(model.state_dict())
-    plain = unweighted.training_outputs(x).auxiliary
-    torch.testing.assert_close(outputs.auxiliary["guided"], 0.5 * plain["guided"])
-    torch.testing.assert_close(outputs.auxiliary["reconstruction"], 0.2 * plain["reconstruction"])
+    maps = model.forward_maps(x)
+    assert len(maps.logits) == 8 and all(logits.shape == (2, 1, 48, 40) for logits in maps.logits)
+    assert len(maps.codes) == 4, "one pair of step-1 / step-2 codes per scale"
+    assert all(first.shape == second.shape for first, second in maps.codes)
+    assert len(maps.reconstructions) == 8, "one reconstruction per scale and step"
+    assert all(decoded.shape == inputs.shape for decoded, inputs in maps.reconstructions)
 
 
 def test_inference_averages_the_four_refined_maps():
     model = build_model(SPEC).eval()
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
-        refined = model.training_outputs(x).logits[4:]
+        refined = model.forward_maps(x).logits[4:]
         torch.testing.assert_close(model(x), torch.stack(refined).mean(0), atol=1e-5, rtol=1e-4)
 
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from medseg.models import MODELS, build_model
+from medseg.models import MODELS, DeepSupervised, build_model
+from medseg.models.msga import MSGA
 
 SMALL = {
     "unet": {"features": [4, 8, 16]},
@@ -31,11 +32,11 @@ def test_every_registered_model_is_covered():
 
 
 def _all_logits(model, x):
-    """The logits every parameter contributes to: the training outputs where a model has its own."""
-    if hasattr(model, "training_outputs"):
-        outputs = model.training_outputs(x)
-        return [*outputs.logits, *outputs.auxiliary.values()]
-    if getattr(model, "deep_supervision", False):
+    """The outputs every parameter contributes to: every head, and MSGA's maps, codes and reconstructions."""
+    if isinstance(model, MSGA):
+        maps = model.forward_maps(x)
+        return [*maps.logits, *(code for pair in maps.codes for code in pair), *(d for d, _ in maps.reconstructions)]
+    if isinstance(model, DeepSupervised):
         return model.forward_heads(x)
     return [model(x)]
 

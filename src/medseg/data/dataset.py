@@ -12,6 +12,7 @@ import torch
 
 from medseg.config import DataConfig
 from medseg.data.case import Case
+from medseg.data.pseudo_masks import override_masks
 from medseg.data.readers import Reader, build_reader
 from medseg.data.splits import UNLABELED, draw_labeled, read_splits, split_by_group
 from medseg.data.store import Preprocessing, Store, open_store
@@ -82,8 +83,6 @@ def prepare_dataset(
         progress=progress,
     )
     if data.mask_override:
-        from medseg.weak.pseudo_masks import override_masks
-
         store = override_masks(store, data.mask_override, {c.id for c in cases if splits[c.id] in ("train", "val")})
     return Dataset(reader, cases, splits, store)
 

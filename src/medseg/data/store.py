@@ -27,12 +27,12 @@ from medseg.data.case import Case
 from medseg.data.image_io import binarize_mask, check_finite, to_channels
 from medseg.data.readers.base import Reader
 from medseg.errors import DataError
+from medseg.losses import IGNORE_INDEX
 
 __all__ = ["Store", "Preprocessing", "open_store", "preprocess_image", "normalize"]
 
 log = logging.getLogger(__name__)
 STORE_VERSION = 1
-NO_MASK = 255  # mask value marking "no mask for this case" in the masks array
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,8 @@ class Store:
     Attributes:
         ids: case ids, in array order.
         images: `(N, C, S, S)` float16.
-        masks: `(N, S, S)` uint8 class indices; `NO_MASK` everywhere for a case stored without mask.
+        masks: `(N, S, S)` uint8 class indices; `IGNORE_INDEX` (unknown) everywhere for a case stored
+            without mask.
         skipped: `(case id, reason)` of the cases left out with `skip_bad`.
     """
 
@@ -116,7 +117,7 @@ class Store:
 
     def has_mask(self, i: int) -> bool:
         """Whether any pixel of row `i` has a known class (a case stored without mask has none)."""
-        return bool((self.masks[i] != NO_MASK).any())
+        return bool((self.masks[i] != IGNORE_INDEX).any())
 
 
 def _key(reader: Reader, cases: Sequence[Case], mask_ids: set[str], settings: Preprocessing, skip_bad: bool) -> str:
@@ -195,7 +196,7 @@ def _build(
                 continue
             row = len(ids)
             images[row] = image
-            masks[row] = NO_MASK if mask is None else mask
+            masks[row] = IGNORE_INDEX if mask is None else mask
             ids.append(case.id)
             if progress:
                 progress(i + 1, n)

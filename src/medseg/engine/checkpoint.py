@@ -9,15 +9,19 @@ import torch
 
 from medseg.atomic import atomic_path
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint"]
+
+# 2: the config's model and method are resolved (every argument), `history` holds metrics.csv's rows, and a WSR
+# checkpoint holds its classifier; 1 (no "format" key): earlier checkpoints, which still load
+CHECKPOINT_FORMAT = 2
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` through a temporary file, so a crash never leaves a half-written checkpoint.
 
     `state` holds only tensors, numbers, strings and containers of them (loadable with weights_only=True);
-    the engine stores `config` (the resolved config as a dict), `model` (state dict), `optimizer`, `scheduler`,
-    `epoch`, `step`, `best`.
+    the engine stores `format`, `config` (the resolved config as a dict), `model` (state dict), `optimizer`,
+    `scheduler`, `method`, `epoch`, `step`, `best`, `seconds`, `history`.
     """
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(state, tmp)

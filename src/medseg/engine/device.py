@@ -1,10 +1,16 @@
-"""Device and mixed-precision choices."""
+"""Device and mixed-precision choices, and running a method's prediction under them."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-__all__ = ["pick_device", "autocast_dtype"]
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from medseg.methods.base import Method
+
+__all__ = ["pick_device", "autocast_dtype", "predict_probabilities"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -41,3 +47,15 @@ def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     if device.type == "cpu" and _cpu_has_fast_bf16():
         return torch.bfloat16
     return None
+
+
+@torch.no_grad()
+def predict_probabilities(
+    method: Method, model: nn.Module, images: torch.Tensor, amp: torch.dtype | None, channels_last: bool
+) -> torch.Tensor:
+    """`method.predict` of `model` on images `(B, C, H, W)` already on its device, under `amp` autocast and in
+    the model's memory layout: float32 probabilities `(B, K, H, W)` (a classifier's `(B, K)`)."""
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(images.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        return method.predict(model, images).float()

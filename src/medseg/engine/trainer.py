@@ -1,27 +1,35 @@
-"""The training loop shared by every method: devices, AMP, channels_last, optimiser and schedule, progress,
-validation, metrics.csv, atomic checkpoints and resume."""
+"""The training loop shared by every method, as named phases over one `Training` state:
+
+    train(cfg, run_dir) / resume(run_dir)
+      → claim the run folder (exclusive, locked) → prepare the data (splits, store)
+      → build the state (method and model, devices, optimiser, schedule; a checkpoint's state on resume)
+      → per epoch: train_epoch → validate_epoch → replan_budget → save_epoch
+
+The engine owns devices, AMP, channels_last, data-parallel gradients, the optimiser and schedule, progress,
+validation, metrics.csv, atomic checkpoints and resume; a method owns only its loss and its prediction.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from medseg.atomic import write_text_atomic
-from medseg.config import Config, load_config
+from medseg.config import Config
 from medseg.data.augment import augment_batch
 from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
-from medseg.data.splits import UNLABELED, read_splits, write_splits
-from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from medseg.data.splits import UNLABELED
+from medseg.engine.budget import Budget
+from medseg.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.distributed import (
     Distributed,
@@ -33,15 +41,25 @@ from medseg.engine.distributed import (
 )
 from medseg.engine.ema import WeightAverage
 from medseg.engine.schedule import WarmupCosine
-from medseg.losses import IGNORE_INDEX, hard_prediction
-from medseg.methods import METHODS
-from medseg.metrics import dice_scores
-from medseg.models import inference_modes
+from medseg.errors import TrainingDivergedError
+from medseg.methods import Method, build_method
+from medseg.resolve import resolve_config
+from medseg.run_folder import RunFolder, locked, remove_temporary_files
 from medseg.ui import TrainingProgress
 
-__all__ = ["train", "build_method", "predict_probabilities", "seed_everything", "TrainResult"]
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "train",
+    "resume",
+    "train_or_resume",
+    "fit_run",
+    "claim",
+    "claim_new",
+    "Hooks",
+    "Training",
+    "TrainResult",
+    "seed_everything",
+    "adamw",
+]
 
 
 @dataclass
@@ -53,18 +71,55 @@ class TrainResult:
     seconds: float
 
 
+@dataclass
+class Hooks:
+    """What a caller (a test, a benchmark) may replace: the clock that times epochs and the budget, and the
+    validation (a function of the state returning the epoch's score)."""
+
+    clock: Callable[[], float] = time.perf_counter
+    validate: Callable[[Training], float] | None = None
+
+
+@dataclass
+class Training:
+    """Everything one training run holds between phases."""
+
+    cfg: Config
+    run: RunFolder
+    ctx: Distributed
+    dataset: Dataset
+    method: Method
+    device: torch.device
+    amp: torch.dtype | None
+    optimizer: torch.optim.Optimizer
+    scheduler: WarmupCosine
+    scaler: torch.amp.GradScaler
+    average: WeightAverage | None
+    steps_per_epoch: int
+    epoch: int = 0  # the last finished epoch
+    step: int = 0
+    best: float = -math.inf
+    seconds: float = 0.0  # training time before this session (resume)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.method.model
+
+    @property
+    def inference_model(self) -> nn.Module:
+        """What validation and checkpoints use: the weight average if `train.ema`, else the trained weights."""
+        return self.average.model if self.average is not None else self.model
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.cfg.train.epochs
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def build_method(cfg: Config):
-    """Instantiate the configured method with the model spec; returns the method (model built)."""
-    options = {k: v for k, v in cfg.method.items() if k != "name"}
-    method = METHODS[cfg.method["name"]](cfg.model, **options)
-    method.build()
-    return method
 
 
 def adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
@@ -82,133 +137,143 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
     optimizer.load_state_dict(saved)
 
 
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
-    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    if channels_last:
-        for key in ("image", "unlabeled_image"):
-            if key in out:
-                out[key] = out[key].contiguous(memory_format=torch.channels_last)
-    return out
+# -- entry points -----------------------------------------------------------------------------------------------
+def train(
+    cfg: Config, run_dir: str | Path, overwrite: bool = False, show_progress: bool = True, hooks: Hooks | None = None
+) -> TrainResult:
+    """Train `cfg` into a new run folder `run_dir`.
 
-
-@torch.no_grad()
-def predict_probabilities(
-    method, model: nn.Module, images: torch.Tensor, amp: torch.dtype | None, channels_last: bool
-) -> torch.Tensor:
-    """Probabilities `(B, K, H, W)` float32 for a batch of images already on the model's device."""
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(images.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        return method.predict(model, images).float()
-
-
-def validation_metric(method) -> str:
-    """What a method validates with (its metrics.csv column is `val_<metric>`): Dice unless it says otherwise."""
-    return getattr(method, "validation_metric", "dice")
-
-
-def _validate(method, model, dataset: Dataset, cfg: Config, device, amp, ctx: Distributed) -> float:
-    """Mean per-image validation score: the method's `validation_scores(model, batch)` if it has one, else
-    the Dice of the predicted masks (foreground, or the mean over foreground classes). With several
-    processes, each scores its share of the images and the mean is taken over all of them."""
-    rows = dataset.rows("val")[ctx.rank :: ctx.world_size]
-    if len(dataset.rows("val")) == 0:
-        return math.nan
-    model.eval()
-    scores = []
-    for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size, labels=dataset.labels):
-        batch = _to_device(batch, device, False)
-        if hasattr(method, "validation_scores"):
-            with torch.no_grad(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                scores.append(method.validation_scores(model, batch).float().cpu())
-            continue
-        probs = predict_probabilities(method, model, batch["image"], amp, cfg.train.channels_last)
-        known = batch["mask"] != IGNORE_INDEX  # pseudo-masks leave some pixels unknown: they do not count
-        pred = torch.where(known, hard_prediction(probs, cfg.eval.threshold), 0)
-        mask = torch.where(known, batch["mask"], 0)
-        if probs.shape[1] == 1:
-            scores.append(dice_scores(pred > 0, mask > 0))
-        else:
-            per_class = [dice_scores(pred == k, mask == k) for k in range(1, probs.shape[1])]
-            scores.append(torch.stack(per_class).mean(0))
-    model.train()
-    return ctx.average(torch.cat(scores) if scores else torch.zeros(0))
-
-
-def _endless(dataset: Dataset, rows: np.ndarray, batch_size: int, generator: torch.Generator):
-    """Shuffled batches of `rows`, reshuffled whenever they run out (the shorter stream of two cycles)."""
-    while True:
-        yield from iterate_batches(dataset.store, rows, batch_size, True, generator, True, labels=dataset.labels)
-
-
-def _write_metrics(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
-
-
-def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "reason"])
-    writer.writerows(skipped)
-    write_text_atomic(path, buffer.getvalue())
-
-
-def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= up_to_epoch]
-
-
-def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_progress: bool = True) -> TrainResult:
-    """Train `cfg` into `run_dir` (or continue the run there with `resume=True`).
-
-    The run folder receives config.yaml, splits.csv, metrics.csv, last.pt (every epoch) and best.pt (best
-    validation Dice), each written atomically. A checkpoint's `model` holds the weights to infer with (the
+    The folder receives config.yaml (resolved), splits.csv, metrics.csv, last.pt (every epoch) and best.pt (best
+    validation score), each written atomically. A checkpoint's `model` holds the weights to infer with (the
     weight average when `train.ema` is set; the raw weights it continues from are then in `train_model`).
+
+    Raises:
+        ConfigError: a config the registries refuse (nothing is written).
+        RunFolderError: `run_dir` holds a run (unless `overwrite`), or another process trains there.
     """
-    run_dir = Path(run_dir)
-    ctx = setup_distributed()
-    state = None
-    if resume:
-        cfg = load_config(run_dir / "config.yaml")
-        last = run_dir / "last.pt"
-        state = load_checkpoint(last) if last.is_file() else None
-    if cfg is None:
-        raise ValueError("train() needs a config unless resume=True")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_config(cfg)
+    run, ctx = RunFolder(run_dir), setup_distributed()
+    with claim_new(run, ctx, overwrite):
+        return fit_run(run, cfg, ctx, None, show_progress, hooks)
+
+
+def resume(run_dir: str | Path, show_progress: bool = True, hooks: Hooks | None = None) -> TrainResult:
+    """Continue the run in `run_dir` from its last.pt (from the start if it has none), with its own config and
+    splits; metrics.csv is brought back to the checkpoint's epochs.
+
+    Raises:
+        RunFolderError: not a run folder, or another process trains there.
+    """
+    run, ctx = RunFolder(run_dir), setup_distributed()
+    cfg = resolve_config(run.config, str(run.config_path))
+    with claim(run, ctx):
+        last = run.checkpoint("last")
+        saved = load_checkpoint(last) if last.is_file() else None
+        return fit_run(run, cfg, ctx, saved, show_progress, hooks)
+
+
+def train_or_resume(cfg: Config, run_dir: str | Path, show_progress: bool = True) -> TrainResult:
+    """Continue `run_dir` if it holds a checkpoint, else train `cfg` there from the start (replacing an unfinished
+    run): what a sweep of runs (a benchmark, a label-budget curve) does for each point, so that it resumes."""
+    if RunFolder(run_dir).checkpoint("last").is_file():
+        return resume(run_dir, show_progress=show_progress)
+    return train(cfg, run_dir, overwrite=True, show_progress=show_progress)
+
+
+@contextmanager
+def claim_new(run: RunFolder, ctx: Distributed, overwrite: bool) -> Iterator[None]:
+    """`claim` a folder for a new run: refused if it holds one (unless `overwrite`); on a failure before the first
+    checkpoint, what the run wrote is removed (and the folder, if this run created it)."""
+    created = not run.path.exists() or (run.path.is_dir() and not any(run.path.iterdir()))
     if ctx.is_main:
-        write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
+        run.prepare_new(overwrite)
+    with claim(run, ctx):
+        try:
+            yield
+        except BaseException:
+            if ctx.is_main:
+                run.remove_if_unfinished(created)
+            raise
+
+
+@contextmanager
+def claim(run: RunFolder, ctx: Distributed) -> Iterator[None]:
+    """Hold the run folder's lock (main process) and remove the temporary files a killed run left there.
+
+    Raises:
+        RunFolderError: another process holds the lock.
+    """
+    if not ctx.is_main:
+        yield
+        return
+    with locked(run.path):
+        remove_temporary_files(run.path)
+        yield
+
+
+def fit_run(
+    run: RunFolder,
+    cfg: Config,
+    ctx: Distributed,
+    saved: dict | None,
+    show_progress: bool = True,
+    hooks: Hooks | None = None,
+) -> TrainResult:
+    """Train `cfg` (resolved) in `run`, a folder the caller has claimed, from `saved` (a checkpoint) or the start."""
+    hooks = hooks or Hooks()
     seed_everything(cfg.seed)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-
-    splits_path = run_dir / "splits.csv"
-    known_splits = read_splits(splits_path) if resume and splits_path.is_file() else None
     progress = TrainingProgress(enabled=show_progress and ctx.is_main)
+    if ctx.is_main:
+        run.write_config(cfg)
+    dataset = prepare_data(cfg, run, ctx, progress)
+    state = build_training(cfg, run, ctx, dataset, saved)
+    if saved is not None:
+        progress.note(f"resuming {run.path} after epoch {state.epoch}")
+    budget = Budget(cfg.train.max_minutes, cfg.train.epochs, state.epoch, state.seconds)
+    progress.start(cfg.train.epochs, state.steps_per_epoch, state.epoch, state.method.validation_metric)
+    started = hooks.clock() - state.seconds
+    for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
+        losses = train_epoch(state, epoch, progress)
+        score = validate_epoch(state, epoch, budget, hooks)
+        seconds = hooks.clock() - started
+        epochs_left = replan_budget(state, budget, epoch, seconds)
+        save_epoch(state, epoch, losses, score, seconds)
+        progress.epoch_done(epoch, losses["loss"], score)
+        if epochs_left == 0 and epoch < cfg.train.epochs:
+            progress.note(f"stopping after epoch {epoch}: another epoch would pass train.max_minutes={budget.minutes}")
+            break
+    progress.stop()
+    metric = state.method.validation_metric
+    return TrainResult(run.path, state.best, metric, state.epoch, hooks.clock() - started)
+
+
+# -- phases -----------------------------------------------------------------------------------------------------
+def prepare_data(cfg: Config, run: RunFolder, ctx: Distributed, progress: TrainingProgress) -> Dataset:
+    """Index, split (or reuse the run's splits.csv, which a new run folder does not have) and store the data; the
+    main process writes splits.csv and skipped.csv and fills the store first, the others then open it."""
+    known_splits = run.splits() if run.splits_path.is_file() else None
     if not ctx.is_main:
-        ctx.barrier()  # the main process fills the preprocessed store first; the others then open it
+        ctx.barrier()
     dataset = prepare_dataset(cfg.data, cfg.seed, known_splits, progress=progress.preprocessing)
     if ctx.is_main:
         ctx.barrier()
-    if ctx.is_main and not splits_path.is_file():
-        write_splits(splits_path, dataset.cases, dataset.assignment)
-    if dataset.store.skipped and ctx.is_main:
-        _write_skipped(run_dir / "skipped.csv", dataset.store.skipped)
-        ids = [case_id for case_id, _ in dataset.store.skipped]
-        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-        progress.note(f"skipped {len(ids)} unusable cases: {shown} (reasons in {run_dir / 'skipped.csv'})")
-    train_rows = dataset.rows("train")
-    if len(train_rows) == 0:
-        raise ValueError(f"{run_dir / 'splits.csv'}: the training split is empty; check data.splits")
+        if known_splits is None:
+            run.write_splits(dataset.cases, dataset.assignment)
+        if dataset.store.skipped:
+            run.write_skipped(dataset.store.skipped)
+            ids = [case_id for case_id, _ in dataset.store.skipped]
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            progress.note(f"skipped {len(ids)} unusable cases: {shown} (reasons in {run.skipped_path})")
+    return dataset
 
+
+def build_training(cfg: Config, run: RunFolder, ctx: Distributed, dataset: Dataset, saved: dict | None) -> Training:
+    """The method and its model on the device (layout, data-parallel setup), the optimiser, schedule, scaler and
+    weight average; restored from `saved` (a checkpoint) when resuming."""
     device = pick_device(cfg.train.device)
-    amp = autocast_dtype(device, cfg.train.amp)
-    method = build_method(cfg)
+    method = build_method(cfg.method, cfg.model)
     model = method.model.to(device)
     if ctx.enabled:
         if cfg.train.sync_batchnorm:
@@ -217,9 +282,49 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     method.model = model
+    steps_per_epoch = _steps_per_epoch(cfg, ctx, dataset, method)
     optimizer = adamw(model, cfg.train.lr, cfg.train.weight_decay, device)
-    unlabeled_rows = dataset.rows(UNLABELED) if getattr(method, "uses_unlabeled", False) else train_rows[:0]
+    amp = autocast_dtype(device, cfg.train.amp)
+    state = Training(
+        cfg=cfg,
+        run=run,
+        ctx=ctx,
+        dataset=dataset,
+        method=method,
+        device=device,
+        amp=amp,
+        optimizer=optimizer,
+        scheduler=WarmupCosine(
+            optimizer, int(cfg.train.warmup_epochs * steps_per_epoch), steps_per_epoch * cfg.train.epochs
+        ),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp == torch.float16),
+        average=WeightAverage(model, cfg.train.ema) if cfg.train.ema else None,
+        steps_per_epoch=steps_per_epoch,
+    )
+    if saved is None:
+        method.on_train_start()
+    else:
+        _restore(state, saved)
+    return state
+
+
+def _steps_per_epoch(cfg: Config, ctx: Distributed, dataset: Dataset, method: Method) -> int:
+    """Optimiser steps per epoch (by default one pass over the larger of the labelled and unlabelled streams,
+    the other one cycling), after checking that the streams can feed every process.
+
+    Raises:
+        ValueError: an empty training split, no unlabelled images for a semi-supervised method, or global batches
+            that do not divide among the processes.
+    """
+    train_rows, unlabeled_rows = dataset.rows("train"), _unlabeled_rows(dataset, method)
     unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
+    if len(train_rows) == 0:
+        raise ValueError(f"{dataset.store.path}: the training split is empty; check data.splits")
+    if method.uses_unlabeled and len(unlabeled_rows) == 0:
+        raise ValueError(
+            f"method {method.name!r} learns from unlabelled images, but there are none: set data.labeled_ratio or "
+            "data.labeled_count"
+        )
     if ctx.enabled and len(train_rows) < cfg.train.batch_size:
         raise ValueError(
             f"{len(train_rows)} training images are fewer than one global batch (train.batch_size "
@@ -230,152 +335,201 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, show_pr
             f"train.batch_size ({cfg.train.batch_size}) and train.unlabeled_batch_size ({unlabeled_batch}) are "
             f"global batches: each must divide by the {ctx.world_size} processes"
         )
-    if getattr(method, "uses_unlabeled", False) and len(unlabeled_rows) == 0:
-        raise ValueError(
-            f"method {cfg.method['name']!r} learns from unlabelled images, but there are none: set "
-            "data.labeled_ratio or data.labeled_count"
-        )
-    # by default, with unlabelled images, an epoch is one pass over the larger stream (the other one cycles)
-    steps_per_epoch = cfg.train.steps_per_epoch or max(
+    return cfg.train.steps_per_epoch or max(
         len(train_rows) // cfg.train.batch_size, len(unlabeled_rows) // unlabeled_batch, 1
     )
-    total_steps = steps_per_epoch * cfg.train.epochs
-    scheduler = WarmupCosine(optimizer, int(cfg.train.warmup_epochs * steps_per_epoch), total_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    average = WeightAverage(model, cfg.train.ema) if cfg.train.ema else None
 
-    start_epoch, step, best, elapsed = 0, 0, -math.inf, 0.0
-    if state is not None:
-        model.load_state_dict(state.get("train_model", state["model"]))
-        if average is not None:
-            average.load(state["model"], state["step"])
-        load_optimizer_state(optimizer, state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        if "method" in state and hasattr(method, "load_state_dict"):  # e.g. a Mean Teacher's teacher
-            method.load_state_dict(state["method"])
-        start_epoch, step, best, elapsed = state["epoch"], state["step"], state["best"], state.get("seconds", 0.0)
-        progress.note(f"resuming {run_dir} after epoch {start_epoch}")
-    history = _read_metrics(run_dir / "metrics.csv", start_epoch)
 
-    generator = torch.Generator().manual_seed(cfg.seed)
-    progress.start(cfg.train.epochs, steps_per_epoch, start_epoch, validation_metric(method))
-    started = time.perf_counter() - elapsed
-    epoch = start_epoch
-    last_epoch = cfg.train.epochs  # re-planned under train.max_minutes
-    validation_total, validation_seconds = 0.0, 0.0  # this session's validations; the latest one
-    for epoch in range(start_epoch + 1, cfg.train.epochs + 1):
-        # an epoch's batches and random draws (noise, pair sampling) do not depend on earlier epochs: resumable
-        generator.manual_seed(cfg.seed * 100_003 + epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch + 7919 * ctx.rank)  # dropout and noise differ per process
-        model.train()
-        losses = []
-        extra_terms: dict[str, list[float]] = {}
-        labeled = _endless(dataset, train_rows, cfg.train.batch_size, generator)
-        unlabeled = _endless(dataset, unlabeled_rows, unlabeled_batch, generator) if len(unlabeled_rows) else None
-        for _ in range(steps_per_epoch):
-            batch = next(labeled)
-            image, mask, _ = augment_batch(batch["image"], batch["mask"], cfg.augment, generator)
-            batch = {**batch, "image": image, "mask": mask}
-            if unlabeled is not None:
-                batch["unlabeled_image"] = augment_batch(next(unlabeled)["image"], None, cfg.augment, generator)[0]
-            batch = _to_device(ctx.shard(batch), device, cfg.train.channels_last)
-            if hasattr(method, "set_progress"):  # ramp-ups of consistency weights
-                method.set_progress(step / max(total_steps, 1), epoch)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                terms = method.training_step(batch)
-            loss = terms.get("loss") if isinstance(terms, dict) else None
-            if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-                raise TypeError(f"{type(method).__name__}.training_step must return a dict with a scalar 'loss'")
-            if ctx.any(not torch.isfinite(loss)):  # every process stops, not only the one that saw it
-                raise FloatingPointError(
-                    f"the loss became NaN or infinite at step {step}; lower train.lr or check the data"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if ctx.enabled:
-                average_gradients(model, ctx.world_size)
-            if cfg.train.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if hasattr(method, "after_step"):
-                method.after_step()
-            if average is not None:
-                average.update(model)
-            step += 1
-            losses.append(loss.item())
-            for name, value in terms.items():
-                if name != "loss":
-                    extra_terms.setdefault(name, []).append(float(value))
-            progress.step(loss.item())
-        inference_model = average.model if average is not None else model
-        if ctx.enabled:
-            broadcast_buffers(inference_model)
-        if epoch >= cfg.train.validate_from * last_epoch:  # validate_from < 1: the last epoch always passes
-            validation_started = time.perf_counter()
-            val_score = _validate(method, inference_model, dataset, cfg, device, amp, ctx)
-            validation_seconds = time.perf_counter() - validation_started
-            validation_total += validation_seconds
-        else:
-            val_score = math.nan
-        seconds = time.perf_counter() - started
-        epoch_loss = ctx.mean(float(np.mean(losses)))
-        history.append(
-            {
-                "epoch": epoch,
-                "step": step,
-                "lr": f"{scheduler.get_last_lr()[0]:.3g}",
-                "train_loss": f"{epoch_loss:.5f}",
-                **{f"train_{name}": f"{ctx.mean(float(np.mean(values))):.5f}" for name, values in extra_terms.items()},
-                f"val_{validation_metric(method)}": f"{val_score:.5f}",
-                "seconds": f"{seconds:.1f}",
-            }
+def _unlabeled_rows(dataset: Dataset, method: Method) -> np.ndarray:
+    return dataset.rows(UNLABELED) if method.uses_unlabeled else dataset.rows("train")[:0]
+
+
+def _restore(state: Training, saved: dict) -> None:
+    """Continue from a checkpoint: weights, weight average, optimiser, schedule, scaler, the method's own state,
+    counters, and the metrics of the epochs it holds."""
+    state.model.load_state_dict(saved.get("train_model", saved["model"]))
+    if state.average is not None:
+        state.average.load(saved["model"], saved["step"])
+    load_optimizer_state(state.optimizer, saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    if "scaler" in saved:
+        state.scaler.load_state_dict(saved["scaler"])
+    state.method.load_state_dict(saved.get("method", {}))
+    state.epoch, state.step, state.best = saved["epoch"], saved["step"], saved["best"]
+    state.seconds = saved.get("seconds", 0.0)
+    # metrics.csv may have missed the checkpoint's epoch (a kill between the two writes): the checkpoint's own
+    # history is what the epochs were (checkpoints before it had none: metrics.csv's rows up to its epoch)
+    state.history = list(saved.get("history") or state.run.metrics(up_to_epoch=state.epoch))
+
+
+def _batches(state: Training, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+    """The epoch's training batches, augmented, this process's share, on the device. An epoch's batches and random
+    draws (noise, pair sampling) do not depend on earlier epochs, so a resumed run sees what it would have seen."""
+    cfg, ctx, dataset = state.cfg, state.ctx, state.dataset
+    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    torch.manual_seed(cfg.seed * 100_003 + epoch + 7919 * ctx.rank)  # dropout and noise differ per process
+    labeled = _endless(dataset, dataset.rows("train"), cfg.train.batch_size, generator)
+    unlabeled_rows = _unlabeled_rows(dataset, state.method)
+    unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
+    unlabeled = _endless(dataset, unlabeled_rows, unlabeled_batch, generator) if len(unlabeled_rows) else None
+    for _ in range(state.steps_per_epoch):
+        batch = next(labeled)
+        image, mask, _ = augment_batch(batch["image"], batch["mask"], cfg.augment, generator)
+        batch = {**batch, "image": image, "mask": mask}
+        if unlabeled is not None:
+            batch["unlabeled_image"] = augment_batch(next(unlabeled)["image"], None, cfg.augment, generator)[0]
+        yield _to_device(ctx.shard(batch), state.device, cfg.train.channels_last)
+
+
+def _endless(dataset: Dataset, rows: np.ndarray, batch_size: int, generator: torch.Generator):
+    """Shuffled batches of `rows`, reshuffled whenever they run out (the shorter stream of two cycles)."""
+    while True:
+        yield from iterate_batches(dataset.store, rows, batch_size, True, generator, True, labels=dataset.labels)
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if channels_last:
+        for key in ("image", "unlabeled_image"):
+            if key in out:
+                out[key] = out[key].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def train_epoch(state: Training, epoch: int, progress: TrainingProgress) -> dict[str, float]:
+    """One epoch of optimiser steps; returns the mean of each logged term (`loss`, then the method's own)."""
+    state.model.train()
+    terms_seen: dict[str, list[float]] = {}
+    for batch in _batches(state, epoch):
+        terms = train_step(state, batch, epoch)
+        for name, value in terms.items():
+            terms_seen.setdefault(name, []).append(float(value))
+        progress.step(terms["loss"])
+    return {name: state.ctx.mean(float(np.mean(values))) for name, values in terms_seen.items()}
+
+
+def train_step(state: Training, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
+    """One optimiser step on `batch`; returns the step's logged terms as numbers.
+
+    Raises:
+        TypeError: the method's step returned something other than a dict with a scalar "loss".
+        TrainingDivergedError: the loss is NaN or infinite (on any process: every process stops).
+    """
+    cfg, method, optimizer, scaler = state.cfg, state.method, state.optimizer, state.scaler
+    method.set_progress(state.step / max(state.total_steps, 1), epoch)
+    with torch.autocast(state.device.type, dtype=state.amp or torch.float32, enabled=state.amp is not None):
+        terms = method.training_step(batch)
+    loss = terms.get("loss") if isinstance(terms, dict) else None
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        raise TypeError(f"{type(method).__name__}.training_step must return a dict with a scalar 'loss'")
+    if state.ctx.any(not torch.isfinite(loss)):
+        raise TrainingDivergedError(
+            f"the loss became NaN or infinite at step {state.step}; lower train.lr (now {cfg.train.lr}) or check "
+            "the data"
         )
-        epochs_left = cfg.train.epochs - epoch
-        if cfg.train.max_minutes and epochs_left:
-            # the epochs that still fit in the budget at the mean pace so far, each with a validation (the main
-            # process decides, so that every process keeps the same lr); the cosine is re-planned to reach 0 at the
-            # last of them
-            per_epoch = (seconds - elapsed - validation_total) / (epoch - start_epoch) + validation_seconds
-            fit = int((cfg.train.max_minutes * 60 - seconds) // per_epoch)
-            epochs_left = ctx.from_main(max(0, min(epochs_left, fit)))
-            if epochs_left:
-                scheduler.replan(epochs_left * steps_per_epoch)
-            last_epoch = epoch + epochs_left
-        improved = not math.isnan(val_score) and val_score > best
-        best = val_score if improved else best
-        checkpoint = {
-            "config": cfg.model_dump(mode="json"),
-            "inference_modes": inference_modes(model),
-            "model": inference_model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if state.ctx.enabled:
+        average_gradients(state.model, state.ctx.world_size)
+    if cfg.train.grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(state.model.parameters(), cfg.train.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    state.scheduler.step()
+    method.after_step()
+    if state.average is not None:
+        state.average.update(state.model)
+    state.step += 1
+    return {"loss": loss.item(), **{name: float(value) for name, value in terms.items() if name != "loss"}}
+
+
+def validate_epoch(state: Training, epoch: int, budget: Budget, hooks: Hooks) -> float:
+    """The epoch's validation score (NaN before `train.validate_from`), timed for the budget."""
+    if state.ctx.enabled:
+        broadcast_buffers(state.inference_model)
+    if epoch < state.cfg.train.validate_from * budget.last_epoch:  # validate_from < 1: the last epoch always passes
+        return math.nan
+    started = hooks.clock()
+    score = (hooks.validate or validate)(state)
+    budget.validated(hooks.clock() - started)
+    return score
+
+
+@torch.no_grad()
+def validate(state: Training) -> float:
+    """Mean per-image validation score (`method.validation_scores`: Dice unless the method says otherwise) of the
+    inference model on the val split; with several processes each scores its share and the mean is over all."""
+    cfg, ctx, dataset, model = state.cfg, state.ctx, state.dataset, state.inference_model
+    rows = dataset.rows("val")
+    if len(rows) == 0:
+        return math.nan
+    model.eval()
+    scores = []
+    for batch in iterate_batches(
+        dataset.store, rows[ctx.rank :: ctx.world_size], cfg.train.batch_size, labels=dataset.labels
+    ):
+        batch = _to_device(batch, state.device, cfg.train.channels_last)
+        with torch.autocast(state.device.type, dtype=state.amp or torch.float32, enabled=state.amp is not None):
+            scores.append(state.method.validation_scores(model, batch, cfg.eval.threshold).float().cpu())
+    state.model.train()
+    return ctx.average(torch.cat(scores) if scores else torch.zeros(0))
+
+
+def replan_budget(state: Training, budget: Budget, epoch: int, seconds: float) -> int:
+    """Epochs still to train under `train.max_minutes` (the main process decides, so that every process keeps the
+    same lr); the cosine is re-planned to reach 0 at the last of them."""
+    if not budget.minutes or epoch == budget.planned_epochs:
+        return budget.planned_epochs - epoch
+    epochs_left = state.ctx.from_main(budget.epochs_that_fit(epoch, seconds))
+    if epochs_left:
+        state.scheduler.replan(epochs_left * state.steps_per_epoch)
+    budget.last_epoch = epoch + epochs_left
+    return epochs_left
+
+
+def save_epoch(state: Training, epoch: int, losses: dict[str, float], score: float, seconds: float) -> None:
+    """Record the epoch in the history, and write last.pt, best.pt (when the score improved, or until a
+    validation scores) and metrics.csv (main process)."""
+    state.epoch = epoch
+    state.history.append(
+        {
             "epoch": epoch,
-            "step": step,
-            "best": best,
-            "seconds": seconds,
+            "step": state.step,
+            "lr": f"{state.scheduler.get_last_lr()[0]:.3g}",
+            "train_loss": f"{losses['loss']:.5f}",
+            **{f"train_{name}": f"{value:.5f}" for name, value in losses.items() if name != "loss"},
+            f"val_{state.method.validation_metric}": f"{score:.5f}",
+            "seconds": f"{seconds:.1f}",
         }
-        if average is not None:
-            checkpoint["train_model"] = model.state_dict()
-        if scaler.is_enabled():
-            checkpoint["scaler"] = scaler.state_dict()
-        if hasattr(method, "state_dict"):
-            checkpoint["method"] = method.state_dict()
-        if ctx.is_main:
-            if improved or best == -math.inf:  # until a validation scores, best.pt follows last.pt
-                save_checkpoint(run_dir / "best.pt", checkpoint)
-            save_checkpoint(run_dir / "last.pt", checkpoint)
-            _write_metrics(run_dir / "metrics.csv", history)
-        ctx.barrier()
-        progress.epoch_done(epoch, epoch_loss, val_score)
-        if epochs_left == 0 and epoch < cfg.train.epochs:
-            progress.note(
-                f"stopping after epoch {epoch}: another epoch would pass train.max_minutes={cfg.train.max_minutes}"
-            )
-            break
-    progress.stop()
-    return TrainResult(run_dir, best, validation_metric(method), epoch, time.perf_counter() - started)
+    )
+    improved = not math.isnan(score) and score > state.best
+    state.best = score if improved else state.best
+    if state.ctx.is_main:
+        checkpoint = _checkpoint(state, seconds)
+        if improved or state.best == -math.inf:  # until a validation scores, best.pt follows last.pt
+            save_checkpoint(state.run.checkpoint("best"), checkpoint)
+        save_checkpoint(state.run.checkpoint("last"), checkpoint)
+        state.run.write_metrics(state.history)
+    state.ctx.barrier()
+
+
+def _checkpoint(state: Training, seconds: float) -> dict[str, Any]:
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "config": state.cfg.model_dump(mode="json"),
+        "model": state.inference_model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "method": state.method.state_dict(),
+        "epoch": state.epoch,
+        "step": state.step,
+        "best": state.best,
+        "seconds": seconds,
+        "history": state.history,
+    }
+    if state.average is not None:
+        checkpoint["train_model"] = state.model.state_dict()
+    if state.scaler.is_enabled():
+        checkpoint["scaler"] = state.scaler.state_dict()
+    return checkpoint

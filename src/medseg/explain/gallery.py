@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 
 from medseg.data.dataset import prepare_dataset
-from medseg.data.splits import read_splits
 from medseg.explain.attention_maps import spatial_attention_maps
 from medseg.explain.outputs import explain_image
 from medseg.inference import Predictor
 from medseg.models.classifier import Classifier
 from medseg.overlay import explanation_figure
+from medseg.run_folder import RunFolder
 
 __all__ = ["write_gallery", "gallery_method"]
 
@@ -36,18 +36,16 @@ def write_gallery(run_dir: str | Path, split: str = "test", count: int = 2, mode
     """Figures for the `count` best and worst cases of `eval/<split>/cases.csv` (for a classifier: the first
     cases of the split) into `eval/<split>/explain/`, explaining the model in inference `mode` (as evaluated);
     returns the PNGs written (replacing earlier ones)."""
-    run_dir = Path(run_dir)
-    folder = run_dir / "eval" / split / "explain"
+    run = RunFolder(run_dir)
+    folder = run.eval_dir(split) / "explain"
     for old in folder.glob("*.png"):
         old.unlink()
-    predictor = Predictor.load(run_dir, mode=mode)
+    predictor = Predictor.load(run.path, mode=mode)
     predictor.cfg.eval.tta = False
     cfg = predictor.cfg
-    dataset = prepare_dataset(
-        cfg.data.model_copy(update={"mask_override": None}), cfg.seed, read_splits(run_dir / "splits.csv")
-    )
-    cases = run_dir / "eval" / split / "cases.csv"
-    if cases.is_file() and "dice" in cases.read_text().splitlines()[0]:
+    dataset = prepare_dataset(cfg.data.model_copy(update={"mask_override": None}), cfg.seed, run.splits())
+    cases = run.eval_dir(split) / "cases.csv"
+    if predictor.method.task == "segmentation" and cases.is_file():
         with cases.open() as handle:
             ranked = sorted(csv.DictReader(handle), key=lambda row: float(row["dice"]))
         chosen = [("worst", r["id"]) for r in ranked[:count]] + [("best", r["id"]) for r in ranked[::-1][:count]]

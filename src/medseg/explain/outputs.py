@@ -67,7 +67,7 @@ def explain_image(
             raise ValueError("--method acam needs a classifier trained with model.pool: attention")
         with torch.no_grad():
             index = class_index if class_index is not None else int(model(image).argmax(1)[0])
-            raw = torch.relu(model.class_activation_map(image, index))
+            raw = torch.relu(model.class_activation_map(image, index, weighted=method == "acam"))
         return {method: normalise(to_input_size(raw, height, width))}
     if method not in ("gradcam", "gradcam++"):
         raise ValueError(f"--method must be one of {list(EXPLAIN_METHODS)}, got {method!r}")

@@ -1,6 +1,6 @@
 """Training methods, one per supervision regime, registered by name."""
 
-from medseg.methods import (  # noqa: F401  (registration)
+from medseg.methods import (  # noqa: E402, F401, I001  (registration, after the registry exists)
     cct,
     cdma,
     classification,
@@ -8,11 +8,12 @@ from medseg.methods import (  # noqa: F401  (registration)
     entropy_minimization,
     mcnet,
     mean_teacher,
+    msga,
     supervised,
     ua_mt,
     urpc,
     wsr,
 )
-from medseg.methods.base import METHODS, Method, register_method
+from medseg.methods.base import METHODS, Method, build_method, complete_method_spec, register_method
 
-__all__ = ["METHODS", "Method", "register_method"]
+__all__ = ["METHODS", "Method", "build_method", "complete_method_spec", "register_method"]

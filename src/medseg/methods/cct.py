@@ -8,16 +8,15 @@ weight. Prediction: the main decoder."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
 from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams
 from medseg.methods.perturbations import PERTURBATIONS
-from medseg.models import build_model
 
 __all__ = ["CrossConsistencyTraining"]
 
@@ -25,12 +24,11 @@ __all__ = ["CrossConsistencyTraining"]
 @register_method("cct")
 class CrossConsistencyTraining(ScheduledMethod):
     """Args:
-    model_spec: an `mtnet` spec; its decoders default to one plain main decoder plus one per perturbation.
+    model_spec: an `mtnet` spec; its decoders default to one plain main decoder plus one per perturbation, and
+        decoder 0 is the main one (`main_branch: 0`, what `forward` and prediction use).
     perturbations: one auxiliary decoder each, from `noise`, `feature_dropout`, `dropout`.
     consistency: final weight of the consistency term (0.1); rampup; dice: batch | image.
     """
-
-    uses_unlabeled = True
 
     def __init__(
         self,
@@ -43,21 +41,22 @@ class CrossConsistencyTraining(ScheduledMethod):
         unknown = [name for name in perturbations if name not in PERTURBATIONS]
         if unknown or not perturbations:
             raise ValueError(f"method.perturbations must be a non-empty list of {list(PERTURBATIONS)}, got {unknown}")
+        super().__init__(model_spec)
         self.perturbations = [PERTURBATIONS[name] for name in perturbations]
-        decoders = len(perturbations) + 1
-        self.model_spec = {"attentions": ["none"] * decoders, **model_spec, "main_branch": 0}
         self.loss = HybridLoss(dice=dice)
         self.schedule = ConsistencySchedule(consistency, rampup)
-        self.model: nn.Module | None = None
 
-    def build(self) -> nn.Module:
-        if self.model_spec["name"] != "mtnet" or len(self.model_spec["attentions"]) != len(self.perturbations) + 1:
+    @classmethod
+    def complete_model_spec(cls, model_spec: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """An `mtnet` with one plain decoder per perturbation plus the main one (decoder 0)."""
+        decoders = len(options.get("perturbations", ("noise", "feature_dropout", "dropout"))) + 1
+        spec = {"attentions": ["none"] * decoders, "main_branch": 0, **model_spec}
+        if spec["name"] != "mtnet" or len(spec["attentions"]) != decoders or spec["main_branch"] != 0:
             raise ValueError(
-                f"method cct needs model mtnet with {len(self.perturbations) + 1} decoders (a main one and one per "
-                f"perturbation), got {self.model_spec['name']!r} with attentions {self.model_spec.get('attentions')}"
+                f"method cct needs model mtnet with {decoders} decoders (main_branch 0, and one per perturbation), "
+                f"got {spec['name']!r} with attentions {spec.get('attentions')}, main_branch {spec.get('main_branch')}"
             )
-        self.model = build_model(self.model_spec)
-        return self.model
+        return spec
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, labeled = both_streams(batch)
@@ -75,6 +74,3 @@ class CrossConsistencyTraining(ScheduledMethod):
             "loss_supervised": supervised.detach(),
             "loss_consistency": consistency.detach(),
         }
-
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return probabilities(model(images).float())

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from medseg.losses import HybridLoss, probabilities
+from medseg.losses import HybridLoss
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams, class_logits, entropy_map
-from medseg.models import build_model
+from medseg.methods.consistency import BranchMethod, ConsistencySchedule, both_streams, class_logits, entropy_map
 
 __all__ = ["CDMA", "cross_distillation", "mean_entropy"]
 
@@ -42,7 +40,7 @@ def mean_entropy(branches: list[torch.Tensor]) -> torch.Tensor:
 
 
 @register_method("cdma")
-class CDMA(ScheduledMethod):
+class CDMA(BranchMethod):
     """Args:
     model_spec: an `mtnet` spec (any model with `forward_branches`).
     temperature: T of the distillation (default 10).
@@ -50,8 +48,6 @@ class CDMA(ScheduledMethod):
     consistency: final weight of the distillation + entropy terms (0.1).
     rampup: fraction of training over which that weight ramps up; start_epoch: CDMA's step schedule instead.
     """
-
-    uses_unlabeled = True
 
     def __init__(
         self,
@@ -63,17 +59,10 @@ class CDMA(ScheduledMethod):
         rampup: float = 0.3,
         start_epoch: int | None = None,
     ) -> None:
-        self.model_spec = model_spec
+        super().__init__(model_spec)
         self.temperature = temperature
         self.loss = HybridLoss(ce_weight, dice_weight)
         self.schedule = ConsistencySchedule(consistency, rampup, start_epoch)
-        self.model: nn.Module | None = None
-
-    def build(self) -> nn.Module:
-        self.model = build_model(self.model_spec)
-        if not hasattr(self.model, "forward_branches"):
-            raise ValueError(f"method cdma needs a multi-branch model (mtnet), got {self.model_spec['name']!r}")
-        return self.model
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, labeled = both_streams(batch)
@@ -88,6 +77,3 @@ class CDMA(ScheduledMethod):
             "loss_distillation": distillation.detach(),
             "loss_entropy": entropy.detach(),
         }
-
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([probabilities(z.float()) for z in model.forward_branches(images)]).mean(0)

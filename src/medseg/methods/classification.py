@@ -6,14 +6,14 @@ The first stage of the weakly supervised path: its class activation maps become 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.losses import IGNORE_INDEX, probabilities
-from medseg.methods.base import register_method
-from medseg.models import build_model
+from medseg.losses import IGNORE_INDEX
+from medseg.methods.base import Method, register_method
 
 __all__ = ["Classification", "image_labels"]
 
@@ -41,8 +41,13 @@ def image_labels(batch: dict[str, torch.Tensor], label_from: str, classes: Seque
     return torch.tensor([index[v] for v in values], device=batch["label"].device)
 
 
+def class_outputs(label_from: str, classes: Sequence[int] | None) -> int:
+    """Logits a classifier needs: 1 for two classes (sigmoid), else one per class (softmax)."""
+    return 1 if label_from == "mask" or len(classes or []) <= 2 else len(classes)
+
+
 @register_method("classification")
-class Classification:
+class Classification(Method):
     """Train a classifier (`model.name: classifier`) on image-level labels.
 
     Args:
@@ -51,28 +56,27 @@ class Classification:
         classes: with `label_from: case`, the label values in class-index order.
     """
 
+    task = "classification"
     validation_metric = "accuracy"
 
     def __init__(self, model_spec: dict, label_from: str = "mask", classes: Sequence[int] | None = None) -> None:
+        super().__init__(model_spec)
         if label_from not in ("mask", "case"):
             raise ValueError(f"method.label_from must be mask or case, got {label_from!r}")
-        self.model_spec = model_spec
         self.label_from = label_from
         self.classes = list(classes) if classes is not None else None
-        self.model: nn.Module | None = None
 
-    @property
-    def outputs(self) -> int:
-        """1 logit for two classes (sigmoid), else one per class (softmax)."""
-        return 1 if self.label_from == "mask" or len(self.classes or []) <= 2 else len(self.classes)
-
-    def build(self) -> nn.Module:
-        if self.model_spec.get("name") != "classifier":
+    @classmethod
+    def complete_model_spec(cls, model_spec: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """A `classifier` with one logit per class (one for two classes)."""
+        if model_spec.get("name") != "classifier":
+            raise ValueError(f"method classification trains model.name: classifier, got {model_spec.get('name')!r}")
+        outputs = class_outputs(options.get("label_from", "mask"), options.get("classes"))
+        if model_spec.get("out_channels", outputs) != outputs:
             raise ValueError(
-                f"method classification trains model.name: classifier, got {self.model_spec.get('name')!r}"
+                f"model.out_channels is {model_spec['out_channels']}, but these labels need {outputs} (leave it out)"
             )
-        self.model = build_model({**self.model_spec, "out_channels": self.outputs})
-        return self.model
+        return {**model_spec, "out_channels": outputs}
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if logits.shape[1] == 1:
@@ -83,14 +87,14 @@ class Classification:
         labels = image_labels(batch, self.label_from, self.classes)
         return {"loss": self._loss(self.model(batch["image"]), labels)}
 
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities `(B, K)` (K = 1: probability of "lesion present")."""
-        return probabilities(model(images).float())
-
-    def predicted_classes(self, probabilities: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def predicted_classes(probabilities: torch.Tensor) -> torch.Tensor:
+        """Class indices `(B,)` from probabilities `(B, K)`."""
         return (probabilities[:, 0] > 0.5).long() if probabilities.shape[1] == 1 else probabilities.argmax(1)
 
-    def validation_scores(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def validation_scores(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], threshold: float = 0.5
+    ) -> torch.Tensor:
         """1 where the predicted class is right, per image `(B,)`."""
         labels = image_labels(batch, self.label_from, self.classes)
         return (self.predicted_classes(self.predict(model, batch["image"])) == labels).float()

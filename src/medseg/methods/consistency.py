@@ -6,8 +6,13 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
-__all__ = ["ConsistencySchedule", "ScheduledMethod", "both_streams", "class_logits", "entropy_map"]
+from medseg.losses import probabilities
+from medseg.methods.base import Method
+from medseg.models import MultiBranch
+
+__all__ = ["ConsistencySchedule", "ScheduledMethod", "BranchMethod", "both_streams", "class_logits", "entropy_map"]
 
 
 class ConsistencySchedule:
@@ -37,13 +42,27 @@ class ConsistencySchedule:
         return self.value
 
 
-class ScheduledMethod:
-    """Base of the methods whose unsupervised terms are weighted by `self.schedule` over training."""
+class ScheduledMethod(Method):
+    """Base of the semi-supervised methods, whose unsupervised terms are weighted by `self.schedule` over
+    training."""
 
+    uses_unlabeled = True
     schedule: ConsistencySchedule
 
     def set_progress(self, fraction: float, epoch: int) -> None:
         self.schedule.update(fraction, epoch)
+
+
+class BranchMethod(ScheduledMethod):
+    """Base of the semi-supervised methods over a multi-branch model (`MultiBranch`, e.g. MTNet), which
+    predict the mean of the branches' probabilities."""
+
+    def check_model(self, model: nn.Module) -> None:
+        if not isinstance(model, MultiBranch):
+            raise ValueError(f"method {self.name} needs a multi-branch model (mtnet), got {self.model_spec['name']!r}")
+
+    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([probabilities(z.float()) for z in model.forward_branches(images)]).mean(0)
 
 
 def both_streams(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:

@@ -36,16 +36,13 @@ class CrossPseudoSupervision(ScheduledMethod):
     random state);
     consistency: final weight of the cross pseudo-label term (1.0); rampup; dice: batch | image."""
 
-    uses_unlabeled = True
-
     def __init__(self, model_spec: dict, consistency: float = 1.0, rampup: float = 0.3, dice: str = "batch") -> None:
-        self.model_spec = model_spec
+        super().__init__(model_spec)
         self.loss = HybridLoss(dice=dice)
         self.pseudo_loss = HybridLoss(ce_weight=1.0, dice_weight=0.0)
         self.schedule = ConsistencySchedule(consistency, rampup)
-        self.model: TwinNetworks | None = None
 
-    def build(self) -> nn.Module:
+    def build_model(self) -> nn.Module:
         state = torch.random.get_rng_state()
         base = torch.initial_seed()  # the run's seed: the twins change with it, and still differ from each other
         try:
@@ -55,8 +52,7 @@ class CrossPseudoSupervision(ScheduledMethod):
             second = build_model(self.model_spec)
         finally:
             torch.random.set_rng_state(state)
-        self.model = TwinNetworks(first, second)
-        return self.model
+        return TwinNetworks(first, second)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, labeled = both_streams(batch)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from medseg.losses import HybridLoss, probabilities
+from medseg.losses import HybridLoss
 from medseg.methods.base import register_method
 from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams, class_logits, entropy_map
-from medseg.models import build_model
 
 __all__ = ["EntropyMinimization", "pixel_entropy"]
 
@@ -24,17 +22,10 @@ def pixel_entropy(logits: torch.Tensor) -> torch.Tensor:
 class EntropyMinimization(ScheduledMethod):
     """Args: model_spec; consistency: final weight of the entropy term (0.1); rampup: its ramp-up fraction."""
 
-    uses_unlabeled = True
-
     def __init__(self, model_spec: dict, consistency: float = 0.1, rampup: float = 0.3, dice: str = "batch") -> None:
-        self.model_spec = model_spec
+        super().__init__(model_spec)
         self.loss = HybridLoss(dice=dice)
         self.schedule = ConsistencySchedule(consistency, rampup)
-        self.model: nn.Module | None = None
-
-    def build(self) -> nn.Module:
-        self.model = build_model(self.model_spec)
-        return self.model
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, labeled = both_streams(batch)
@@ -46,6 +37,3 @@ class EntropyMinimization(ScheduledMethod):
             "loss_supervised": supervised.detach(),
             "loss_entropy": entropy.detach(),
         }
-
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return probabilities(model(images).float())

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
-from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams
-from medseg.models import build_model
+from medseg.methods.consistency import BranchMethod, ConsistencySchedule, both_streams
 
 __all__ = ["MutualConsistency", "sharpen"]
 
@@ -27,11 +25,9 @@ def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 @register_method("mcnet")
-class MutualConsistency(ScheduledMethod):
+class MutualConsistency(BranchMethod):
     """Args: model_spec (a multi-decoder model with `forward_branches`); temperature τ (0.1); consistency
     (final weight, 0.1); rampup; dice: batch | image."""
-
-    uses_unlabeled = True
 
     def __init__(
         self,
@@ -41,17 +37,10 @@ class MutualConsistency(ScheduledMethod):
         rampup: float = 0.3,
         dice: str = "batch",
     ) -> None:
-        self.model_spec = model_spec
+        super().__init__(model_spec)
         self.temperature = temperature
         self.loss = HybridLoss(dice=dice)
         self.schedule = ConsistencySchedule(consistency, rampup)
-        self.model: nn.Module | None = None
-
-    def build(self) -> nn.Module:
-        self.model = build_model(self.model_spec)
-        if not hasattr(self.model, "forward_branches"):
-            raise ValueError(f"method mcnet needs a multi-decoder model (mtnet), got {self.model_spec['name']!r}")
-        return self.model
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, labeled = both_streams(batch)
@@ -66,6 +55,3 @@ class MutualConsistency(ScheduledMethod):
             "loss_supervised": supervised.detach(),
             "loss_consistency": consistency.detach(),
         }
-
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([probabilities(z.float()) for z in model.forward_branches(images)]).mean(0)

@@ -13,7 +13,6 @@ from torch import nn
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
 from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod
-from medseg.models import build_model
 
 __all__ = ["MeanTeacher"]
 
@@ -30,8 +29,6 @@ class MeanTeacher(ScheduledMethod):
     The teacher starts as a copy of the student at the first step and is saved with the checkpoints.
     """
 
-    uses_unlabeled = True
-
     def __init__(
         self,
         model_spec: dict,
@@ -41,16 +38,11 @@ class MeanTeacher(ScheduledMethod):
         noise: float = 0.1,
         dice: str = "batch",
     ) -> None:
-        self.model_spec = model_spec
+        super().__init__(model_spec)
         self.ema_decay, self.noise = ema_decay, noise
         self.loss = HybridLoss(dice=dice)
         self.schedule = ConsistencySchedule(consistency, rampup)
-        self.model: nn.Module | None = None
         self.teacher: nn.Module | None = None
-
-    def build(self) -> nn.Module:
-        self.model = build_model(self.model_spec)
-        return self.model
 
     def _noisy(self, images: torch.Tensor) -> torch.Tensor:
         return images + self.noise * torch.randn_like(images)
@@ -96,6 +88,3 @@ class MeanTeacher(ScheduledMethod):
             teacher.lerp_(student.detach(), 1 - self.ema_decay)
         for teacher, student in zip(self.teacher.buffers(), self.model.buffers(), strict=True):
             teacher.copy_(student)
-
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return probabilities(model(images).float())

@@ -1,25 +1,27 @@
 """Fully supervised training: every batch has masks; hybrid CE + Dice loss, on every head of a deeply
-supervised model (U-Net++, or a U-Net with `pyramid` heads), or on every map of a model with its own auxiliary
-losses (MSGA); optionally with an auxiliary image-level classification (a U-Net's label head)."""
+supervised model (U-Net++, or a U-Net with `pyramid` heads); optionally with an auxiliary image-level
+classification (a U-Net's label head)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.losses import HybridLoss, probabilities
-from medseg.methods.base import register_method
+from medseg.losses import HybridLoss
+from medseg.methods.base import Method, register_method
 from medseg.methods.classification import image_labels
-from medseg.models import build_model
+from medseg.models import DeepSupervised
+from medseg.models.msga import MSGA
 
 __all__ = ["Supervised"]
 
 
 @register_method("supervised")
-class Supervised:
+class Supervised(Method):
     """Plain supervised segmentation.
 
     Args:
@@ -44,6 +46,7 @@ class Supervised:
         label_weight: float = 0.0,
         classes: Sequence[int] | None = None,
     ) -> None:
+        super().__init__(model_spec)
         if label_weight < 0:
             raise ValueError(f"method.label_weight must be ≥ 0, got {label_weight}")
         if label_weight and (not classes or len(classes) < 2 or len(set(classes)) != len(classes)):
@@ -52,65 +55,53 @@ class Supervised:
             )
         if classes is not None and not label_weight:
             raise ValueError("method.classes is used only with method.label_weight > 0 (the auxiliary label task)")
-        if "label_classes" in model_spec:
-            raise ValueError("set method.label_weight and method.classes instead of model.label_classes")
-        if label_weight and model_spec.get("name") != "unet":
-            raise ValueError(f"method.label_weight needs model.name: unet, got {model_spec.get('name')!r}")
-        self.model_spec = model_spec
         self.label_weight = label_weight
         self.classes = list(classes) if classes else None
         self.loss = HybridLoss(ce_weight, dice_weight, dice)
         self.head_weights = list(head_weights) if head_weights is not None else None
-        self.model: nn.Module | None = None
+        self.weights = [1.0]
 
-    def build(self) -> nn.Module:
-        label_classes = len(self.classes) if self.label_weight else 0
-        self.model = build_model(
-            {**self.model_spec, "label_classes": label_classes} if label_classes else self.model_spec
-        )
-        self._unetpp_heads = getattr(self.model, "deep_supervision", False)
-        # U-Net++'s heads, or a U-Net's full-resolution head plus its pyramid (none for other models)
-        pyramid = len(getattr(self.model, "pyramid_heads", ()))
-        heads = len(self.model.levels) if self._unetpp_heads else 1 + pyramid
+    @classmethod
+    def complete_model_spec(cls, model_spec: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """With `label_weight`, the U-Net gets `label_classes = len(classes)`: the head the label task trains."""
+        label_weight, classes = options.get("label_weight", 0.0), options.get("classes") or []
+        wanted = len(classes) if label_weight else 0
+        if label_weight and model_spec.get("name") != "unet":
+            raise ValueError(f"method.label_weight needs model.name: unet, got {model_spec.get('name')!r}")
+        if model_spec.get("label_classes", wanted) != wanted:
+            raise ValueError("set method.label_weight and method.classes instead of model.label_classes")
+        return {**model_spec, "label_classes": wanted} if wanted else model_spec
+
+    def check_model(self, model: nn.Module) -> None:
+        if isinstance(model, MSGA):
+            raise ValueError("model msga is trained by method msga (its guided and reconstruction losses)")
+        heads = model.head_weights if isinstance(model, DeepSupervised) else [1.0]
         weights = self.head_weights
-        if weights is not None and heads > 1 and (len(weights) != heads or min(weights) < 0 or sum(weights) <= 0):
-            raise ValueError(f"method.head_weights needs {heads} non-negative weights, got {weights}")
-        if heads == 1:
-            self.weights = [1.0]
-        else:
-            self.weights = weights or [1.0 if self._unetpp_heads else 0.5**k for k in range(heads)]
-        return self.model
+        wrong = weights is not None and (len(weights) != len(heads) or min(weights) < 0 or sum(weights) <= 0)
+        if wrong and len(heads) > 1:
+            raise ValueError(f"method.head_weights needs {len(heads)} non-negative weights, got {weights}")
+        self.weights = [1.0] if len(heads) == 1 else (weights or heads)
+
+    def heads(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Every supervised head's logits `(B, K, H, W)`; a U-Net's pyramid comes upsampled to full size."""
+        return self.model.forward_heads(images) if len(self.weights) > 1 else [self.model(images)]
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if hasattr(self.model, "training_outputs"):
-            # the model's maps are summed (as its paper does) and its auxiliary losses come weighted
-            outputs = self.model.training_outputs(batch["image"])
-            segmentation = sum(self.loss(logits, batch["mask"]) for logits in outputs.logits)
-            total = segmentation + sum(outputs.auxiliary.values())
-            logged = {f"loss_{name}": term.detach() for name, term in outputs.auxiliary.items()}
-            return {"loss": total, "loss_segmentation": segmentation.detach(), **logged}
         if self.label_weight:
             return self._step_with_labels(batch)
-        if len(self.weights) == 1:
-            return {"loss": self.loss(self.model(batch["image"]), batch["mask"])}
-        # every supervised head's logits (B, K, H, W); a U-Net's pyramid comes upsampled to full size
-        heads = self.model.forward_heads if self._unetpp_heads else self.model.forward_pyramid
-        losses = [self.loss(logits, batch["mask"]) for logits in heads(batch["image"])]
-        return self._weighted(losses)
+        return self._weighted([self.loss(logits, batch["mask"]) for logits in self.heads(batch["image"])])
 
     def _weighted(self, losses: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        if len(losses) == 1:
+            return {"loss": losses[0]}
         total = sum(w * loss for w, loss in zip(self.weights, losses, strict=True)) / sum(self.weights)
-        logged = {f"loss_head{k + 1}": loss.detach() for k, loss in enumerate(losses)} if len(losses) > 1 else {}
-        return {"loss": total, **logged}
+        return {"loss": total, **{f"loss_head{k + 1}": loss.detach() for k, loss in enumerate(losses)}}
 
     def _step_with_labels(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        heads, label_logits = self.model.forward_pyramid_and_label(batch["image"])
+        heads, label_logits = self.model.forward_heads_and_label(batch["image"])
         out = self._weighted([self.loss(logits, batch["mask"]) for logits in heads])
         label_loss = F.cross_entropy(label_logits.float(), image_labels(batch, "case", self.classes))
         out["loss_segmentation"] = out["loss"].detach()
         out["loss_label"] = label_loss.detach()
         out["loss"] = out["loss"] + self.label_weight * label_loss
         return out
-
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return probabilities(model(images).float())

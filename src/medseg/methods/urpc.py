@@ -6,15 +6,15 @@ perturbed features (channel dropout, feature dropout, feature noise). Prediction
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from medseg.losses import HybridLoss, probabilities
+from medseg.losses import HybridLoss
 from medseg.methods.base import register_method
 from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod, both_streams, class_logits
 from medseg.methods.perturbations import PERTURBATIONS
-from medseg.models import build_model
 
 __all__ = ["PyramidConsistency", "rectified_pyramid_consistency"]
 
@@ -39,27 +39,26 @@ class PyramidConsistency(ScheduledMethod):
     consistency: final weight of the pyramid term (0.1); rampup; dice: batch | image.
     """
 
-    uses_unlabeled = True
     _perturbations = (PERTURBATIONS["dropout"], PERTURBATIONS["feature_dropout"], PERTURBATIONS["noise"])
 
     def __init__(self, model_spec: dict, consistency: float = 0.1, rampup: float = 0.3, dice: str = "batch") -> None:
-        self.model_spec = {"pyramid": 3, **model_spec}
+        super().__init__(model_spec)
         self.loss = HybridLoss(dice=dice)
         self.schedule = ConsistencySchedule(consistency, rampup)
-        self.model: nn.Module | None = None
 
-    def build(self) -> nn.Module:
-        if self.model_spec["name"] != "unet" or self.model_spec["pyramid"] < 1:
+    @classmethod
+    def complete_model_spec(cls, model_spec: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """A `unet` with 3 pyramid heads unless the spec says how many (≥ 1)."""
+        spec = {"pyramid": 3, **model_spec}
+        if spec["name"] != "unet" or spec["pyramid"] < 1:
             raise ValueError(
-                f"method urpc needs model unet with pyramid ≥ 1, got {self.model_spec['name']!r} with pyramid "
-                f"{self.model_spec['pyramid']}"
+                f"method urpc needs model unet with pyramid ≥ 1, got {spec['name']!r} with pyramid {spec['pyramid']}"
             )
-        self.model = build_model(self.model_spec)
-        return self.model
+        return spec
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, labeled = both_streams(batch)
-        pyramid = self.model.forward_pyramid(images, self._perturbations)
+        pyramid = self.model.forward_heads(images, self._perturbations)
         supervised = torch.stack([self.loss(z[:labeled], batch["mask"]) for z in pyramid]).mean()
         consistency = rectified_pyramid_consistency(pyramid)
         return {
@@ -67,6 +66,3 @@ class PyramidConsistency(ScheduledMethod):
             "loss_supervised": supervised.detach(),
             "loss_consistency": consistency.detach(),
         }
-
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return probabilities(model(images).float())

@@ -7,21 +7,26 @@ not, through the similarity `p = (1 + cos(e_i, e_j)) / 2` and a binary cross-ent
 Inference: the stage-1 classifier's map gives the `seeds` most confident lesion pixels of each image it
 calls positive; every pixel's probability of lesion is its mean similarity to those seeds, and
 `eval.threshold` (λ) turns it into a mask. Images the classifier calls negative get an empty mask.
+
+The classifier is part of this method's network (`SeededEmbedding`, frozen): a WSR checkpoint predicts on
+its own, wherever its run folder is.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medseg.engine.checkpoint import load_checkpoint
 from medseg.losses import IGNORE_INDEX
-from medseg.methods.base import register_method
+from medseg.methods.base import Method, register_method
 from medseg.models import build_model
+from medseg.weak.maps import MAP_METHODS, lesion_maps
 
-__all__ = ["RegionGrowing", "pair_similarity_loss", "grow_from_seeds"]
+__all__ = ["RegionGrowing", "SeededEmbedding", "pair_similarity_loss", "grow_from_seeds"]
 
 
 def _similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -76,13 +81,36 @@ def grow_from_seeds(embeddings: torch.Tensor, maps: torch.Tensor, positive: torc
     return probabilities * positive.view(batch, 1, 1, 1).float()
 
 
+class SeededEmbedding(nn.Module):
+    """The WSR network: a pixel-embedding network and the frozen stage-1 classifier whose maps give the seeds.
+
+    `forward(x)`: unit embeddings `(B, D, H, W)` of `(B, C, H, W)` images. The classifier stays in eval mode
+    and takes no gradient.
+    """
+
+    def __init__(self, embedding: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.classifier = classifier.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> SeededEmbedding:
+        super().train(mode)
+        self.classifier.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.embedding(x).float(), dim=1)
+
+
 @register_method("wsr")
-class RegionGrowing:
+class RegionGrowing(Method):
     """Train a pixel-embedding network on pseudo-masks and grow lesions from classifier seeds.
 
     Args:
-        model_spec: the embedding network's spec (e.g. a U-Net); its `out_channels` becomes `embedding_dim`.
-        classifier_run: the stage-1 classification run whose maps give the seeds at inference.
+        model_spec: the embedding network's spec (e.g. a U-Net); its `out_channels` is `embedding_dim`.
+        classifier: the stage-1 classifier's model spec (binary: one logit, "lesion present").
+        classifier_checkpoint: the stage-1 checkpoint its weights are loaded from when training starts; not
+            needed afterwards (the weights travel in this run's checkpoints).
         maps: cam | acam | gradcam (as for the pseudo-masks).
         embedding_dim: D.
         pairs: pixel pairs per image and step.
@@ -92,46 +120,47 @@ class RegionGrowing:
     def __init__(
         self,
         model_spec: dict,
-        classifier_run: str | None = None,
+        classifier: dict | None = None,
+        classifier_checkpoint: str | None = None,
         maps: str = "acam",
         embedding_dim: int = 16,
         pairs: int = 512,
         seeds: int = 5,
     ) -> None:
-        self.model_spec = model_spec
-        self.classifier_run = classifier_run
+        super().__init__(model_spec)
+        if classifier is None or classifier.get("name") != "classifier" or classifier.get("out_channels", 1) != 1:
+            raise ValueError(
+                "method wsr needs method.classifier, the spec of a binary stage-1 classifier (supervision: "
+                f"image-labels with weak.stage2: wsr sets it), got {classifier}"
+            )
+        if maps not in MAP_METHODS:
+            raise ValueError(f"method.maps must be one of {list(MAP_METHODS)}, got {maps!r}")
+        self.classifier_spec, self.classifier_checkpoint = classifier, classifier_checkpoint
         self.maps, self.embedding_dim, self.pairs, self.seeds = maps, embedding_dim, pairs, seeds
-        self.model: nn.Module | None = None
-        self._classifier = None
 
-    def build(self) -> nn.Module:
-        self.model = build_model({**self.model_spec, "out_channels": self.embedding_dim})
-        return self.model
+    @classmethod
+    def complete_model_spec(cls, model_spec: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """The embedding network outputs `embedding_dim` channels."""
+        dims = options.get("embedding_dim", 16)
+        if model_spec.get("out_channels", dims) != dims:
+            raise ValueError(f"model.out_channels is {model_spec['out_channels']}; method wsr sets it to embedding_dim")
+        return {**model_spec, "out_channels": dims}
 
-    def embed(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(model(images).float(), dim=1)
+    def build_model(self) -> nn.Module:
+        return SeededEmbedding(build_model(self.model_spec), build_model(self.classifier_spec))
+
+    def on_train_start(self) -> None:
+        if self.classifier_checkpoint is not None:
+            self.model.classifier.load_state_dict(load_checkpoint(self.classifier_checkpoint)["model"])
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"loss": pair_similarity_loss(self.embed(self.model, batch["image"]), batch["mask"], self.pairs)}
-
-    def _seeds_source(self, device: torch.device):
-        if self._classifier is None:
-            from medseg.inference import Predictor
-
-            if self.classifier_run is None or not Path(self.classifier_run).is_dir():
-                raise FileNotFoundError(f"method.classifier_run {self.classifier_run!r}: the stage-1 run is needed")
-            self._classifier = Predictor.load(self.classifier_run, device=str(device))
-        return self._classifier
+        return {"loss": pair_similarity_loss(self.model(batch["image"]), batch["mask"], self.pairs)}
 
     def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        from medseg.weak.maps import lesion_maps
-
-        classifier = self._seeds_source(images.device)
+        images = images.float()
         with torch.no_grad():
-            positive = (
-                classifier.method.predicted_classes(classifier.method.predict(classifier.model, images.float())) > 0
-            )
+            positive = model.classifier(images)[:, 0] > 0  # p("lesion present") > 0.5
         with torch.enable_grad():
-            maps = lesion_maps(classifier.model, images.float(), self.maps)
+            maps = lesion_maps(model.classifier, images, self.maps)
         with torch.no_grad():
-            return grow_from_seeds(self.embed(model, images), maps, positive, self.seeds)
+            return grow_from_seeds(model(images), maps, positive, self.seeds)

@@ -1,6 +1,17 @@
 """Segmentation networks, registered by name: `build_model({"name": "unet", ...})`."""
 
 from medseg.models import classifier, msga, mtnet, unet, unetpp  # noqa: F401  (registration)
-from medseg.models.registry import MODELS, build_model, check_model_spec, inference_modes, register_model
+from medseg.models.capabilities import DeepSupervised, MultiBranch, Prunable, inference_modes
+from medseg.models.registry import MODELS, build_model, check_model_spec, complete_model_spec, register_model
 
-__all__ = ["MODELS", "build_model", "check_model_spec", "inference_modes", "register_model"]
+__all__ = [
+    "MODELS",
+    "DeepSupervised",
+    "MultiBranch",
+    "Prunable",
+    "build_model",
+    "check_model_spec",
+    "complete_model_spec",
+    "inference_modes",
+    "register_model",
+]

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medseg.errors import MemoryBudgetError
 from medseg.resources import available_bytes
 
 __all__ = [
@@ -99,7 +100,7 @@ class PositionAttention(nn.Module):
         self._fits: set[tuple] = set()  # input shapes already checked against free memory
 
     def check_memory(self, x: torch.Tensor) -> None:
-        """Raise MemoryError if this block's `(B, HW, HW)` matrices of a forward/backward pass cannot fit.
+        """Raise MemoryBudgetError if this block's `(B, HW, HW)` matrices of a forward/backward pass cannot fit.
 
         Checked once per input shape and device (the query costs a device sync on CUDA). A network with several
         such blocks (MSGA has eight) keeps all their matrices for the backward pass: this catches the sizes
@@ -114,7 +115,7 @@ class PositionAttention(nn.Module):
         needed = 3 * batch * positions**2 * 4
         free = available_bytes(x.device)
         if free is not None and needed > free:
-            raise MemoryError(
+            raise MemoryBudgetError(
                 f"PositionAttention on a {height}×{width} map (batch {batch}) needs about {needed / 2**30:.1f} GiB "
                 f"for its {positions}×{positions} attention matrices, but only {free / 2**30:.1f} GiB is free; "
                 "apply it on a coarser stage, or lower data.size or train.batch_size"

@@ -91,13 +91,26 @@ class Classifier(nn.Module):
             pooled = (features * self.pooling_weights(features).to(features.dtype)).sum((2, 3))
         return self.head(pooled)
 
-    def class_activation_map(self, x: torch.Tensor, class_index: int | torch.Tensor = 0) -> torch.Tensor:
-        """`C_k = w_kᵀ F` at the feature resolution, `(B, 1, h, w)`; for ACAM, `s_H s_W C_k` (times h·w, so
-        that its mean, like a CAM's, is the logit minus the bias)."""
+    def class_activation_map(
+        self, x: torch.Tensor, class_index: int | torch.Tensor = 0, weighted: bool | None = None
+    ) -> torch.Tensor:
+        """`C_k = w_kᵀ F` at the feature resolution, `(B, 1, h, w)`, before any ReLU.
+
+        Args:
+            class_index: the class k, one for the batch or one per image `(B,)`.
+            weighted: ACAM's map `s_H s_W C_k` (times h·w, so that its mean, like a CAM's, is the logit minus
+                the bias) instead of the plain CAM; default: weighted where the pooling is attention.
+
+        Raises:
+            ValueError: `weighted` for a classifier without attention pooling.
+        """
+        if weighted and self.axis_attention is None:
+            raise ValueError("ACAM needs a classifier trained with model.pool: attention")
         features = self.features(x)
         weight = self.head.weight[torch.as_tensor(class_index).expand(x.shape[0])]  # (B, C)
         cam = torch.einsum("bc,bchw->bhw", weight.to(features.dtype), features)[:, None]
-        attention = self.pooling_weights(features)
-        if attention is not None:
-            cam = cam * attention * cam.shape[-1] * cam.shape[-2]
+        if weighted is None:
+            weighted = self.axis_attention is not None
+        if weighted:
+            cam = cam * self.pooling_weights(features) * cam.shape[-1] * cam.shape[-2]
         return cam

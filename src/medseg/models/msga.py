@@ -13,7 +13,8 @@ The encoder–decoders are what guide the attention: the reconstruction loss ask
 its input, and the guided loss asks the step-1 and step-2 encodings of a scale to agree.
 
 Segmentation logits come from every F'_s and every A2_s (8 maps, all trained); inference averages the four
-step-2 maps. The encoder is trained from scratch (no pretrained weights are used or downloaded).
+step-2 maps. The encoder is trained from scratch (no pretrained weights are used or downloaded). The losses
+(segmentation on every map, guided, reconstruction) belong to `method: msga`; `forward_maps` gives what they need.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from medseg.models.blocks import FOREGROUND_PRIOR, ConvBnReLU, DoubleConv, init_
 from medseg.models.registry import register_model
 from medseg.models.unet import pad_to_multiple
 
-__all__ = ["MSGA", "MSGAOutputs", "ResidualEncoder"]
+__all__ = ["MSGA", "MSGAMaps", "ResidualEncoder"]
 
 
 class ResidualBlock(nn.Module):
@@ -146,16 +147,18 @@ class GuidedAttention(nn.Module):
 
 
 @dataclass
-class MSGAOutputs:
-    """What a training step needs.
+class MSGAMaps:
+    """What the method's losses need of one forward pass.
 
     Attributes:
         logits: 8 maps `(B, C_out, H, W)`: from F'_0..3, then from A2_0..3.
-        auxiliary: the guided and reconstruction losses, already weighted (scalars).
+        codes: per scale, the step-1 and step-2 encodings of the semantic modules (the guided loss's pair).
+        reconstructions: per scale and step, (decoded, the module's input) (the reconstruction loss's pairs).
     """
 
     logits: list[torch.Tensor]
-    auxiliary: dict[str, torch.Tensor]
+    codes: list[tuple[torch.Tensor, torch.Tensor]]
+    reconstructions: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 @register_model("msga")
@@ -169,8 +172,6 @@ class MSGA(nn.Module):
         width: channels of the projected scales F'_s, the fused map and the attention features (the paper: 64).
         output_stride: resolution of the fused map and of the attention, H/2 or H/4 (the paper: 4). Position
             attention costs (HW / stride²)² memory: at 256×256 keep 4.
-        guided_weight, reconstruction_weight: weights of the auxiliary losses (the paper: 0.25 and 0.1; the
-            eight segmentation losses are summed with weight 1).
         foreground_prior: initial foreground probability of binary heads.
     """
 
@@ -182,13 +183,10 @@ class MSGA(nn.Module):
         blocks: int | Sequence[int] = 2,
         width: int = 32,
         output_stride: int = 4,
-        guided_weight: float = 0.25,
-        reconstruction_weight: float = 0.1,
         foreground_prior: float | None = FOREGROUND_PRIOR,
     ) -> None:
         super().__init__()
         self.output_stride = output_stride
-        self.guided_weight, self.reconstruction_weight = guided_weight, reconstruction_weight
         self.encoder = ResidualEncoder(in_channels, features, blocks, output_stride)
         self.project = nn.ModuleList(ConvBnReLU(c, width, kernel_size=1) for c in features)
         self.fuse = nn.Sequential(
@@ -211,10 +209,11 @@ class MSGA(nn.Module):
         ]
         return scales, self.fuse(torch.cat(scales, dim=1))
 
-    def _attend(self, scales: list[torch.Tensor], fused: torch.Tensor, with_losses: bool):
-        """Both steps for every scale → (A2 list, guided loss, reconstruction loss)."""
-        guided = reconstruction = fused.new_zeros(())
-        refined = []
+    def _attend(
+        self, scales: list[torch.Tensor], fused: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Both steps for every scale → (A2 per scale, code pairs per scale, (decoded, input) pairs)."""
+        refined, codes, reconstructions = [], [], []
         for s, scale in enumerate(scales):
             inputs = torch.cat([scale, fused], dim=1)
             code_1, decoded_1 = self.semantic[0](inputs)
@@ -222,34 +221,26 @@ class MSGA(nn.Module):
             inputs_2 = torch.cat([scale, attended_1 * fused], dim=1)
             code_2, decoded_2 = self.semantic[1](inputs_2)
             refined.append(self.attention[1][s](inputs_2, decoded_2))
-            if with_losses:
-                guided = guided + F.mse_loss(code_1.float(), code_2.float())
-                reconstruction = (
-                    reconstruction
-                    + F.mse_loss(decoded_1.float(), inputs.float())
-                    + F.mse_loss(decoded_2.float(), inputs_2.float())
-                )
-        return refined, guided, reconstruction
+            codes.append((code_1, code_2))
+            reconstructions += [(decoded_1, inputs), (decoded_2, inputs_2)]
+        return refined, codes, reconstructions
 
-    def training_outputs(self, x: torch.Tensor) -> MSGAOutputs:
-        """Every segmentation map and the weighted auxiliary losses for `(B, C_in, H, W)`."""
+    def forward_maps(self, x: torch.Tensor) -> MSGAMaps:
+        """Every segmentation map, and the semantic modules' codes and reconstructions, for `(B, C_in, H, W)`."""
         height, width = x.shape[-2:]
         padded = pad_to_multiple(x, self.output_stride * 8)[0]
         scales, fused = self._scales(padded)
-        refined, guided, reconstruction = self._attend(scales, fused, with_losses=True)
+        refined, codes, reconstructions = self._attend(scales, fused)
         heads = [*zip(self.scale_heads, scales, strict=True), *zip(self.attention_heads, refined, strict=True)]
         logits = [self._upsample(head(features), padded)[..., :height, :width] for head, features in heads]
-        return MSGAOutputs(
-            logits,
-            {"guided": self.guided_weight * guided, "reconstruction": self.reconstruction_weight * reconstruction},
-        )
+        return MSGAMaps(logits, codes, reconstructions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, C_in, H, W)` → logits `(B, C_out, H, W)`: the mean of the four step-2 maps."""
         height, width = x.shape[-2:]
         padded = pad_to_multiple(x, self.output_stride * 8)[0]
         scales, fused = self._scales(padded)
-        refined, _, _ = self._attend(scales, fused, with_losses=False)
+        refined, _, _ = self._attend(scales, fused)
         logits = torch.stack([head(a) for head, a in zip(self.attention_heads, refined, strict=True)]).mean(0)
         return self._upsample(logits, padded)[..., :height, :width]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import nn
 
-from medseg.registry import Registry, check_spec
+from medseg.registry import Registry, check_spec, complete_spec
 
-__all__ = ["MODELS", "register_model", "build_model", "check_model_spec", "inference_modes"]
+__all__ = ["MODELS", "register_model", "build_model", "check_model_spec", "complete_model_spec"]
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 register_model = MODELS.register
@@ -24,18 +24,13 @@ def check_model_spec(spec: dict[str, Any]) -> None:
     check_spec(MODELS, spec, "model")
 
 
+def complete_model_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` with every constructor argument it leaves out set to its default (what the run records)."""
+    return complete_spec(MODELS, spec, "model")
+
+
 def build_model(spec: dict[str, Any]) -> nn.Module:
     """Build a model from its spec, e.g. `{"name": "unet", "in_channels": 1, "out_channels": 1}`."""
     check_model_spec(spec)
     options = {k: v for k, v in spec.items() if k != "name"}
     return MODELS[spec["name"]](**options)
-
-
-def inference_modes(model: nn.Module) -> list[str]:
-    """The inference modes a model supports: `["default"]`, or for a deeply supervised U-Net++ `ensemble`,
-    `head=K` and `prune=L` for every level with a head."""
-    levels = getattr(model, "levels", None)
-    if not levels or not hasattr(model, "set_inference"):
-        return ["default"]
-    ensemble = ["ensemble"] if len(levels) > 1 else []
-    return ensemble + [f"head={k}" for k in levels] + [f"prune={k}" for k in levels]

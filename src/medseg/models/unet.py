@@ -121,9 +121,9 @@ class UNet(nn.Module):
             (attention gates on the skips).
         attention_at: where ca / sa / cbam go: encoder, decoder or both.
         pyramid: extra 1×1 heads on this many coarser decoder stages (1/2, 1/4, ...), for URPC's pyramid
-            consistency (`forward_pyramid`); `forward` always uses the full-resolution head.
+            consistency and deep supervision (`forward_heads`); `forward` always uses the full-resolution head.
         label_classes: if > 0, a linear head on the globally average-pooled bottleneck that predicts an
-            image-level class (`forward_pyramid_and_label`), as an auxiliary task during training.
+            image-level class (`forward_heads_and_label`), as an auxiliary task during training.
 
     Any H, W work: inputs are padded to a multiple of `2**depth` and the logits cropped back.
     """
@@ -156,17 +156,19 @@ class UNet(nn.Module):
             raise ValueError(f"model.label_classes must be ≥ 0, got {label_classes}")
         self.label_head = nn.Linear(features[-1], label_classes) if label_classes else None
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Encoder features, shallow to deep: `(B, features[i], H / 2**i, W / 2**i)` (H, W padded)."""
-        return self.encoder(pad_to_multiple(x, 2**self.depth)[0])
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, C_in, H, W)` → logits `(B, C_out, H, W)`."""
         x, (height, width) = pad_to_multiple(x, 2**self.depth)
         logits = self.head(self.decoder(self.encoder(x)))
         return logits[..., :height, :width]
 
-    def forward_pyramid(
+    @property
+    def head_weights(self) -> list[float]:
+        """Deep-supervision weights of the full-resolution head and the pyramid heads: 1, 1/2, 1/4, ... (nnU-Net's
+        weighting of its scales)."""
+        return [0.5**k for k in range(1 + len(self.pyramid_heads))]
+
+    def forward_heads(
         self, x: torch.Tensor, perturb: Sequence[Callable[[torch.Tensor], torch.Tensor]] = ()
     ) -> list[torch.Tensor]:
         """`(B, C_in, H, W)` → logits `(B, C_out, H, W)` from the full-resolution head, then from each pyramid
@@ -174,8 +176,8 @@ class UNet(nn.Module):
         pyramid head k first."""
         return self._pyramid(x, perturb)[0]
 
-    def forward_pyramid_and_label(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """`forward_pyramid`'s logits, and the label head's class logits `(B, label_classes)`.
+    def forward_heads_and_label(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """`forward_heads`' logits, and the label head's class logits `(B, label_classes)`.
 
         Raises:
             ValueError: the model has no label head (`label_classes` 0).

@@ -91,6 +91,11 @@ class UNetPlusPlus(nn.Module):
         """The levels that have a head."""
         return [int(name[1:]) for name in self.heads]
 
+    @property
+    def head_weights(self) -> list[float]:
+        """Deep-supervision weights: every head counts the same (the paper's)."""
+        return [1.0] * len(self.heads)
+
     def set_inference(self, inference: str, head: int | None = None) -> None:
         """Choose what `forward` returns (see the class docstring).
 

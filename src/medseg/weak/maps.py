@@ -27,15 +27,8 @@ def lesion_maps(model: Classifier, images: torch.Tensor, method: str, lesion_cla
     if method == "gradcam":
         raw = grad_cam(model, default_layer(model), images, class_target(lesion_class))
     else:
-        if method == "acam" and model.pool != "attention":
-            raise ValueError("acam needs a classifier trained with model.pool: attention")
         with torch.no_grad():
-            features = model.features(images)
-            weight = model.head.weight[lesion_class].to(features.dtype)
-            raw = torch.einsum("c,bchw->bhw", weight, features)[:, None]
-            if method == "acam":
-                raw = raw * model.pooling_weights(features)
-        raw = torch.relu(raw)
+            raw = torch.relu(model.class_activation_map(images, lesion_class, weighted=method == "acam"))
     maps = to_input_size(raw, height, width)
     peak = maps.amax((1, 2, 3), keepdim=True)
     return torch.where(peak > 0, maps / peak.clamp_min(1e-12), torch.zeros_like(maps))

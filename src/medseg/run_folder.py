@@ -1,0 +1,266 @@
+"""The run folder: one place that knows its files, creates it exclusively, locks it while a process trains in it,
+and cleans the temporary files a killed process left behind.
+
+    config.yaml      the resolved config (every model and method argument as built)
+    splits.csv       id,group,split
+    metrics.csv      one row per epoch
+    best.pt, last.pt checkpoints
+    skipped.csv      cases left out with data.skip_bad
+    eval/<split>/    cases.csv, summary.json, overlays/, explain/
+    report.html      the run's page
+    weak.yaml, weak.json, pseudo_masks.npz, classifier/   the weakly supervised path's config and stages
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from medseg.atomic import write_text_atomic
+from medseg.config import Config, load_config
+from medseg.data.case import Case
+from medseg.data.splits import read_splits, write_splits
+from medseg.errors import RunFolderError
+from medseg.methods import METHODS
+
+__all__ = ["RunFolder", "new_run_path", "locked", "remove_temporary_files"]
+
+CHECKPOINTS = ("best", "last")
+_RUN_FILES = (
+    "config.yaml",
+    "splits.csv",
+    "metrics.csv",
+    "best.pt",
+    "last.pt",
+    "skipped.csv",
+    "report.html",
+    "weak.yaml",
+    "weak.json",
+    "pseudo_masks.npz",
+)
+_RUN_FOLDERS = ("eval", "classifier")
+LOCK_NAME = ".lock"
+
+
+def new_run_path(output_dir: str | Path, name: str) -> Path:
+    """A new, empty folder `<output_dir>/<name>-<time>` (with `-2`, `-3`, ... if that exists), created here, so
+    two runs started in the same second never share one."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    for attempt in range(1, 1000):
+        path = output_dir / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunFolderError(f"{output_dir}: no free run folder name for {stem}")
+
+
+@contextmanager
+def locked(folder: str | Path, what: str = "training") -> Iterator[None]:
+    """Hold an exclusive lock on `folder/.lock` for the block; another process asking for it fails at once.
+
+    Raises:
+        RunFolderError: another process holds the lock.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115  (held open for the lock's lifetime)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderError(
+                f"{folder}: another medseg process is {what} here (it holds {folder / LOCK_NAME}); wait for it to "
+                "finish or choose another folder"
+            ) from None
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def remove_temporary_files(folder: str | Path) -> list[Path]:
+    """Remove the `.<name>.tmp.*` files that atomic writes leave when a process is killed mid-write, anywhere
+    under `folder`; call it only while holding the folder's lock. Returns what was removed."""
+    removed = []
+    for path in Path(folder).rglob(".*.tmp.*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+class RunFolder:
+    """A run folder's files (see the module docstring).
+
+    Args:
+        path: the folder.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- paths --------------------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def splits_path(self) -> Path:
+        return self.path / "splits.csv"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def skipped_path(self) -> Path:
+        return self.path / "skipped.csv"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def weak_config_path(self) -> Path:
+        """The weakly supervised pipeline's config (its stage 2's is config.yaml)."""
+        return self.path / "weak.yaml"
+
+    @property
+    def weak_path(self) -> Path:
+        return self.path / "weak.json"
+
+    @property
+    def pseudo_masks_path(self) -> Path:
+        return self.path / "pseudo_masks.npz"
+
+    @property
+    def classifier(self) -> RunFolder:
+        """The weakly supervised path's stage-1 classification run."""
+        return RunFolder(self.path / "classifier")
+
+    def checkpoint(self, which: str) -> Path:
+        """`best.pt` or `last.pt`."""
+        if which not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {list(CHECKPOINTS)}, got {which!r}")
+        return self.path / f"{which}.pt"
+
+    def eval_dir(self, split: str) -> Path:
+        return self.path / "eval" / split
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """Whether the folder holds (part of) a run: a config, a checkpoint, metrics, or a weak pipeline's stage."""
+        markers = ("config.yaml", "best.pt", "last.pt", "metrics.csv", "weak.yaml", "classifier")
+        return any((self.path / name).exists() for name in markers)
+
+    @cached_property
+    def config(self) -> Config:
+        """The run's config as recorded (read once)."""
+        if not self.config_path.is_file():
+            raise RunFolderError(f"{self.path}: not a run folder (no config.yaml)")
+        return load_config(self.config_path)
+
+    def splits(self) -> dict[str, str]:
+        return read_splits(self.splits_path)
+
+    def metrics(self, up_to_epoch: int | None = None) -> list[dict[str, str]]:
+        """metrics.csv's rows (those up to `up_to_epoch`), [] when there is none yet."""
+        if not self.metrics_path.is_file():
+            return []
+        with self.metrics_path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return [r for r in rows if up_to_epoch is None or int(r["epoch"]) <= up_to_epoch]
+
+    def summary(self, split: str) -> dict[str, Any] | None:
+        """`eval/<split>/summary.json`, or None if that split was not evaluated."""
+        path = self.eval_dir(split) / "summary.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    @property
+    def task(self) -> str:
+        """ "segmentation" or "classification": what the run's method predicts."""
+        return METHODS[self.config.method["name"]].task
+
+    def chosen_checkpoint(self, which: str | None = None) -> Path:
+        """The checkpoint the run stands for: `which`, else the config's `eval.checkpoint` ("best" if the folder
+        has no config).
+
+        Raises:
+            FileNotFoundError: that checkpoint is not there.
+        """
+        which = which or (self.config.eval.checkpoint if self.config_path.is_file() else "best")
+        path = self.checkpoint(which)
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.path}: no {which}.pt in this run folder (has training finished an epoch?)")
+        return path
+
+    # -- writing ------------------------------------------------------------------------------------------------
+    def write_config(self, cfg: Config) -> None:
+        write_text_atomic(self.config_path, cfg.to_yaml())
+        self.__dict__.pop("config", None)
+
+    def write_splits(self, cases: Sequence[Case], assignment: dict[str, str]) -> None:
+        write_splits(self.splits_path, cases, assignment)
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        _write_csv(self.metrics_path, list(rows[0]), [list(r.values()) for r in rows])
+
+    def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
+        _write_csv(self.skipped_path, ["id", "reason"], skipped)
+
+    # -- life cycle ---------------------------------------------------------------------------------------------
+    def prepare_new(self, overwrite: bool = False) -> None:
+        """Make the folder ready for a new run: refuse one that holds a run unless `overwrite`, which removes the
+        old run's files (splits included; files medseg did not write are left alone).
+
+        Raises:
+            RunFolderError: the folder holds a run and `overwrite` is False, or it is a file.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise RunFolderError(f"{self.path}: exists and is not a folder")
+        if self.is_run():
+            if not overwrite:
+                raise RunFolderError(
+                    f"{self.path}: already holds a run; continue it with --resume, or replace it with --overwrite"
+                )
+            for name in _RUN_FILES:
+                (self.path / name).unlink(missing_ok=True)
+            for name in _RUN_FOLDERS:
+                shutil.rmtree(self.path / name, ignore_errors=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.__dict__.pop("config", None)
+
+    def remove_if_unfinished(self, created: bool) -> None:
+        """After a failure before the first checkpoint: remove what the run wrote (the folder too, if `created` by
+        this run and nothing else is in it), so a refused config leaves nothing behind."""
+        if self.checkpoint("last").exists() or self.classifier.checkpoint("last").exists():
+            return
+        for name in _RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        (self.path / LOCK_NAME).unlink(missing_ok=True)
+        if created and self.path.is_dir() and not any(self.path.iterdir()):
+            os.rmdir(self.path)
+
+
+def _write_csv(path: Path, header: list[str], rows: Sequence[Sequence[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
