@@ -1,6 +1,7 @@
 """The command line end to end on tiny data: train → evaluate → predict → report, inspect, and error lines."""
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -338,8 +339,16 @@ def test_weak_pipeline_with_region_growing(tmp_path, phantom_config):
     assert result.exit_code == 0, result.output
     summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
     assert 0 <= summary["metrics"]["dice"]["mean"] <= 1
+    # the checkpoint carries the classifier it grows from: the run predicts from anywhere, its classifier run gone
+    moved = tmp_path / "elsewhere" / "wsr"
+    moved.parent.mkdir()
+    shutil.move(run, moved)
+    shutil.rmtree(moved / "classifier")
     write_png(tmp_path / "in" / "a.png", np.full((48, 48), 90, np.uint8))
-    result = runner.invoke(app, ["predict", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+    result = runner.invoke(app, ["predict", str(moved), str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "a_mask.png").is_file()
+    result = runner.invoke(app, ["evaluate", str(moved)])
     assert result.exit_code == 0, result.output
 
 

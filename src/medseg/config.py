@@ -8,11 +8,12 @@ default, by `medseg.resolve.resolve_config`.
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medseg.errors import ConfigError
 
@@ -28,8 +29,23 @@ __all__ = [
 ]
 
 
+def _admits_bool(annotation: Any) -> bool:
+    return annotation is bool or annotation is Any or bool in typing.get_args(annotation)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """`epochs: true` is a mistake, not 1 epoch: a boolean only where the field is one."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key)
+                if isinstance(value, bool) and field is not None and not _admits_bool(field.annotation):
+                    raise ValueError(f"{key}: expected a number, not {str(value).lower()}")
+        return data
 
 
 class SplitConfig(_Section):
@@ -98,7 +114,7 @@ class AugmentConfig(_Section):
 class TrainConfig(_Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(2e-3, gt=0, le=1, description="AdamW's peak learning rate")
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
     grad_clip: float | None = 5.0
@@ -163,7 +179,7 @@ class WeakConfig(_Section):
     label_from: Literal["mask", "case"] = Field("mask", description="lesion present = mask not empty, or reader labels")
     classes: list[int] | None = Field(None, description="with label_from: case, the label values in index order")
     epochs: int = Field(10, ge=1, description="classifier training epochs")
-    lr: float | None = Field(None, gt=0, description="classifier learning rate (default: train.lr)")
+    lr: float | None = Field(None, gt=0, le=1, description="classifier learning rate (default: train.lr)")
     maps: Literal["cam", "acam", "gradcam"] = "acam"
     foreground: float = Field(0.1, gt=0, le=1, description="θ_FG on the max-normalised map: confident lesion")
     background: float = Field(0.01, ge=0, lt=1, description="θ_BG: confident background; between is ignored")
@@ -181,7 +197,7 @@ class Config(_Section):
     """A whole experiment. `model` and `method` are specs for the registries (`name` + options); once resolved
     (`medseg.resolve.resolve_config`) they hold every argument the model and method were built with."""
 
-    name: str = "run"
+    name: str = Field("run", description="the run folder's name under output_dir (then -<time>): a plain name")
     seed: int = 0
     output_dir: str = "runs"
     data: DataConfig
@@ -194,6 +210,15 @@ class Config(_Section):
         "masks", description="image-labels: classifier → maps → pseudo-masks → this model (see `weak`)"
     )
     weak: WeakConfig = WeakConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.startswith("."):
+            raise ValueError(
+                "must be a plain folder name (no '/', '\\', leading '.'): the run folder stays inside output_dir"
+            )
+        return name
 
     @model_validator(mode="after")
     def _crop_fits(self) -> Config:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
 
 __all__ = ["Registry", "check_spec", "complete_spec"]
 
@@ -67,7 +70,8 @@ def check_spec(registry: Registry, spec: dict[str, Any], section: str, skip: tup
         skip: constructor parameters that the config does not set (filled in by the engine).
 
     Raises:
-        ValueError: no or unknown name, or an option the constructor does not take (with the nearest one).
+        ValueError: no or unknown name, an option the constructor does not take (with the nearest one), or a value
+            of another type than the constructor's annotation (strictly: `true` is not an integer).
     """
     if "name" not in spec:
         raise ValueError(f"{section} needs a 'name'; available: {registry.names()}")
@@ -79,6 +83,24 @@ def check_spec(registry: Registry, spec: dict[str, Any], section: str, skip: tup
             hint = difflib.get_close_matches(key, valid, n=1)
             suggestion = f"did you mean '{hint[0]}'?" if hint else f"valid options: {valid}"
             raise ValueError(f"{section}.{key}: unknown option for {registry.kind} {spec['name']!r}; {suggestion}")
+    hints = _annotations(constructor)
+    for key, value in spec.items():
+        if key in hints:
+            try:
+                TypeAdapter(hints[key]).validate_python(value, strict=True)
+            except ValidationError as error:
+                problem = error.errors()[0]
+                where = "".join(f"[{p}]" for p in problem["loc"])
+                raise ValueError(f"{section}.{key}{where}: {problem['msg']} (got {value!r})") from None
+
+
+def _annotations(constructor: Any) -> dict[str, Any]:
+    """The constructor's parameter annotations (a class's from its `__init__`), as types."""
+    target = constructor.__init__ if inspect.isclass(constructor) else constructor
+    try:
+        return typing.get_type_hints(target)
+    except (NameError, TypeError):  # an annotation that does not evaluate: its values are not checked
+        return {}
 
 
 def _plain(value: Any) -> Any:

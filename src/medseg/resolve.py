@@ -11,6 +11,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import ValidationError
 
 from medseg.config import Config, load_config
@@ -18,7 +19,7 @@ from medseg.data.readers import READERS
 from medseg.errors import ConfigError
 from medseg.legacy import upgrade_specs
 from medseg.methods import METHODS, complete_method_spec
-from medseg.models import complete_model_spec
+from medseg.models import build_model, complete_model_spec
 from medseg.registry import check_spec
 
 __all__ = ["resolve_config", "load_resolved"]
@@ -51,8 +52,11 @@ def resolve_config(cfg: Config, where: str = "config") -> Config:
         model.setdefault("out_channels", 1 if cfg.data.num_classes == 2 else cfg.data.num_classes)
         model = complete_model_spec(model)
         method = complete_method_spec(method)
-        method_type(model, **options)  # the method's own checks of its option values (nothing is built)
-    except ValueError as error:
+        # the method's and the model's own checks of their values (a model's constructor is cheap next to training),
+        # so that a refused config stops here, before anything is written; the random state is left as it was
+        with torch.random.fork_rng(devices=[]):
+            method_type(model, **options).check_model(build_model(model))
+    except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
     return cfg.model_copy(update={"model": model, "method": method})
 

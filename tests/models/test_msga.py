@@ -45,7 +45,8 @@ def test_fused_map_runs_at_the_output_stride():
 
 
 @pytest.mark.parametrize(
-    ("option", "value", "message"), [("features", [4, 8], "4 encoder stages"), ("output_stride", 8, "2 or 4")]
+    ("option", "value", "message"),
+    [("features", [4, 8], "needs 4 positive channel counts"), ("output_stride", 8, "2 or 4")],
 )
 def test_bad_options_are_named(option, value, message):
     with pytest.raises(ValueError, match=message):

@@ -36,9 +36,13 @@ def region_target(class_index: int, region: torch.Tensor | None = None) -> Targe
 
 
 def default_layer(model: nn.Module) -> nn.Module:
-    """The deepest encoder stage: the most semantic features that still keep a spatial layout."""
-    encoder = getattr(model, "encoder", None)
-    stages = getattr(encoder, "stages", encoder)
+    """The deepest encoder stage: the most semantic features that still keep a spatial layout.
+
+    The model families name it alike: `encoder.stages` (U-Net, MTNet, MSGA, the classifiers) or an `encoder` that is
+    itself the list of stages (U-Net++).
+    """
+    modules = dict(model.named_modules())
+    stages = modules.get("encoder.stages", modules.get("encoder"))
     if isinstance(stages, nn.ModuleList) and len(stages):
         return stages[-1]
     raise ValueError(f"no default layer for {type(model).__name__}; name one with --layer")

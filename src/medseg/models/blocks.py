@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["FOREGROUND_PRIOR", "UPSAMPLING", "ConvBnReLU", "DoubleConv", "UpConcat", "init_head_bias"]
+__all__ = ["FOREGROUND_PRIOR", "UPSAMPLING", "ConvBnReLU", "DoubleConv", "UpConcat", "init_head_bias", "check_features"]
 
 FOREGROUND_PRIOR = 0.01
+
+
+def check_features(features: Sequence[int], stages: int | None = None, minimum: int = 2) -> tuple[int, ...]:
+    """`model.features` checked: positive channel counts, `stages` of them (or at least `minimum`).
+
+    Raises:
+        ValueError: the offending list, and what was expected.
+    """
+    features = tuple(features)
+    wrong_count = len(features) != stages if stages is not None else len(features) < minimum
+    if wrong_count or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in features):
+        count = f"{stages}" if stages is not None else f"at least {minimum}"
+        raise ValueError(f"model.features needs {count} positive channel counts (one per stage), got {list(features)}")
+    return features
 
 
 def init_head_bias(head: nn.Conv2d, prior: float | None = FOREGROUND_PRIOR) -> None:

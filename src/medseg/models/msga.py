@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medseg.models.attention import ChannelSelfAttention, PositionAttention
-from medseg.models.blocks import FOREGROUND_PRIOR, ConvBnReLU, DoubleConv, init_head_bias
+from medseg.models.blocks import FOREGROUND_PRIOR, ConvBnReLU, DoubleConv, check_features, init_head_bias
 from medseg.models.registry import register_model
 from medseg.models.unet import pad_to_multiple
 
@@ -74,8 +74,7 @@ class ResidualEncoder(nn.Module):
 
     def __init__(self, in_channels: int, features: Sequence[int], blocks: int | Sequence[int], output_stride: int):
         super().__init__()
-        if len(features) != 4:
-            raise ValueError(f"msga needs 4 encoder stages (model.features), got {list(features)}")
+        features = check_features(features, stages=4)
         if output_stride not in (2, 4):
             raise ValueError(f"model.output_stride must be 2 or 4, got {output_stride}")
         blocks = [blocks] * 4 if isinstance(blocks, int) else list(blocks)

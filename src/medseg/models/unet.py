@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medseg.models.attention import ATTENTION_KINDS, AttentionGate, make_attention
-from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, UpConcat, init_head_bias
+from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, UpConcat, check_features, init_head_bias
 from medseg.models.registry import register_model
 
 __all__ = ["UNet", "UNetEncoder", "UNetDecoder", "attention_layout", "pad_to_multiple"]
@@ -37,6 +37,7 @@ class UNetEncoder(nn.Module):
         self, in_channels: int, features: Sequence[int], attention: str = "none", bottleneck: str = "none"
     ) -> None:
         super().__init__()
+        features = check_features(features)
         channels = [in_channels, *features]
         self.stages = nn.ModuleList(DoubleConv(channels[i], channels[i + 1]) for i in range(len(features)))
         kinds = [attention] * (len(features) - 1) + [bottleneck]
@@ -140,8 +141,7 @@ class UNet(nn.Module):
         label_classes: int = 0,
     ) -> None:
         super().__init__()
-        if len(features) < 2:
-            raise ValueError(f"model.features needs at least 2 stages, got {list(features)}")
+        features = check_features(features)
         if not 0 <= pyramid < len(features) - 1:
             raise ValueError(f"model.pyramid must be 0..{len(features) - 2} (coarser decoder stages), got {pyramid}")
         self.depth = len(features) - 1

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from medseg.models.attention import AttentionGate, make_attention
-from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, init_head_bias
+from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, check_features, init_head_bias
 from medseg.models.registry import register_model
 from medseg.models.unet import attention_layout, pad_to_multiple
 
@@ -54,9 +54,7 @@ class UNetPlusPlus(nn.Module):
         foreground_prior: float | None = FOREGROUND_PRIOR,
     ) -> None:
         super().__init__()
-        features = tuple(features)
-        if len(features) < 2:
-            raise ValueError(f"model.features needs at least 2 levels, got {list(features)}")
+        features = check_features(features)
         self.depth = len(features) - 1
         self.deep_supervision = deep_supervision
         self.pool = nn.MaxPool2d(2)

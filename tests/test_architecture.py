@@ -1,0 +1,160 @@
+"""The code's shape, read with `ast`: import layering and no cycles, no capability probing where the engine calls
+methods and models, short functions, and no method repeating what the Method base class does."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "medseg"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def _imports(module: str) -> set[str]:
+    """Every medseg module `module` imports, at the top or inside a function: `from a.b import c` counts as a.b.c
+    where that is a module, else as a.b."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names}
+    return {name for name in found if name in MODULES and name != module}
+
+
+GRAPH = {module: _imports(module) for module in MODULES}
+
+
+def _inside(module: str, *packages: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        (
+            ("medseg.data", "medseg.models"),
+            ("medseg.engine", "medseg.methods", "medseg.inference", "medseg.weak", "medseg.explain", "medseg.cli"),
+        ),
+        (
+            ("medseg.methods",),
+            (
+                "medseg.engine.trainer",
+                "medseg.inference",
+                "medseg.evaluation",
+                "medseg.evaluation_classifier",
+                "medseg.cli",
+            ),
+        ),
+        (("medseg.config",), ("medseg.registry", "medseg.models", "medseg.methods", "medseg.data.readers")),
+    ],
+)
+def test_layers_import_nothing_above_them(layer, forbidden):
+    wrong = sorted(
+        f"{module} → {target}"
+        for module, targets in GRAPH.items()
+        if _inside(module, *layer)
+        for target in targets
+        if _inside(target, *forbidden)
+    )
+    assert not wrong, wrong
+
+
+def test_no_import_cycle():
+    """Tarjan's strongly connected components of the module graph: each must be a single module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in GRAPH[module]:
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in GRAPH:
+        if module not in index:
+            visit(module)
+    assert not cycles, cycles
+
+
+PROBED = ("engine", "evaluation.py", "evaluation_classifier.py", "inference.py", "explain", "cli.py")
+
+
+def _probes(path: Path) -> list[tuple[int, str]]:
+    """`hasattr(...)` and `getattr(..., default)` calls: (line, source line)."""
+    lines = path.read_text().splitlines()
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        name = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+        if name == "hasattr" or (name == "getattr" and len(node.args) == 3):
+            found.append((node.lineno, lines[node.lineno - 1]))
+    return found
+
+
+def test_the_engine_calls_methods_and_models_instead_of_probing_them():
+    files = [
+        p for name in PROBED for p in ([SRC / name] if (SRC / name).is_file() else sorted((SRC / name).rglob("*.py")))
+    ]
+    probes = [(path, line, text) for path in files for line, text in _probes(path)]
+    assert len(probes) <= 3, probes
+    uncommented = [(path.name, line) for path, line, text in probes if "#" not in text]
+    assert not uncommented, f"each probe says why in a comment: {uncommented}"
+
+
+def test_functions_are_short():
+    """`train` reads like a list of phases (≤ 60 lines); no function passes ~80 lines unless its docstring says why."""
+    long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                reason = "long because" in (ast.get_docstring(node) or "")
+                if length > 80 and not reason:
+                    long.append(f"{path.name}:{node.name} ({length} lines)")
+                if path.name == "trainer.py" and node.name == "train":
+                    assert length <= 60, f"train is {length} lines"
+    assert not long, long
+
+
+def test_no_method_repeats_the_base_class_build_and_predict():
+    """Building the model from the spec and predicting `probabilities(model(images))` live once, in methods/base.py."""
+    repeated = []
+    for path in sorted((SRC / "methods").glob("*.py")):
+        if path.name == "base.py":
+            continue
+        text = path.read_text()
+        for piece in ("self.model = build_model(", "return probabilities(model(images).float())", "def build(self)"):
+            if piece in text:
+                repeated.append(f"{path.name}: {piece}")
+    assert not repeated, repeated
