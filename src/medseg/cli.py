@@ -156,15 +156,18 @@ def predict(
     onnx: Annotated[Path | None, typer.Option("--onnx", help="predict with an exported ONNX model")] = None,
     threshold: Annotated[float | None, typer.Option(help="probability threshold (binary)")] = None,
     overwrite: Annotated[bool, typer.Option(help="recompute outputs that already exist")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="skip unreadable inputs and list them in OUT/skipped.csv")] = False,
     prune: Annotated[str | None, typer.Option(help="U-Net++: compute only the sub-network of head L (L1..L4)")] = None,
     head: Annotated[int | None, typer.Option(help="U-Net++: use head K of the full network")] = None,
 ) -> None:
     """Predict masks for image files, .mat files, NIfTI volumes or folders of them, streaming in batches:
-    `<stem>_mask.png` + `<stem>_overlay.png` per image, `<stem>_mask.nii.gz` per volume. Outputs already
-    present are kept, so an interrupted run resumes (--overwrite recomputes them)."""
+    `<name>_mask.png` + `<name>_overlay.png` per image, `<name>_mask.nii.gz` per volume, the folders' trees
+    mirrored in OUT (inputs that would share a name keep their suffix: `5.png_mask.png`, `5.tif_mask.png`).
+    Outputs already present are kept, so an interrupted run resumes (--overwrite recomputes them); OUT's
+    contents are never inputs."""
     from rich.progress import track
 
-    from medseg.predict import expand_inputs, predict_paths
+    from medseg.predict import SKIPPED_CSV, plan_outputs, predict_paths
 
     try:
         if onnx is not None:
@@ -181,16 +184,24 @@ def predict(
             predictor, inputs = Predictor.load(paths[0], mode=_inference_mode(prune, head)), list(paths[1:])
         if threshold is not None:
             predictor.cfg.eval.threshold = threshold
-        total = len(expand_inputs(inputs))
+        total = len(plan_outputs(inputs, out))
+        skipped: list[tuple[str, str]] = []
         written = list(
             track(
-                predict_paths(predictor, inputs, out, overwrite),
+                predict_paths(predictor, inputs, out, overwrite, skip_bad=skip_bad, skipped=skipped),
                 total=total,
                 description="predicting",
                 console=console,
             )
         )
-        console.print(f"{len(written)} masks in {out}")
+        console.print(f"{len(set(written))} masks in {out}", highlight=False, soft_wrap=True)
+        if skipped:
+            inputs_word = "input" if len(skipped) == 1 else "inputs"
+            console.print(
+                f"skipped {len(skipped)} unreadable {inputs_word}, listed in {out / SKIPPED_CSV}",
+                highlight=False,
+                soft_wrap=True,
+            )
     except USER_ERRORS as error:
         _fail(error)
 

@@ -87,7 +87,19 @@ class Inspection:
 
 
 def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | None = None) -> Inspection:
-    """Decode every case (or the first `limit`) and collect statistics and problems."""
+    """Decode every case (or the first `limit`) and collect statistics and problems.
+
+    A bad file does not stop the inspection: each is reported once (a volume's slices share one line), and the
+    statistics count the cases that decode.
+
+    Args:
+        source: a `data.source` section.
+        num_classes: classes the masks may hold.
+        limit: inspect only the first cases.
+
+    Raises:
+        DataError: the source folder or an index file is unusable.
+    """
     reader = build_reader(source)
     cases = reader.cases()
     result = Inspection(source=source, cases=len(cases), groups=len({c.group for c in cases}))
@@ -95,31 +107,38 @@ def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | No
         suffixes = ", ".join(IMAGE_SUFFIXES)
         result.problems.append(f"{source.get('root')}: no images found ({suffixes}, .mat, .nii): the dataset is empty")
         return result
+    seen: set[str] = set()
+
+    def problem(text: str) -> None:
+        if text not in seen:
+            seen.add(text)
+            result.problems.append(text)
+
     for case in cases[:limit]:
-        result.labels[case.label] += 1
         try:
             image = reader.load_image(case)
         except DataError as error:
-            result.problems.append(str(error))
+            problem(str(error))
             continue
+        result.labels[case.label] += 1
         result.sizes[f"{image.shape[0]}×{image.shape[1]}"] += 1
         result.dtypes[str(image.dtype)] += 1
         result.channels[1 if image.ndim == 2 else image.shape[2]] += 1
         if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-            result.problems.append(f"{case.image}: image has NaN/inf pixels")
+            problem(f"{case.image}: image has NaN/inf pixels")
         if case.mask is None:
             if source.get("mask_dir") or source.get("mask_suffix") or source.get("format") in ("figshare_mat",):
-                result.problems.append(f"{case.image}: image has no mask")
+                problem(f"{case.image}: image has no mask")
             continue
         try:
             mask = binarize_mask(np.asarray(reader.load_mask(case)), case.mask, num_classes)
         except DataError as error:
-            result.problems.append(str(error))
+            problem(str(error))
             continue
         result.with_mask += 1
         result.nonempty_masks += int(mask.any())
         if mask.shape != image.shape[:2]:
-            result.problems.append(f"{case.mask}: mask size {mask.shape} ≠ image size {image.shape[:2]}")
+            problem(f"{case.mask}: mask size {mask.shape} ≠ image size {image.shape[:2]}")
     return result
 
 

@@ -1,64 +1,196 @@
 """Predict masks for new images: 2-D image files (mask + overlay PNGs), figshare `.mat` files, NIfTI volumes
-(a NIfTI mask volume with the input's affine), with a PyTorch checkpoint or an exported ONNX model. Outputs are
-written atomically; existing outputs are kept, so an interrupted run picks up where it stopped. This module
-imports no model, method or training code."""
+(a NIfTI mask volume with the input's affine), with a PyTorch checkpoint or an exported ONNX model.
+
+Outputs mirror the inputs: a file found in a folder argument writes `<path relative to that folder, without its
+suffix>_mask.png` (sub-folders created), a file argument `<name without suffix>_mask.png`; see `plan_outputs` for
+the rule that keeps two inputs from ever sharing an output. Outputs are written atomically, the mask last (its
+presence marks the case done); existing outputs are kept, so an interrupted run picks up where it stopped. One
+process at a time predicts into an output folder (it holds the folder's lock). This module imports no model,
+method or training code."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Protocol
+import csv
+import io
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePath
+from typing import NamedTuple, Protocol
 
 import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medseg.atomic import atomic_path
+from medseg.atomic import atomic_path, write_text_atomic
 from medseg.config import Config
 from medseg.data.dataset import preprocessing_of
 from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.figshare import read_cjdata
 from medseg.data.readers.nifti import load_volume, nifti_stem
-from medseg.data.store import preprocess_image
+from medseg.data.store import Preprocessing, preprocess_image
 from medseg.errors import DataError
+from medseg.locking import locked, remove_temporary_files
 from medseg.overlay import overlay, save_png
 
-__all__ = ["SlicePredictor", "predict_paths", "expand_inputs", "read_slice"]
+__all__ = [
+    "SKIPPED_CSV",
+    "PlannedOutput",
+    "SlicePredictor",
+    "expand_inputs",
+    "plan_outputs",
+    "predict_paths",
+    "read_slice",
+]
+
+MASK_PNG, OVERLAY_PNG, MASK_NIFTI = "_mask.png", "_overlay.png", "_mask.nii.gz"
+SKIPPED_CSV = "skipped.csv"
+_SKIPPED_HEADER = ["file", "reason"]
 
 
-def _is_nifti(path: Path) -> bool:
+class PlannedOutput(NamedTuple):
+    """One input and where its outputs go."""
+
+    source: Path
+    mask: Path
+    overlay: Path | None  # None for a NIfTI volume: its mask is a volume, drawn nowhere
+
+
+def _is_nifti(path: PurePath) -> bool:
     return path.name.endswith((".nii", ".nii.gz"))
 
 
-def expand_inputs(inputs: list[str | Path]) -> list[Path]:
-    """Files as given; folders → the images, `.mat` and NIfTI files inside (sorted, recursive).
+def _is_own_output(path: PurePath) -> bool:
+    """Named as `predict` names what it writes (a mask or an overlay)."""
+    return path.name.endswith((MASK_PNG, OVERLAY_PNG, MASK_NIFTI))
+
+
+def _predictable(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES + (".mat",) or _is_nifti(path)
+
+
+def expand_inputs(inputs: Sequence[str | Path], out_dir: str | Path | None = None) -> list[Path]:
+    """Files as given; folders → the images, `.mat` and NIfTI files inside (sorted, recursive). The same file
+    given twice (a file and a folder holding it) comes once.
+
+    A folder's hidden files and folders, files named like `predict`'s outputs (`*_mask.png`, `*_overlay.png`,
+    `*_mask.nii.gz`) and, when `out_dir` lies inside the folder, everything under `out_dir` are not inputs; a
+    file argument is one unless it is such an output inside `out_dir`.
+
+    Args:
+        inputs: files or folders.
+        out_dir: the output folder, whose contents are never inputs.
 
     Raises:
         DataError: an input does not exist, or nothing predictable was found.
     """
-    files: list[Path] = []
+    return [path for path, _ in _collect(inputs, out_dir)]
+
+
+def _collect(inputs: Sequence[str | Path], out_dir: str | Path | None) -> list[tuple[Path, PurePath]]:
+    """`expand_inputs` with each file's name relative to its argument (a file argument: its own name)."""
+    out = Path(out_dir).resolve() if out_dir is not None else None
+    found: list[tuple[Path, PurePath]] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.is_file() and _predictable(p))
+            found += [(path, path.relative_to(item)) for path in _scan(item, out)]
         elif item.is_file():
-            files.append(item)
+            if not (out is not None and _is_own_output(item) and item.resolve().is_relative_to(out)):
+                found.append((item, PurePath(item.name)))
         else:
             raise DataError(item, "input not found")
-    if not files:
+    seen: set[Path] = set()
+    unique = []
+    for path, relative in found:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append((path, relative))
+    if not unique:
         raise DataError(
-            ", ".join(map(str, inputs)), f"no input images found (looked for {', '.join(IMAGE_SUFFIXES)}, .mat, .nii)"
+            ", ".join(map(str, inputs)),
+            f"no input images found (looked for {', '.join(IMAGE_SUFFIXES)}, .mat, .nii; hidden files and "
+            "medseg's own *_mask / *_overlay outputs are not inputs)",
         )
-    return files
+    return unique
+
+
+def _scan(folder: Path, out: Path | None) -> list[Path]:
+    """The predictable files under `folder`, sorted: no hidden files or folders, no outputs of `predict`, nothing
+    under `out` when it lies inside `folder`."""
+    root = folder.resolve()
+    prune = out if out is not None and out != root and out.is_relative_to(root) else None
+    files = []
+    for here, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".") and Path(here, name).resolve() != prune]
+        for name in names:
+            path = Path(here, name)
+            if not name.startswith(".") and _predictable(path) and not _is_own_output(path):
+                files.append(path)
+    return sorted(files)
+
+
+def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path) -> list[PlannedOutput]:
+    """Every input of `expand_inputs(inputs, out_dir)` and its outputs, no two inputs sharing one.
+
+    An input's name is its path relative to its folder argument (a file argument: its file name). Its outputs are
+    `<out_dir>/<name without suffix>_mask.png` + `_overlay.png` (a volume: `_mask.nii.gz`). Inputs that would
+    share those (`5.png` and `5.tif`; names are compared ignoring case, as some filesystems do) keep their suffix
+    instead (`5.png_mask.png`, `5.tif_mask.png`); any that still share one (the same name under two arguments)
+    get `-2`, `-3`, ... after it, in argument order (`1.png_mask.png`, `1.png-2_mask.png`).
+
+    Args:
+        inputs: files or folders.
+        out_dir: the output folder.
+
+    Raises:
+        DataError: an input does not exist, or nothing predictable was found.
+    """
+    out_dir = Path(out_dir)
+    found = _collect(inputs, out_dir)
+    volumes = [_is_nifti(path) for path, _ in found]
+    plain = [_plain_name(relative) for _, relative in found]
+    names = _unique_names(plain, [rel.as_posix() for _, rel in found], volumes)
+    return [
+        PlannedOutput(path, out_dir / f"{name}{MASK_NIFTI}", None)
+        if volume
+        else PlannedOutput(path, out_dir / f"{name}{MASK_PNG}", out_dir / f"{name}{OVERLAY_PNG}")
+        for (path, _), name, volume in zip(found, names, volumes, strict=True)
+    ]
+
+
+def _plain_name(relative: PurePath) -> str:
+    """An input's name without its suffix (a volume's without `.nii` / `.nii.gz`)."""
+    stem = nifti_stem(Path(relative)) if _is_nifti(relative) else relative.stem
+    return (relative.parent / stem).as_posix()
+
+
+def _unique_names(plain: list[str], full: list[str], volumes: list[bool]) -> list[str]:
+    """The rule of `plan_outputs`: `plain` where no other input of the same kind has it, else `full`, else
+    `full-2`, `full-3`, ... (the first free one, in input order)."""
+
+    def key(name: str, volume: bool) -> tuple[str, bool]:
+        return name.casefold(), volume
+
+    counts = Counter(key(name, volume) for name, volume in zip(plain, volumes, strict=True))
+    taken = {key(name, volume) for name, volume in zip(plain, volumes, strict=True) if counts[key(name, volume)] == 1}
+    names = []
+    for short, long, volume in zip(plain, full, volumes, strict=True):
+        if counts[key(short, volume)] == 1:
+            names.append(short)
+            continue
+        name, number = long, 1
+        while key(name, volume) in taken:
+            number += 1
+            name = f"{long}-{number}"
+        taken.add(key(name, volume))
+        names.append(name)
+    return names
 
 
 def read_slice(path: Path) -> np.ndarray:
     """A 2-D input as decoded: figshare `.mat` → `(H, W)`; image file → `(H, W)` or `(H, W, C)`."""
     return read_cjdata(path, ("image",))["image"] if path.suffix.lower() == ".mat" else read_image_file(path)
-
-
-def _predictable(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES + (".mat",) or _is_nifti(path)
 
 
 class SlicePredictor(Protocol):
@@ -71,15 +203,13 @@ class SlicePredictor(Protocol):
     def masks_from(self, probs: torch.Tensor) -> np.ndarray: ...
 
 
-def _masks(predictor: SlicePredictor, slices: list[np.ndarray], sources: list[str]) -> list[np.ndarray]:
-    """Raw 2-D slices (any sizes) → `(H, W)` uint8 masks at each slice's own resolution, in device batches."""
-    settings = preprocessing_of(predictor.cfg.data)
-    images = [preprocess_image(raw, settings, source) for raw, source in zip(slices, sources, strict=True)]
+def _masks(predictor: SlicePredictor, images: list[np.ndarray], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Preprocessed `(C, S, S)` images → `(H, W)` uint8 masks at each image's own size `sizes[i]`, in device
+    batches."""
     batch = torch.from_numpy(np.stack(images))
     probs = torch.cat([predictor.probabilities(chunk) for chunk in batch.split(predictor.cfg.train.batch_size)])
     masks = []
-    for raw, prob in zip(slices, probs, strict=True):
-        height, width = raw.shape[:2]
+    for (height, width), prob in zip(sizes, probs, strict=True):
         if prob.shape[-2:] != (height, width):
             prob = F.interpolate(prob[None], size=(height, width), mode="bilinear", align_corners=False)[0]
         masks.append(predictor.masks_from(prob[None])[0])
@@ -87,56 +217,122 @@ def _masks(predictor: SlicePredictor, slices: list[np.ndarray], sources: list[st
 
 
 def predict_paths(
-    predictor: SlicePredictor, inputs: list[str | Path], out_dir: str | Path, overwrite: bool = False
+    predictor: SlicePredictor,
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    overwrite: bool = False,
+    skip_bad: bool = False,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> Iterator[Path]:
     """Predict every input, streaming: 2-D files are read and predicted `train.batch_size` at a time, a volume's
-    slices in batches; yields each mask file written (or already present and kept).
+    slices in batches; yields each mask file written (or already present and kept), one per input.
+
+    Holds `out_dir`'s lock throughout and first removes the temporary files a killed run left there. At the end,
+    `<out_dir>/skipped.csv` (`file,reason`) lists the inputs skipped, or is removed if an earlier run wrote one
+    and none was skipped now.
 
     Args:
         predictor: a loaded `Predictor` (PyTorch) or `OnnxPredictor`.
         inputs: files or folders.
-        out_dir: where `<stem>_mask.png` + `<stem>_overlay.png` (2-D) or `<stem>_mask.nii.gz` go.
+        out_dir: where the outputs go, named as `plan_outputs` says.
         overwrite: recompute outputs that already exist (otherwise they are kept: an interrupted run resumes).
+        skip_bad: skip an input that cannot be read or preprocessed (a `DataError`) and go on; otherwise it stops
+            the run, after the masks of the images read before it are written.
+        skipped: if given, each skipped input's `(file, reason)` is appended to it.
+
+    Raises:
+        DataError: an input does not exist or nothing predictable was found; without `skip_bad`, an input that
+            cannot be read or preprocessed.
+        RunFolderError: another process is predicting into `out_dir`.
     """
     out_dir = Path(out_dir)
+    plan = plan_outputs(inputs, out_dir)
+    bad: list[tuple[str, str]] = []
+    with locked(out_dir, "predicting"):
+        remove_temporary_files(out_dir)
+        yield from _predict_planned(predictor, plan, overwrite, skip_bad, bad)
+        _write_skipped(out_dir / SKIPPED_CSV, bad)
+    if skipped is not None:
+        skipped.extend(bad)
+
+
+def _predict_planned(
+    predictor: SlicePredictor, plan: list[PlannedOutput], overwrite: bool, skip_bad: bool, bad: list[tuple[str, str]]
+) -> Iterator[Path]:
+    """`predict_paths` once the folder is locked; appends each skipped input's `(file, reason)` to `bad`."""
+    settings = preprocessing_of(predictor.cfg.data)
     scale = 255 if predictor.cfg.data.num_classes == 2 else 1
-    pending: list[tuple[Path, np.ndarray]] = []
-
-    def flush() -> Iterator[Path]:
-        masks = _masks(predictor, [raw for _, raw in pending], [str(path) for path, _ in pending])
-        for (path, raw), mask in zip(pending, masks, strict=True):
-            channels_first = np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw
-            save_png(out_dir / f"{path.stem}_overlay.png", overlay(channels_first, mask))
-            mask_path = out_dir / f"{path.stem}_mask.png"
-            save_png(mask_path, mask * scale)  # the mask last: its presence marks the case done
-            yield mask_path
-        pending.clear()
-
-    for path in expand_inputs(inputs):
-        if _is_nifti(path):
-            target_path = out_dir / f"{nifti_stem(path)}_mask.nii.gz"
-            if overwrite or not target_path.exists():
-                _predict_volume(predictor, path, target_path)
-            yield target_path
+    pending: list[tuple[PlannedOutput, np.ndarray, np.ndarray]] = []  # (job, raw slice, preprocessed image)
+    for job in plan:
+        if not overwrite and job.mask.exists():
+            yield job.mask
             continue
-        mask_path = out_dir / f"{path.stem}_mask.png"
-        if not overwrite and mask_path.exists():
-            yield mask_path
+        try:
+            if job.overlay is None:
+                _predict_volume(predictor, settings, job.source, job.mask)
+            else:
+                raw = read_slice(job.source)
+                pending.append((job, raw, preprocess_image(raw, settings, str(job.source))))
+        except DataError as error:
+            if not skip_bad:
+                yield from _write_batch(predictor, pending, scale)  # nothing already read is lost
+                raise DataError(
+                    error.path, f"{error.problem} (stopped here; --skip-bad skips such inputs and lists them)"
+                ) from None
+            bad.append((str(job.source), error.problem))
             continue
-        pending.append((path, read_slice(path)))
-        if len(pending) == predictor.cfg.train.batch_size:
-            yield from flush()
-    if pending:
-        yield from flush()
+        if job.overlay is None:
+            yield job.mask
+        elif len(pending) == predictor.cfg.train.batch_size:
+            yield from _write_batch(predictor, pending, scale)
+    yield from _write_batch(predictor, pending, scale)
 
 
-def _predict_volume(predictor: SlicePredictor, path: Path, target: Path) -> None:
+def _write_batch(
+    predictor: SlicePredictor, pending: list[tuple[PlannedOutput, np.ndarray, np.ndarray]], scale: int
+) -> Iterator[Path]:
+    """Predict the pending 2-D inputs and write each one's overlay, then its mask; yields the masks and empties
+    `pending`."""
+    if not pending:
+        return
+    masks = _masks(predictor, [image for _, _, image in pending], [raw.shape[:2] for _, raw, _ in pending])
+    for (job, raw, _), mask in zip(pending, masks, strict=True):
+        channels_first = np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw
+        save_png(job.overlay, overlay(channels_first, mask))
+        save_png(job.mask, mask * scale)  # the mask last: its presence marks the case done
+        yield job.mask
+    pending.clear()
+
+
+def _predict_volume(predictor: SlicePredictor, settings: Preprocessing, path: Path, target: Path) -> None:
+    """Predict every slice of a NIfTI volume along `data.source.axis` and write the mask volume to `target`.
+
+    Raises:
+        DataError: the volume or one of its slices cannot be read or preprocessed (nothing is written then).
+    """
     axis = int(predictor.cfg.data.source.get("axis", 2))
     volume = load_volume(str(path))
     slices = [np.take(volume, i, axis=axis) for i in range(volume.shape[axis])]
-    mask_volume = np.moveaxis(np.stack(_masks(predictor, slices, [str(path)] * len(slices))), 0, axis)
+    images = [preprocess_image(raw, settings, str(path)) for raw in slices]
+    mask_volume = np.moveaxis(np.stack(_masks(predictor, images, [raw.shape[:2] for raw in slices])), 0, axis)
     source = nib.load(str(path))
     image = nib.Nifti1Image(mask_volume.astype(np.uint8), source.affine, source.header)
     image.set_data_dtype(np.uint8)
     with atomic_path(target, suffix=".nii.gz") as tmp:
         nib.save(image, tmp)
+
+
+def _write_skipped(path: Path, rows: list[tuple[str, str]]) -> None:
+    """`skipped.csv` (`file,reason`) atomically; with no rows, remove one an earlier predict wrote (a run folder's
+    own `skipped.csv`, `id,reason`, is left alone)."""
+    if rows:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(_SKIPPED_HEADER)
+        writer.writerows(rows)
+        write_text_atomic(path, buffer.getvalue())
+    elif path.is_file():
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), None)
+        if header == _SKIPPED_HEADER:
+            path.unlink()

@@ -14,13 +14,11 @@ and cleans the temporary files a killed process left behind.
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +29,7 @@ from medseg.config import Config, load_config
 from medseg.data.case import Case
 from medseg.data.splits import read_splits, write_splits
 from medseg.errors import RunFolderError
+from medseg.locking import LOCK_NAME, locked, remove_temporary_files
 from medseg.methods import METHODS
 
 __all__ = ["RunFolder", "new_run_path", "locked", "remove_temporary_files"]
@@ -49,7 +48,6 @@ _RUN_FILES = (
     "pseudo_masks.npz",
 )
 _RUN_FOLDERS = ("eval", "classifier")
-LOCK_NAME = ".lock"
 
 
 def new_run_path(output_dir: str | Path, name: str) -> Path:
@@ -66,40 +64,6 @@ def new_run_path(output_dir: str | Path, name: str) -> Path:
             continue
         return path
     raise RunFolderError(f"{output_dir}: no free run folder name for {stem}")
-
-
-@contextmanager
-def locked(folder: str | Path, what: str = "training") -> Iterator[None]:
-    """Hold an exclusive lock on `folder/.lock` for the block; another process asking for it fails at once.
-
-    Raises:
-        RunFolderError: another process holds the lock.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115  (held open for the lock's lifetime)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunFolderError(
-                f"{folder}: another medseg process is {what} here (it holds {folder / LOCK_NAME}); wait for it to "
-                "finish or choose another folder"
-            ) from None
-        yield
-    finally:
-        handle.close()  # releases the lock
-
-
-def remove_temporary_files(folder: str | Path) -> list[Path]:
-    """Remove the `.<name>.tmp.*` files that atomic writes leave when a process is killed mid-write, anywhere
-    under `folder`; call it only while holding the folder's lock. Returns what was removed."""
-    removed = []
-    for path in Path(folder).rglob(".*.tmp.*"):
-        if path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
 
 
 class RunFolder:

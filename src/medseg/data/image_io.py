@@ -1,52 +1,124 @@
-"""Reading 2-D image files (PNG, TIFF, JPEG, BMP; 8/16-bit; grey or RGB) and checking their pixels."""
+"""Reading 2-D image files (PNG, TIFF, JPEG, BMP; 8/16-bit; grey or RGB) and checking their pixels.
+
+Decoding limits: only these four formats are decoded (whatever the suffix says), an image above `MAX_PIXELS`
+is refused from its header before any pixel is decoded (a tiny file can claim a huge size), and an image with
+a zero-sized side, more than 4 channels or a non-numeric pixel type is refused. Every problem is a `DataError`.
+"""
 
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from medseg.errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "read_image_file", "to_channels", "check_finite", "binarize_mask"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "read_image_file", "to_channels", "check_finite", "binarize_mask"]
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+MAX_PIXELS = 89_478_485  # Pillow's own default limit (about 0.25 GB as 24-bit RGB): H × W above it is refused
+MAX_CHANNELS = 4
+_PILLOW_FORMATS = ("PNG", "TIFF", "JPEG", "BMP")  # never hand a file to another plugin (e.g. EPS runs Ghostscript)
+_TO_RGB = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBa")
+_TO_GREY = ("LA", "La")
 
 
 def read_image_file(path: str | Path) -> np.ndarray:
-    """Decode an image file.
+    """Decode an image file, within the limits above.
+
+    Args:
+        path: a PNG, TIFF, JPEG or BMP file.
 
     Returns:
-        `(H, W)` or `(H, W, C)` array in the file's own dtype.
+        `(H, W)` or `(H, W, C)` array with C ≤ 3 (a fourth, alpha channel is dropped), in the file's own numeric
+        dtype.
 
     Raises:
-        DataError: the file is missing, truncated or not an image.
+        DataError: the file is missing, truncated, not an image, empty, too large, or not a 2-D image.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode == "P":
-                img = img.convert("RGB")
-            array = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as pil_error:
+        array = _read_with_pillow(path)
+    except DataError:
+        raise
+    except Exception as pil_error:  # Pillow raises many types (OSError, SyntaxError, struct.error...) on bad files
         if path.suffix.lower() not in (".tif", ".tiff"):
             raise DataError(path, f"cannot decode image (truncated or not an image file): {pil_error}") from None
         array = _read_tiff(path, pil_error)
+    array = _checked_layout(path, array)
     if array.ndim == 3 and array.shape[2] == 4:  # drop alpha
         array = array[..., :3]
     return array
 
 
+def _read_with_pillow(path: Path) -> np.ndarray:
+    """Decode with Pillow, refusing a too large or empty image from its header, before `load()`.
+
+    Raises:
+        DataError: too large or empty (then no other decoder is tried).
+        Exception: whatever Pillow raises for a file it cannot decode.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow warns at 1×, raises at 2× its limit
+        try:
+            img = Image.open(path, formats=_PILLOW_FORMATS)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            limit = _mpx(MAX_PIXELS)
+            raise DataError(path, f"image is above the {limit} this reader decodes (Pillow: {error})") from None
+        with img:
+            check_image_size(path, img.height, img.width)
+            img.load()
+            if img.mode in _TO_RGB:
+                img = img.convert("RGB")
+            elif img.mode in _TO_GREY:
+                img = img.convert("L")
+            return np.asarray(img)
+
+
+def check_image_size(path: str | Path, height: int, width: int) -> None:
+    """Refuse an empty image or one above `MAX_PIXELS`, from the size its header claims.
+
+    Args:
+        path: the file, for the message.
+        height: rows.
+        width: columns.
+
+    Raises:
+        DataError: a side is 0, or height × width is above `MAX_PIXELS`.
+    """
+    if height <= 0 or width <= 0:
+        raise DataError(path, f"image is {height}×{width}: empty; expected at least 1×1 pixels")
+    if height * width > MAX_PIXELS:
+        raise DataError(
+            path,
+            f"image is {height}×{width} ({_mpx(height * width)}), above the {_mpx(MAX_PIXELS)} this reader decodes",
+        )
+
+
+def _mpx(pixels: int) -> str:
+    return f"{pixels / 1e6:.0f} Mpx"
+
+
 def _read_tiff(path: Path, pil_error: Exception) -> np.ndarray:
-    """Fallback for TIFFs Pillow does not decode (float, multi-sample 16-bit)."""
+    """Fallback for TIFFs Pillow does not decode (float, multi-sample 16-bit); sizes are checked before decoding.
+
+    Raises:
+        DataError: unreadable, empty or too large.
+    """
     import tifffile
 
     try:
-        array = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            shape = tuple(tif.series[0].shape)
+            _check_tiff_shape(path, shape)
+            array = tif.asarray()
+    except DataError:
+        raise
     except Exception as error:  # tifffile raises many types for broken files
         raise DataError(path, f"cannot decode TIFF (truncated or corrupt): {error or pil_error}") from None
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
@@ -54,15 +126,57 @@ def _read_tiff(path: Path, pil_error: Exception) -> np.ndarray:
     return array
 
 
+def _check_tiff_shape(path: Path, shape: tuple[int, ...]) -> None:
+    if 0 in shape:
+        raise DataError(path, f"image is {'×'.join(map(str, shape))}: empty; expected at least 1×1 pixels")
+    if len(shape) > 3 or math.prod(shape) > MAX_PIXELS * MAX_CHANNELS:
+        raise DataError(
+            path,
+            f"TIFF holds an array of shape {shape}; expected one 2-D image (H, W) or (H, W, C) of at most "
+            f"{_mpx(MAX_PIXELS)} with at most {MAX_CHANNELS} channels",
+        )
+
+
+def _checked_layout(path: Path, array: np.ndarray) -> np.ndarray:
+    """The promise of `read_image_file`: a non-empty `(H, W)` or `(H, W, C ≤ 4)` numeric array."""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] > MAX_CHANNELS):
+        raise DataError(
+            path,
+            f"image has shape {array.shape}; expected a 2-D image (H, W) or (H, W, C) with at most "
+            f"{MAX_CHANNELS} channels (a stack of pages or a volume is not one image)",
+        )
+    if 0 in array.shape:
+        raise DataError(path, f"image is {'×'.join(map(str, array.shape))}: empty; expected at least 1×1 pixels")
+    if array.dtype.kind not in "biuf":
+        raise DataError(path, f"pixel type {array.dtype} is not supported; expected integers, floats or booleans")
+    return array
+
+
 def to_channels(array: np.ndarray, channels: int, path: str | Path) -> np.ndarray:
     """Bring an `(H, W)` or `(H, W, C)` image to `(channels, H, W)` float32.
 
     Grey is repeated to 3 channels; several channels are averaged to 1.
+
+    Args:
+        array: the decoded image.
+        channels: channels wanted (`data.channels`).
+        path: the image's source, for messages.
+
+    Raises:
+        DataError: not 2-D, empty, non-numeric, beyond the float32 range, or channels that cannot be converted.
     """
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3:
         raise DataError(path, f"expected a 2-D image (H, W) or (H, W, C), got shape {array.shape}")
+    if 0 in array.shape:
+        raise DataError(path, f"image is {array.shape[0]}×{array.shape[1]}: empty; expected at least 1×1 pixels")
+    if array.dtype.kind not in "biuf":
+        raise DataError(path, f"pixel type {array.dtype} is not supported; expected integers, floats or booleans")
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:
+        check_finite(array, path)
+        if np.abs(array).max() > np.finfo(np.float32).max:
+            raise DataError(path, f"image has values beyond ±{np.finfo(np.float32).max:.1e}, the float32 range")
     array = array.astype(np.float32, copy=False)
     have = array.shape[2]
     if have == channels:
@@ -77,6 +191,15 @@ def to_channels(array: np.ndarray, channels: int, path: str | Path) -> np.ndarra
 
 
 def check_finite(image: np.ndarray, path: str | Path) -> None:
+    """Refuse NaN or infinite pixels.
+
+    Args:
+        image: any array.
+        path: the image's source, for the message.
+
+    Raises:
+        DataError: some pixels are NaN or infinite.
+    """
     if not np.isfinite(image).all():
         bad = int((~np.isfinite(image)).sum())
         raise DataError(path, f"image has {bad} NaN/inf pixels; expected finite values")
@@ -89,8 +212,10 @@ def binarize_mask(mask: np.ndarray, path: str | Path, num_classes: int = 2) -> n
     integers in [0, num_classes).
 
     Raises:
-        DataError: the mask is not 2-D, holds other values, or is not finite.
+        DataError: the mask is not 2-D, is empty or non-numeric, holds other values, or is not finite.
     """
+    if mask.size == 0 or mask.dtype.kind not in "biuf":
+        raise DataError(path, f"mask is empty or not numeric (shape {mask.shape}, type {mask.dtype})")
     if mask.ndim == 3:
         if mask.shape[2] > 1 and not all(np.array_equal(mask[..., 0], mask[..., c]) for c in range(mask.shape[2])):
             raise DataError(path, f"mask has {mask.shape[2]} different channels; expected a single-channel mask")

@@ -33,17 +33,28 @@ class Reader(ABC):
     def cases(self) -> list[Case]:
         """All cases this source holds, in a stable order.
 
+        Listing does not fail on one bad source file: such a file is listed all the same and `load_image` raises
+        its `DataError`, so that `data.skip_bad` can leave it out and `medseg data inspect` can report every one.
+
         Raises:
-            DataError: the source folder or an index file is unusable, or it holds no case.
+            DataError: the source folder or an index file is unusable.
         """
 
     @abstractmethod
     def load_image(self, case: Case) -> np.ndarray:
-        """Decode a case's image as `(H, W)` or `(H, W, C)` (any numeric dtype)."""
+        """Decode a case's image as `(H, W)` or `(H, W, C)` (any numeric dtype).
+
+        Raises:
+            DataError: the only exception for an unusable file; it names the file and the problem.
+        """
 
     @abstractmethod
     def load_mask(self, case: Case) -> np.ndarray:
-        """Decode a case's mask as `(H, W)` (raw values, checked later by `binarize_mask`)."""
+        """Decode a case's mask as `(H, W)` (raw values, checked later by `binarize_mask`).
+
+        Raises:
+            DataError: the only exception for an unusable file; it names the file and the problem.
+        """
 
     def fingerprint(self, case: Case) -> str:
         """A string that changes when the case's source files change (part of the store's cache key)."""

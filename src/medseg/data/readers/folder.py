@@ -83,11 +83,25 @@ class FolderReader(Reader):
                     id=rel.with_suffix("").as_posix(),
                     image=str(path),
                     mask=str(mask) if mask else None,
-                    label=int(label) if label not in (None, "") else None,
+                    label=self._label(label, rel.as_posix()),
                     group=str(group),
                 )
             )
         return cases
+
+    def _label(self, value: str | None, file: str) -> int | None:
+        """A labels CSV cell as an integer label (None when blank).
+
+        Raises:
+            DataError: the cell is not a whole number.
+        """
+        if value is None or not value.strip():
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            csv_path = self.options.root / (self.options.labels_csv or "")
+            raise DataError(csv_path, f"label {value!r} of {file} is not a whole number") from None
 
     def _masks_by_stem(self) -> dict[str, Path]:
         mask_root = self.options.root / self.options.mask_dir
@@ -104,11 +118,14 @@ class FolderReader(Reader):
         path = self.options.root / self.options.labels_csv
         if not path.is_file():
             raise DataError(path, "labels CSV not found (check data.source.labels_csv)")
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "file" not in reader.fieldnames:
-                raise DataError(path, f"labels CSV needs a 'file' column; found {reader.fieldnames}")
-            return {row["file"]: row for row in reader}
+        try:
+            with path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                if not reader.fieldnames or "file" not in reader.fieldnames:
+                    raise DataError(path, f"labels CSV needs a 'file' column; found {reader.fieldnames}")
+                return {row["file"]: row for row in reader if row["file"]}
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise DataError(path, f"cannot read as a UTF-8 CSV: {error}") from None
 
     def load_image(self, case: Case) -> np.ndarray:
         return read_image_file(case.image)

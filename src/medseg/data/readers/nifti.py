@@ -5,6 +5,7 @@ Layout: `root/<image_dir>/X.nii[.gz]` with labels of the same name in `root/<lab
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from medseg.data.case import Case
 from medseg.data.readers.base import READERS, Reader, ReaderOptions
 from medseg.errors import DataError
 
-__all__ = ["NiftiReader", "load_volume", "nifti_stem"]
+__all__ = ["NiftiReader", "load_volume", "volume_shape", "nifti_stem"]
 
 
 class NiftiOptions(ReaderOptions):
@@ -33,21 +34,57 @@ def nifti_stem(path: Path) -> str:
     return path.stem
 
 
-@lru_cache(maxsize=2)
-def load_volume(path: str) -> np.ndarray:
-    """Decode a whole NIfTI volume (cached: slicing a volume decodes it once).
+MAX_VOXELS = 1 << 28  # 268 M voxels, e.g. 512 × 512 × 1024: a header claiming more is refused before decoding
+
+
+def volume_shape(path: str | Path) -> tuple[int, int, int]:
+    """The 3-D shape a NIfTI header declares, checked (a trailing axis of 1 is dropped).
+
+    Args:
+        path: a `.nii` or `.nii.gz` file.
 
     Raises:
-        DataError: unreadable, truncated or not 3-D.
+        DataError: unreadable header, not 3-D, empty, above `MAX_VOXELS`, or a non-numeric voxel type.
     """
+    try:
+        image = nib.load(path)
+        shape, dtype = tuple(int(n) for n in image.shape), np.dtype(image.get_data_dtype())
+    except Exception as error:  # nibabel raises several types for corrupt files
+        raise DataError(path, f"cannot read NIfTI header (truncated or corrupt?): {error}") from None
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise DataError(path, f"expected a 3-D volume, got shape {shape}")
+    if 0 in shape:
+        raise DataError(path, f"volume is {'×'.join(map(str, shape))}: empty; expected at least one voxel")
+    if math.prod(shape) > MAX_VOXELS:
+        raise DataError(
+            path, f"volume is {'×'.join(map(str, shape))}, above the {MAX_VOXELS // 10**6} M voxels this reader decodes"
+        )
+    if dtype.kind not in "biuf":
+        raise DataError(path, f"voxel type {dtype} is not supported; expected integers, floats or booleans")
+    return shape
+
+
+@lru_cache(maxsize=2)
+def load_volume(path: str) -> np.ndarray:
+    """Decode a whole NIfTI volume (cached: slicing a volume decodes it once), its header checked first.
+
+    Args:
+        path: a `.nii` or `.nii.gz` file.
+
+    Raises:
+        DataError: unreadable, truncated, not 3-D, empty, too large or not numeric (see `volume_shape`).
+    """
+    shape = volume_shape(path)
     try:
         volume = np.asarray(nib.load(path).dataobj)
     except Exception as error:  # nibabel raises several types for corrupt files
         raise DataError(path, f"cannot read NIfTI volume (truncated or corrupt?): {error}") from None
     if volume.ndim == 4 and volume.shape[3] == 1:
         volume = volume[..., 0]
-    if volume.ndim != 3:
-        raise DataError(path, f"expected a 3-D volume, got shape {volume.shape}")
+    if volume.shape != shape or volume.dtype.kind not in "biuf":
+        raise DataError(path, f"decoded a {volume.dtype} array of shape {volume.shape}; expected {shape} numbers")
     return volume
 
 
@@ -65,7 +102,16 @@ class NiftiReader(Reader):
     Options = NiftiOptions
     options: NiftiOptions
 
+    def __init__(self, options: NiftiOptions) -> None:
+        super().__init__(options)
+        self._failed: dict[str, DataError] = {}
+
     def cases(self) -> list[Case]:
+        """Every slice of every volume; an unusable volume is listed as one slice that fails when loaded.
+
+        Raises:
+            DataError: a bad axis or a missing image folder.
+        """
         opts = self.options
         if opts.axis not in (0, 1, 2):
             raise DataError(opts.root, f"data.source.axis must be 0, 1 or 2, got {opts.axis}")
@@ -79,13 +125,11 @@ class NiftiReader(Reader):
         for path in sorted(image_root.glob("*.nii*")):
             stem = nifti_stem(path)
             try:
-                shape = nib.load(path).shape
-            except Exception as error:
-                raise DataError(path, f"cannot read NIfTI header: {error}") from None
-            if len(shape) < 3:
-                raise DataError(path, f"expected a 3-D volume, got shape {shape}")
+                count = volume_shape(path)[opts.axis]
+            except DataError:  # listed as one slice anyway: `load_image` raises the same error when it is decoded
+                count = 1
             label = labels.get(stem)
-            for index in range(shape[opts.axis]):
+            for index in range(count):
                 cases.append(
                     Case(
                         id=f"{stem}/{index:04d}",
@@ -97,17 +141,38 @@ class NiftiReader(Reader):
                 )
         return cases
 
+    def _volume(self, path: str) -> np.ndarray:
+        """`load_volume`, remembering failures: the slices of a broken volume do not each decode it again."""
+        if path in self._failed:
+            error = self._failed[path]
+            raise DataError(error.path, error.problem)
+        try:
+            return load_volume(path)
+        except DataError as error:
+            self._failed[path] = error
+            raise
+
     def _slice(self, path: str, index: int) -> np.ndarray:
-        return np.take(load_volume(path), index, axis=self.options.axis)
+        return np.take(self._volume(path), index, axis=self.options.axis)
 
     def load_image(self, case: Case) -> np.ndarray:
+        """The image slice.
+
+        Raises:
+            DataError: the volume is unusable (see `load_volume`).
+        """
         return self._slice(case.image, case.slice)
 
     def load_mask(self, case: Case) -> np.ndarray:
+        """The label slice; the label volume must have the image volume's shape.
+
+        Raises:
+            DataError: no label volume, an unusable one, or one of another shape.
+        """
         if case.mask is None:
             raise DataError(case.image, "volume has no label volume, but one is required here")
+        image_shape, label_shape = self._volume(case.image).shape, self._volume(case.mask).shape
+        if label_shape != image_shape:
+            raise DataError(case.mask, f"label volume shape {label_shape} ≠ image {image_shape} ({case.image})")
         mask = self._slice(case.mask, case.slice)
-        image_shape = load_volume(case.image).shape
-        if load_volume(case.mask).shape != image_shape:
-            raise DataError(case.mask, f"label volume shape {load_volume(case.mask).shape} ≠ image {image_shape}")
         return np.rint(mask).astype(np.int64) if mask.dtype.kind == "f" else mask

@@ -1,0 +1,60 @@
+"""Folder locks and the clean-up of killed atomic writes, shared by training (run folders) and prediction (output
+folders). Standard library only (and medseg.errors), so importing it pulls in no model, method or training code."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from medseg.errors import RunFolderError
+
+__all__ = ["LOCK_NAME", "locked", "remove_temporary_files"]
+
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def locked(folder: str | Path, what: str = "training") -> Iterator[None]:
+    """Hold an exclusive lock on `folder/.lock` for the block; another process asking for it fails at once.
+
+    Args:
+        folder: the folder to lock (created if missing).
+        what: what the holder does there, for the message another process gets ("training", "predicting").
+
+    Raises:
+        RunFolderError: another process holds the lock.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115  (held open for the lock's lifetime)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderError(
+                f"{folder}: another medseg process is {what} here (it holds {folder / LOCK_NAME}); wait for it to "
+                "finish or choose another folder"
+            ) from None
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def remove_temporary_files(folder: str | Path) -> list[Path]:
+    """Remove the `.<name>.tmp.*` files that atomic writes leave when a process is killed mid-write, anywhere
+    under `folder`; call it only while holding the folder's lock.
+
+    Args:
+        folder: the folder to clean (a missing one has nothing to clean).
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for path in Path(folder).rglob(".*.tmp.*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
