@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,14 @@ def need(path: Path) -> Path:
 def _deterministic_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _as_on_an_avx2_cpu(monkeypatch):
+    """With ONEDNN_MAX_CPU_ISA=AVX2 (and ATEN_CPU_CAPABILITY=avx2), the suite runs the kernels of a CPU without
+    AVX-512; medseg then also trains in float32, as it does on such a CPU (no native bf16)."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() == "AVX2":
+        monkeypatch.setattr("medseg.engine.device._cpu_has_fast_bf16", lambda: False)
 
 
 @pytest.fixture

@@ -120,7 +120,11 @@ class TrainConfig(_Section):
     grad_clip: float | None = 5.0
     device: str = "auto"
     amp: bool = True
-    channels_last: bool = True
+    channels_last: bool | None = Field(
+        None,
+        description="train and infer in the channels_last memory layout; null: the model's own choice (channels_last "
+        "for every model but msga), recorded in the run's config",
+    )
     max_minutes: float | None = Field(
         None,
         gt=0,

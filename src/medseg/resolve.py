@@ -19,7 +19,7 @@ from medseg.data.readers import READERS
 from medseg.errors import ConfigError
 from medseg.legacy import upgrade_specs
 from medseg.methods import METHODS, complete_method_spec
-from medseg.models import build_model, complete_model_spec
+from medseg.models import build_model, complete_model_spec, prefers_channels_last
 from medseg.registry import check_spec
 
 __all__ = ["resolve_config", "load_resolved"]
@@ -58,7 +58,10 @@ def resolve_config(cfg: Config, where: str = "config") -> Config:
             method_type(model, **options).check_model(build_model(model))
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
-    return cfg.model_copy(update={"model": model, "method": method})
+    train = cfg.train
+    if train.channels_last is None:
+        train = train.model_copy(update={"channels_last": prefers_channels_last(model["name"])})
+    return cfg.model_copy(update={"model": model, "method": method, "train": train})
 
 
 def _check_source(source: dict[str, Any]) -> None:

@@ -56,7 +56,8 @@ def prepare_dataset(
         mask_ids: the cases whose masks are read; None = every case, each of which must then have one.
 
     Raises:
-        DataError: an empty dataset or an unusable case (unless `data.skip_bad`).
+        DataError: an empty dataset, too few groups for the splits asked for, or an unusable case (unless
+            `data.skip_bad`).
     """
     reader = build_reader(data.source)
     cases = reader.cases()
@@ -66,7 +67,17 @@ def prepare_dataset(
     if splits is None and data.split_file:
         splits = read_splits(data.split_file)
     if splits is None:
-        splits = split_by_group(cases, data.splits.model_dump(), seed)
+        ratios = data.splits.model_dump()
+        splits = split_by_group(cases, ratios, seed)
+        empty = [name for name, ratio in ratios.items() if ratio > 0 and name not in splits.values()]
+        if empty:
+            groups = len({c.group for c in cases})
+            wanted = sum(ratio > 0 for ratio in ratios.values())
+            raise DataError(
+                root,
+                f"{groups} group(s) (patients / volumes / blocks) cannot fill the {wanted} splits data.splits asks "
+                f"for: {', '.join(empty)} would be empty; add data, or set their ratios to 0",
+            )
     semi = data.labeled_ratio is not None or data.labeled_count is not None
     if semi and UNLABELED not in splits.values():
         splits = draw_labeled(cases, splits, seed, data.labeled_ratio, data.labeled_count)

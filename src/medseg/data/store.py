@@ -2,19 +2,22 @@
 
 The store lives in `<cache_dir>/<key>/` where the key hashes the sources' fingerprints and the preprocessing
 settings; a later epoch or run with the same key opens the arrays and never decodes an image file again.
-It is built in a temporary folder and renamed into place, so an interrupted build leaves nothing behind.
+It is built in a temporary folder and renamed into place, under a lock per key: a process that finds the store
+being built waits for it, and the next build removes what a killed one left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -157,8 +160,9 @@ def open_store(
     if not cases:
         raise DataError(cache_dir, "no cases to store: the dataset is empty")
     path = Path(cache_dir) / _key(reader, cases, mask_ids, settings, skip_bad)
-    if not (path / "index.json").is_file():
-        _build(path, reader, cases, settings, mask_ids, skip_bad, progress)
+    with _building(path):
+        if not (path / "index.json").is_file():
+            _build(path, reader, cases, settings, mask_ids, skip_bad, progress)
     index = json.loads((path / "index.json").read_text())
     return Store(
         ids=index["ids"],
@@ -167,6 +171,19 @@ def open_store(
         skipped=[tuple(s) for s in index["skipped"]],
         path=path,
     )
+
+
+@contextmanager
+def _building(path: Path) -> Iterator[None]:
+    """Hold the lock of store `path` (waiting for another process that builds it), and remove the half-built
+    folders of a build that was killed (`.<key>.*`, which nobody else can be writing while the lock is held)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        for stale in path.parent.glob(f".{path.name}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        yield
 
 
 def _build(

@@ -2,7 +2,14 @@
 
 from medseg.models import classifier, msga, mtnet, unet, unetpp  # noqa: F401  (registration)
 from medseg.models.capabilities import DeepSupervised, MultiBranch, Prunable, inference_modes
-from medseg.models.registry import MODELS, build_model, check_model_spec, complete_model_spec, register_model
+from medseg.models.registry import (
+    MODELS,
+    build_model,
+    check_model_spec,
+    complete_model_spec,
+    prefers_channels_last,
+    register_model,
+)
 
 __all__ = [
     "MODELS",
@@ -13,5 +20,6 @@ __all__ = [
     "check_model_spec",
     "complete_model_spec",
     "inference_modes",
+    "prefers_channels_last",
     "register_model",
 ]

@@ -160,7 +160,9 @@ class MSGAMaps:
     reconstructions: list[tuple[torch.Tensor, torch.Tensor]]
 
 
-@register_model("msga")
+# contiguous by default: with oneDNN's AVX2 kernels (CPUs without AVX-512), the backward pass of the residual
+# shortcut's 1×1 stride-2 convolution hangs or corrupts memory in channels_last (torch 2.13, e.g. 4 → 8 channels)
+@register_model("msga", channels_last=False)
 class MSGA(nn.Module):
     """Multi-scale self-guided attention network (see the module docstring).
 

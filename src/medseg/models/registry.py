@@ -9,10 +9,38 @@ from torch import nn
 
 from medseg.registry import Registry, check_spec, complete_spec
 
-__all__ = ["MODELS", "register_model", "build_model", "check_model_spec", "complete_model_spec"]
+__all__ = [
+    "MODELS",
+    "register_model",
+    "build_model",
+    "check_model_spec",
+    "complete_model_spec",
+    "prefers_channels_last",
+]
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
-register_model = MODELS.register
+_CHANNELS_LAST: dict[str, bool] = {}
+
+
+def register_model(name: str, channels_last: bool = True) -> Callable:
+    """Class decorator: register a model under `name` (its config name).
+
+    Args:
+        channels_last: whether the model trains in the channels_last memory layout when the config leaves
+            `train.channels_last` unset (False where a kernel misbehaves in that layout).
+    """
+
+    def decorate(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _CHANNELS_LAST[name] = channels_last
+        return MODELS.register(name)(cls)
+
+    return decorate
+
+
+def prefers_channels_last(name: str) -> bool:
+    """The memory layout model `name` trains in by default: channels_last, unless it registered otherwise."""
+    MODELS[name]  # an unknown name is refused with the list of known ones
+    return _CHANNELS_LAST[name]
 
 
 def check_model_spec(spec: dict[str, Any]) -> None:
