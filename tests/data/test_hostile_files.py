@@ -322,7 +322,7 @@ def test_nifti_skip_bad_skips_an_unreadable_volume(tmp_path):
         size=16,
         skip_bad=True,
         cache_dir=str(tmp_path / "cache"),
-        splits={"train": 0.5, "val": 0.25, "test": 0.25},
+        splits={"train": 0.5, "val": 0.5, "test": 0.0},  # two volumes: two groups
     )
     dataset = prepare_dataset(config, seed=0, mask_ids=set())
     assert len(dataset.store.ids) == 4
