@@ -1,5 +1,6 @@
 """Speed of model variants side by side in one run: parameters, forward GFLOPs, single-slice inference
-latency and training throughput (bf16 autocast on CPUs that have it, channels_last, AdamW, batch 8).
+latency and training throughput (bf16 autocast on CPUs that have it, AdamW, batch 8), in the channels_last or
+the contiguous memory layout (`--layout both` measures each model in both, one after the other).
 
 Models are `name[:key=value]...` as in bench_quality.py; each trains on its full training outputs (all
 heads for U-Net++, all eight maps and the guidance losses for MSGA).
@@ -45,13 +46,22 @@ def training_loss(model: torch.nn.Module, images: torch.Tensor, target: torch.Te
     return sum(F.binary_cross_entropy_with_logits(m.float(), target) for m in maps) + extra
 
 
-def measure(spec: dict, size: int, batch: int, steps: int, repeats: int) -> tuple[float, float, float, float]:
-    """(params M, forward GFLOPs per slice, latency ms per slice, training img/s)."""
+def measure(
+    spec: dict,
+    size: int,
+    batch: int,
+    steps: int,
+    repeats: int,
+    layout: torch.memory_format = torch.channels_last,
+    amp: bool = True,
+) -> tuple[float, float, float, float]:
+    """(params M, forward GFLOPs per slice, latency ms per slice, training img/s) in memory `layout`, with bf16
+    autocast where the CPU computes it natively (unless `amp` is False)."""
     torch.manual_seed(0)
-    model = build_model(spec).to(memory_format=torch.channels_last)
-    amp = autocast_dtype(torch.device("cpu"), True)
+    model = build_model(spec).to(memory_format=layout)
+    amp = autocast_dtype(torch.device("cpu"), amp)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    one = torch.randn(1, spec["in_channels"], size, size).contiguous(memory_format=torch.channels_last)
+    one = torch.randn(1, spec["in_channels"], size, size).contiguous(memory_format=layout)
     model.eval()
     with torch.inference_mode():
         gflops = count_flops(lambda: model(one)) / 1e9
@@ -59,7 +69,7 @@ def measure(spec: dict, size: int, batch: int, steps: int, repeats: int) -> tupl
             latency = median_seconds(lambda: model(one), repeats) * 1000
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    images = torch.randn(batch, spec["in_channels"], size, size).contiguous(memory_format=torch.channels_last)
+    images = torch.randn(batch, spec["in_channels"], size, size).contiguous(memory_format=layout)
     target = (torch.rand(batch, 1, size, size) > 0.9).float()
 
     def step():
@@ -80,19 +90,30 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--layout", choices=["channels_last", "contiguous", "both"], default="channels_last")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (as on a CPU without native bf16)")
     args = parser.parse_args()
-    amp = autocast_dtype(torch.device("cpu"), True)
+    layouts = ["channels_last", "contiguous"] if args.layout == "both" else [args.layout]
+    amp = autocast_dtype(torch.device("cpu"), not args.fp32)
     print(
         f"# {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
         f"{args.channels}×{args.size}², autocast {amp}"
     )
-    print("| model | params (M) | GFLOPs/slice | latency (ms/slice) | train img/s |")
-    print("|---|---|---|---|---|")
+    print("| model | layout | params (M) | GFLOPs/slice | latency (ms/slice) | train img/s |")
+    print("|---|---|---|---|---|---|")
     for text in args.models:
-        params, gflops, latency, img_s = measure(
-            parse_spec(text, args.channels), args.size, args.batch, args.steps, args.repeats
-        )
-        print(f"| {text} | {params:.2f} | {gflops:.2f} | {latency:.1f} | {img_s:.1f} |", flush=True)
+        for layout in layouts:
+            memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+            params, gflops, latency, img_s = measure(
+                parse_spec(text, args.channels),
+                args.size,
+                args.batch,
+                args.steps,
+                args.repeats,
+                memory_format,
+                not args.fp32,
+            )
+            print(f"| {text} | {layout} | {params:.2f} | {gflops:.2f} | {latency:.1f} | {img_s:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from medseg.atomic import write_text_atomic
 from medseg.config import EvalConfig, parse_overrides
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.evaluation_classifier import evaluate_classifier
@@ -66,11 +61,10 @@ def evaluate_run(
     rows = dataset.rows(split)
     header = {"split": split, "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
     if predictor.method.task == "classification":
-        return evaluate_classifier(predictor, dataset, rows, run.eval_dir(split), header)
+        return evaluate_classifier(predictor, dataset, rows, run, header)
     rows = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
     if len(rows) == 0:
         raise ValueError(f"{run.splits_path}: split {split!r} has no case with a mask to evaluate")
-    out_dir = run.eval_dir(split)
     records, predictions = [], {}
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
         pred = predictor.masks(batch["image"])
@@ -79,11 +73,6 @@ def evaluate_run(
             records.append({"id": dataset.store.ids[row], **metrics})
             predictions[row] = pred[k]
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, ["id", *METRIC_NAMES])
-    writer.writeheader()
-    writer.writerows({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()} for r in records)
-    write_text_atomic(out_dir / "cases.csv", buffer.getvalue())
     summary = {
         **header,
         "task": "segmentation",
@@ -93,16 +82,10 @@ def evaluate_run(
         "inference_mode": mode or "default",
         "metrics": aggregate(records),
     }
-    write_text_atomic(out_dir / "summary.json", json.dumps(_without_nan(summary), indent=2))
-    _write_overlays(out_dir / "overlays", dataset.store, records, predictions, cfg.eval.overlays)
+    table = [[f"{r[k]:.6f}" if isinstance(r[k], float) else r[k] for k in ("id", *METRIC_NAMES)] for r in records]
+    run.write_evaluation(split, ["id", *METRIC_NAMES], table, summary)
+    _write_overlays(run.eval_dir(split) / "overlays", dataset.store, records, predictions, cfg.eval.overlays)
     return summary
-
-
-def _without_nan(value):
-    """NaN (e.g. an HD95 mean with no defined case) → None, so summary.json is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _without_nan(v) for k, v in value.items()}
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _write_overlays(folder: Path, store, records: list[dict], predictions: dict, count: int) -> None:

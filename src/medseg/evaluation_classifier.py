@@ -3,18 +3,13 @@ sensitivity, specificity and ROC AUC (binary, MONAI) or accuracy (multi-class)."
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
 from monai.metrics import compute_roc_auc
 
-from medseg.atomic import write_text_atomic
 from medseg.data.dataset import Dataset, iterate_batches
 from medseg.methods.classification import image_labels
+from medseg.run_folder import RunFolder
 
 __all__ = ["evaluate_classifier"]
 
@@ -23,9 +18,9 @@ def _rate(hits: int, total: int) -> dict:
     return {"mean": hits / total if total else None, "std": None, "median": None, "n": total}
 
 
-def evaluate_classifier(predictor, dataset: Dataset, rows: np.ndarray, out_dir: Path, header: dict) -> dict:
-    """Write `cases.csv` (id, label, probability, predicted) and `summary.json` (`header` + metrics); returns
-    the summary.
+def evaluate_classifier(predictor, dataset: Dataset, rows: np.ndarray, run: RunFolder, header: dict) -> dict:
+    """Write the split's `cases.csv` (id, label, probability, predicted) and `summary.json` (`header` + metrics)
+    in `run`; returns the summary.
 
     Raises:
         ValueError: no image of the split has a label.
@@ -36,7 +31,7 @@ def evaluate_classifier(predictor, dataset: Dataset, rows: np.ndarray, out_dir: 
     else:
         rows = rows[dataset.labels[rows] >= 0]
     if len(rows) == 0:
-        raise ValueError(f"{out_dir}: no labelled image to evaluate")
+        raise ValueError(f"{run.eval_dir(header['split'])}: no labelled image to evaluate")
     ids, labels, probabilities = [], [], []
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size, labels=dataset.labels):
         labels.append(image_labels(batch, method.label_from, method.classes))
@@ -54,13 +49,11 @@ def evaluate_classifier(predictor, dataset: Dataset, rows: np.ndarray, out_dir: 
         auc = float(compute_roc_auc(probs[:, 0], truth)) if both else None
         metrics["roc_auc"] = {"mean": auc, "std": None, "median": None, "n": len(truth)}
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "label", "probability", "predicted"])
     confidence = probs[:, 0] if binary else probs.max(1).values
-    for row in zip(ids, truth.tolist(), confidence.tolist(), predicted.tolist(), strict=True):
-        writer.writerow([row[0], row[1], f"{row[2]:.6f}", row[3]])
-    write_text_atomic(out_dir / "cases.csv", buffer.getvalue())
+    table = [
+        [case_id, label, f"{p:.6f}", guess]
+        for case_id, label, p, guess in zip(ids, truth.tolist(), confidence.tolist(), predicted.tolist(), strict=True)
+    ]
     summary = {**header, "cases": len(ids), "size": cfg.data.size, "task": "classification", "metrics": metrics}
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+    run.write_evaluation(header["split"], ["id", "label", "probability", "predicted"], table, summary)
     return summary

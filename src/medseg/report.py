@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 
 import matplotlib
@@ -88,11 +87,8 @@ def write_report(run_dir: str | Path) -> Path:
     """Write `run_dir/report.html` from what the run folder holds; returns its path."""
     run = RunFolder(run_dir)
     parts = [f"<h1>medseg run: {html.escape(run.path.name)}</h1>", "<h2>Training</h2>", _curves(run)]
-    for split_dir in sorted((run.path / "eval").glob("*")):
-        summary_path = split_dir / "summary.json"
-        if not summary_path.is_file():
-            continue
-        summary = json.loads(summary_path.read_text())
+    for split in run.evaluated_splits():
+        split_dir, summary = run.eval_dir(split), run.summary(split)
         parts += [
             f"<h2>Evaluation on the {html.escape(summary['split'])} split</h2>",
             f"<p>{summary['cases']} cases at {summary['size']}×{summary['size']}, checkpoint "

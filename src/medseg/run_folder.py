@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -127,6 +128,14 @@ class RunFolder:
     def eval_dir(self, split: str) -> Path:
         return self.path / "eval" / split
 
+    def cases_path(self, split: str) -> Path:
+        """`eval/<split>/cases.csv`: one row per evaluated case."""
+        return self.eval_dir(split) / "cases.csv"
+
+    def evaluated_splits(self) -> list[str]:
+        """The splits with an `eval/<split>/summary.json`, sorted."""
+        return sorted(p.parent.name for p in (self.path / "eval").glob("*/summary.json"))
+
     # -- reading ------------------------------------------------------------------------------------------------
     def is_run(self) -> bool:
         """Whether the folder holds (part of) a run: a config, a checkpoint, metrics, or a weak pipeline's stage."""
@@ -155,6 +164,11 @@ class RunFolder:
         """`eval/<split>/summary.json`, or None if that split was not evaluated."""
         path = self.eval_dir(split) / "summary.json"
         return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_evaluation(self, split: str, header: list[str], rows: Sequence[Sequence[Any]], summary: dict) -> None:
+        """`eval/<split>/cases.csv` (`header`, then one row per case) and `summary.json` (strict JSON: NaN → null)."""
+        _write_csv(self.cases_path(split), header, rows)
+        write_text_atomic(self.eval_dir(split) / "summary.json", json.dumps(_without_nan(summary), indent=2))
 
     @property
     def task(self) -> str:
@@ -220,6 +234,13 @@ class RunFolder:
         (self.path / LOCK_NAME).unlink(missing_ok=True)
         if created and self.path.is_dir() and not any(self.path.iterdir()):
             os.rmdir(self.path)
+
+
+def _without_nan(value: Any) -> Any:
+    """NaN (e.g. an HD95 mean with no defined case) → None, so summary.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _write_csv(path: Path, header: list[str], rows: Sequence[Sequence[Any]]) -> None:

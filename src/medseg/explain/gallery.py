@@ -44,7 +44,7 @@ def write_gallery(run_dir: str | Path, split: str = "test", count: int = 2, mode
     predictor.cfg.eval.tta = False
     cfg = predictor.cfg
     dataset = prepare_dataset(cfg.data.model_copy(update={"mask_override": None}), cfg.seed, run.splits())
-    cases = run.eval_dir(split) / "cases.csv"
+    cases = run.cases_path(split)
     if predictor.method.task == "segmentation" and cases.is_file():
         with cases.open() as handle:
             ranked = sorted(csv.DictReader(handle), key=lambda row: float(row["dice"]))
