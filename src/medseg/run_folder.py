@@ -197,7 +197,10 @@ class RunFolder:
         write_splits(self.splits_path, cases, assignment)
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        _write_csv(self.metrics_path, list(rows[0]), [list(r.values()) for r in rows])
+        """metrics.csv: one row per epoch; a column some epochs lack (a term a method logs from some step on) is
+        left empty there."""
+        header = list(dict.fromkeys(key for row in rows for key in row))
+        _write_csv(self.metrics_path, header, [[row.get(key, "") for key in header] for row in rows])
 
     def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
         _write_csv(self.skipped_path, ["id", "reason"], skipped)

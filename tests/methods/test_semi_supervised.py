@@ -86,8 +86,9 @@ def test_schedule_ramps_up_or_steps():
         ),
         ({"name": "cct", "rampup": 0.0}, {"name": "mtnet", "features": [4, 8, 16]}),
         ({"name": "urpc", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16, 32], "pyramid": 2}),
+        ({"name": "bcp"}, {"name": "unet", "features": [4, 8, 16]}),
     ],
-    ids=["cdma", "mean_teacher", "ua_mt", "entropy_minimization", "cps", "mcnet", "cct", "urpc"],
+    ids=["cdma", "mean_teacher", "ua_mt", "entropy_minimization", "cps", "mcnet", "cct", "urpc", "bcp"],
 )
 def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model):
     cfg = load_config(_semi(phantom_config, method, model))
@@ -154,7 +155,7 @@ def test_mean_teacher_state_survives_a_checkpoint(phantom_config):
     cfg = load_config(_semi(phantom_config, {"name": "mean_teacher"}, {"name": "unet", "features": [4, 8]}))
     method = build_method(cfg)
     assert method.state_dict() == {}
-    method._ensure_teacher()
+    method.ema.start(method.model)
     for p in method.teacher.parameters():
         p.data.add_(1.0)
     restored = build_method(cfg)

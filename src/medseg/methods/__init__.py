@@ -1,6 +1,7 @@
 """Training methods, one per supervision regime, registered by name."""
 
 from medseg.methods import (  # noqa: E402, F401, I001  (registration, after the registry exists)
+    bcp,
     cct,
     cdma,
     classification,

@@ -1,10 +1,9 @@
 """Mean Teacher (Tarvainen & Valpola 2017): the student is supervised on labelled images and made consistent
 with an exponential-moving-average teacher on unlabelled ones (MSE between probabilities under different
-input noise), with a ramped-up weight."""
+input noise), with a ramped-up weight. The student sees the labelled and the noisy unlabelled images in one pass
+(as the other semi-supervised methods do: one encoder pass, batch statistics over both)."""
 
 from __future__ import annotations
-
-import copy
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +12,7 @@ from torch import nn
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
 from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod
+from medseg.methods.teacher import EmaTeacher
 
 __all__ = ["MeanTeacher"]
 
@@ -39,23 +39,24 @@ class MeanTeacher(ScheduledMethod):
         dice: str = "batch",
     ) -> None:
         super().__init__(model_spec)
-        self.ema_decay, self.noise = ema_decay, noise
+        self.noise = noise
         self.loss = HybridLoss(dice=dice)
         self.schedule = ConsistencySchedule(consistency, rampup)
-        self.teacher: nn.Module | None = None
+        self.ema = EmaTeacher(ema_decay)
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        return self.ema.model
 
     def _noisy(self, images: torch.Tensor) -> torch.Tensor:
         return images + self.noise * torch.randn_like(images)
 
-    def _ensure_teacher(self) -> None:
-        if self.teacher is None:
-            self.teacher = copy.deepcopy(self.model).requires_grad_(False)
-
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        self._ensure_teacher()
-        supervised = self.loss(self.model(batch["image"]), batch["mask"])
-        unlabeled = batch["unlabeled_image"]
-        student = probabilities(self.model(self._noisy(unlabeled)).float())
+        self.ema.start(self.model)
+        unlabeled, labeled = batch["unlabeled_image"], batch["image"].shape[0]
+        logits = self.model(torch.cat([batch["image"], self._noisy(unlabeled)]))
+        supervised = self.loss(logits[:labeled], batch["mask"])
+        student = probabilities(logits[labeled:].float())
         self.teacher.train(self.model.training)
         consistency, logged = self._consistency(student, unlabeled)
         return {
@@ -75,16 +76,10 @@ class MeanTeacher(ScheduledMethod):
 
     def state_dict(self) -> dict:
         """The teacher's weights, so that a resumed run keeps its teacher."""
-        return {"teacher": self.teacher.state_dict()} if self.teacher is not None else {}
+        return self.ema.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        if "teacher" in state:
-            self._ensure_teacher()
-            self.teacher.load_state_dict(state["teacher"])
+        self.ema.load_state_dict(state, self.model)
 
-    @torch.no_grad()
     def after_step(self) -> None:
-        for teacher, student in zip(self.teacher.parameters(), self.model.parameters(), strict=True):
-            teacher.lerp_(student.detach(), 1 - self.ema_decay)
-        for teacher, student in zip(self.teacher.buffers(), self.model.buffers(), strict=True):
-            teacher.copy_(student)
+        self.ema.update(self.model)

@@ -1,0 +1,152 @@
+"""Optimiser steps and images per second of each training method, side by side in one run: the engine's own
+`train_step` (autocast, backward, clipping, fused AdamW, the method's after-step hook) on synthetic batches of the
+given size, so that what differs is only what each method computes per step.
+
+    .venv/bin/python benchmarks/bench_method_speed.py --size 96 --batch 16 --methods supervised mean_teacher bcp cdma
+
+Each method is `name[:key=value]...`; its model is the U-Net of `--features` (an MTNet of the same width for the
+multi-branch methods). "images/s" counts the labelled and unlabelled images a step reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import yaml
+
+from medseg.config import load_config
+from medseg.engine.device import autocast_dtype
+from medseg.engine.distributed import Distributed
+from medseg.engine.schedule import WarmupCosine
+from medseg.engine.trainer import adamw, train_step
+from medseg.losses import probabilities
+from medseg.methods import build_method, register_method
+from medseg.methods.mean_teacher import MeanTeacher
+from medseg.resolve import resolve_config
+
+
+@register_method("mean_teacher_two_pass")
+class _TwoPassMeanTeacher(MeanTeacher):
+    """Mean Teacher as medseg ran it before issue 18 (separate student passes over the labelled and the unlabelled
+    images), kept here only to measure the single pass against it."""
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.ema.start(self.model)
+        supervised = self.loss(self.model(batch["image"]), batch["mask"])
+        student = probabilities(self.model(self._noisy(batch["unlabeled_image"])).float())
+        self.teacher.train(self.model.training)
+        consistency, _ = self._consistency(student, batch["unlabeled_image"])
+        return {"loss": supervised + self.schedule.value * consistency}
+
+
+MULTI_BRANCH = {"cdma": ["ca", "sa", "cbam"], "mcnet": ["none", "none", "none"], "cct": None}
+
+
+def _config(method_text: str, features: list[int], size: int, batch: int, amp: bool):
+    name, *options = method_text.split(":")
+    method = {"name": name, **{k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in options)}}
+    model = {"name": "mtnet", "features": features} if name in MULTI_BRANCH else {"name": "unet", "features": features}
+    if name == "mcnet":
+        model |= {"attentions": ["none"] * 3, "upsampling": ["transpose", "bilinear", "nearest"]}
+    if name == "urpc":
+        model["pyramid"] = 3
+    raw = {
+        "data": {"source": {"format": "phantoms"}, "size": size},
+        "model": model,
+        "method": method,
+        "train": {"batch_size": batch, "amp": amp},
+    }
+    return resolve_config(load_config(raw))
+
+
+def measure(method_text: str, features: list[int], size: int, batch: int, steps: int, amp: bool) -> dict:
+    """Median seconds per optimiser step (after two warm-up steps) of one method."""
+    torch.manual_seed(0)
+    cfg = _config(method_text, features, size, batch, amp)
+    method = build_method(cfg.method, cfg.model)
+    model = method.model.to(memory_format=torch.channels_last) if cfg.train.channels_last else method.model
+    method.model = model
+    device = torch.device("cpu")
+    optimizer = adamw(model, 1e-3, 1e-4, device)
+    amp_dtype = autocast_dtype(device, amp)
+    state = SimpleNamespace(
+        cfg=cfg,
+        method=method,
+        model=model,
+        optimizer=optimizer,
+        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        scheduler=WarmupCosine(optimizer, 0, 1000),
+        ctx=Distributed(),
+        device=device,
+        amp=amp_dtype,
+        average=None,
+        step=900,  # past any ramp-up or pre-training stage (train_step reports progress = step / total_steps)
+        total_steps=1000,
+    )
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    images = torch.randn(batch, 1, size, size).contiguous(memory_format=layout)
+    batch_data = {
+        "image": images,
+        "mask": (torch.rand(batch, size, size) > 0.9).long(),
+        "label": torch.zeros(batch, dtype=torch.long),
+    }
+    if method.uses_unlabeled:
+        batch_data["unlabeled_image"] = torch.randn(batch, 1, size, size).contiguous(memory_format=layout)
+    model.train()
+    times = []
+    for step in range(steps + 2):
+        started = time.perf_counter()
+        train_step(state, batch_data, epoch=2)
+        if step >= 2:
+            times.append(time.perf_counter() - started)
+    seconds = statistics.median(times)
+    read = batch * (2 if method.uses_unlabeled else 1)
+    return {
+        "method": method_text,
+        "seconds_per_step": seconds,
+        "steps_per_s": 1 / seconds,
+        "images_per_s": read / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", required=True)
+    parser.add_argument("--features", type=yaml.safe_load, default=[16, 32, 64, 128, 256])
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (as on a CPU without native bf16)")
+    parser.add_argument("--jsonl", type=Path, help="append one JSON line per method here")
+    args = parser.parse_args()
+    amp = autocast_dtype(torch.device("cpu"), not args.fp32)
+    print(
+        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, "
+        f"U-Net {args.features} at {args.size}², batch {args.batch} (+{args.batch} unlabelled), autocast {amp}"
+    )
+    print("| method | s/step | steps/s | images/s | × supervised |")
+    print("|---|---|---|---|---|")
+    base = None
+    for text in args.methods:
+        row = measure(text, args.features, args.size, args.batch, args.steps, not args.fp32)
+        base = base or row["seconds_per_step"]
+        print(
+            f"| {text} | {row['seconds_per_step']:.3f} | {row['steps_per_s']:.2f} | {row['images_per_s']:.1f} "
+            f"| {row['seconds_per_step'] / base:.2f} |",
+            flush=True,
+        )
+        if args.jsonl:
+            with args.jsonl.open("a") as handle:
+                handle.write(json.dumps({**row, "size": args.size, "batch": args.batch, "amp": str(amp)}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
