@@ -282,6 +282,44 @@ def report(
         _fail(error)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def budget(
+    arguments: Annotated[
+        list[str],
+        typer.Argument(
+            help="CONFIG, key=value overrides, then --ratios R..., --methods M..., --seeds S..., --out DIR; a method "
+            "is `name` or `name:key=value` (config overrides for that method's runs)",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """The label-budget curve: train every method at every share of labelled training cases and seed, on one
+    split (resumable: finished points are kept), then write budget.csv / budget.md, the Dice-vs-labelled-share
+    plot with error bars (budget.png) and report.html. Defaults: --ratios 0.05 0.1 0.25 0.5 1 --methods supervised
+    --seeds 0 1 2, into <output_dir>/<name>-budget.
+
+        medseg budget configs/figshare-semi.yaml --ratios 0.05 0.1 0.25 0.5 1 --methods supervised bcp --seeds 0 1 2
+    """
+    from medseg.budget import parse_budget_arguments, plan_points, run_budget
+    from medseg.config import load_config
+    from medseg.resolve import resolve_config
+
+    try:
+        target, overrides, options = parse_budget_arguments(arguments)
+        cfg = load_config(target, overrides)
+        resolve_config(cfg, target)  # a typo stops here, before the first point
+        folder = Path(options["out"][0]) if options["out"] else Path(cfg.output_dir) / f"{cfg.name}-budget"
+        ratios = [float(r) for r in options["ratios"]]
+        seeds = [int(s) for s in options["seeds"]]
+        points = plan_points(options["methods"], ratios, seeds)
+        console.print(f"{len(points)} points → {folder}")
+        note = lambda line: console.print(line, highlight=False)  # noqa: E731
+        run_budget(cfg, folder, options["methods"], ratios, seeds, note=note)
+        console.print(f"table: {folder / 'budget.md'}; plot: {folder / 'budget.png'}; report: {folder / 'report.html'}")
+    except USER_ERRORS as error:
+        _fail(error)
+
+
 @data_app.command("inspect")
 def data_inspect(
     path: Annotated[str, typer.Argument(help="dataset folder, or a config YAML (its data.source)")],

@@ -35,6 +35,7 @@ def evaluate_run(
     device: str = "auto",
     overrides: list[str] | None = None,
     mode: str | None = None,
+    label: str | None = None,
 ) -> dict:
     """Evaluate `run_dir/<which>.pt` (by default the run's `eval.checkpoint`) on `split`, at the store's
     resolution (data.size).
@@ -43,7 +44,8 @@ def evaluate_run(
     probabilities become masks; only `eval.*` keys are allowed, since anything else would no longer describe the
     trained model.
 
-    Writes `eval/<split>/cases.csv`, `eval/<split>/summary.json` and `eval/<split>/overlays/{best,worst}_*.png`.
+    Writes `eval/<label>/cases.csv`, `summary.json` and `overlays/{best,worst}_*.png` (`label`: the split by
+    default; another label keeps an evaluation of other weights apart, e.g. `test-best`).
 
     Returns:
         the summary (per-metric mean, std, median, n; the number of cases; the checkpoint's epoch).
@@ -59,9 +61,10 @@ def evaluate_run(
     data = cfg.data.model_copy(update={"mask_override": None})
     dataset = prepare_dataset(data, cfg.seed, run.splits())
     rows = dataset.rows(split)
+    label = label or split
     header = {"split": split, "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
     if predictor.method.task == "classification":
-        return evaluate_classifier(predictor, dataset, rows, run, header)
+        return evaluate_classifier(predictor, dataset, rows, run, header, label)
     rows = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
     if len(rows) == 0:
         raise ValueError(f"{run.splits_path}: split {split!r} has no case with a mask to evaluate")
@@ -83,8 +86,8 @@ def evaluate_run(
         "metrics": aggregate(records),
     }
     table = [[f"{r[k]:.6f}" if isinstance(r[k], float) else r[k] for k in ("id", *METRIC_NAMES)] for r in records]
-    run.write_evaluation(split, ["id", *METRIC_NAMES], table, summary)
-    _write_overlays(run.eval_dir(split) / "overlays", dataset.store, records, predictions, cfg.eval.overlays)
+    run.write_evaluation(label, ["id", *METRIC_NAMES], table, summary)
+    _write_overlays(run.eval_dir(label) / "overlays", dataset.store, records, predictions, cfg.eval.overlays)
     return summary
 
 

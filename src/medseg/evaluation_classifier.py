@@ -18,7 +18,9 @@ def _rate(hits: int, total: int) -> dict:
     return {"mean": hits / total if total else None, "std": None, "median": None, "n": total}
 
 
-def evaluate_classifier(predictor, dataset: Dataset, rows: np.ndarray, run: RunFolder, header: dict) -> dict:
+def evaluate_classifier(
+    predictor, dataset: Dataset, rows: np.ndarray, run: RunFolder, header: dict, label: str | None = None
+) -> dict:
     """Write the split's `cases.csv` (id, label, probability, predicted) and `summary.json` (`header` + metrics)
     in `run`; returns the summary.
 
@@ -31,7 +33,7 @@ def evaluate_classifier(predictor, dataset: Dataset, rows: np.ndarray, run: RunF
     else:
         rows = rows[dataset.labels[rows] >= 0]
     if len(rows) == 0:
-        raise ValueError(f"{run.eval_dir(header['split'])}: no labelled image to evaluate")
+        raise ValueError(f"{run.eval_dir(label or header['split'])}: no labelled image to evaluate")
     ids, labels, probabilities = [], [], []
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size, labels=dataset.labels):
         labels.append(image_labels(batch, method.label_from, method.classes))
@@ -55,5 +57,5 @@ def evaluate_classifier(predictor, dataset: Dataset, rows: np.ndarray, run: RunF
         for case_id, label, p, guess in zip(ids, truth.tolist(), confidence.tolist(), predicted.tolist(), strict=True)
     ]
     summary = {**header, "cases": len(ids), "size": cfg.data.size, "task": "classification", "metrics": metrics}
-    run.write_evaluation(header["split"], ["id", "label", "probability", "predicted"], table, summary)
+    run.write_evaluation(label or header["split"], ["id", "label", "probability", "predicted"], table, summary)
     return summary

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from medseg.atomic import write_text_atomic  # noqa: E402
 from medseg.run_folder import RunFolder  # noqa: E402
 
-__all__ = ["write_report", "write_comparison", "run_summary"]
+__all__ = ["write_report", "write_comparison", "run_summary", "figure_img"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -30,7 +30,7 @@ def _png_data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-def _figure_img(figure, alt: str) -> str:
+def figure_img(figure, alt: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     plt.close(figure)
@@ -59,7 +59,7 @@ def _curves(run: RunFolder) -> str:
     for axis in (left, right):
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    return _figure_img(figure, "training curves")
+    return figure_img(figure, "training curves")
 
 
 def _table(summary: dict) -> str:
@@ -148,7 +148,9 @@ def _mean_std(metric: dict | None, digits: int) -> str:
     return f"{metric['mean']:.{digits}f} ± {metric['std'] or 0:.{digits}f}"
 
 
-def write_comparison(run_dirs: list[str | Path], out: str | Path, split: str = "test") -> Path:
+def write_comparison(
+    run_dirs: list[str | Path], out: str | Path, split: str = "test", preamble: list[str] | None = None
+) -> Path:
     """One self-contained page comparing runs: a table (model, method, supervision, labelled share, test Dice and
     HD95), their validation curves on one plot, and test Dice against the share of labelled training masks
     (image-level labels only = 0) per method. Written atomically to `out`."""
@@ -188,9 +190,10 @@ def write_comparison(run_dirs: list[str | Path], out: str | Path, split: str = "
     figure.tight_layout()
     parts = [
         f"<h1>medseg: {len(rows)} runs compared</h1>",
+        *(preamble or []),
         f"<table>{head}{body}</table>",
         "<h2>Curves and label budget</h2>",
-        _figure_img(figure, "validation curves and label budget"),
+        figure_img(figure, "validation curves and label budget"),
     ]
     out = Path(out)
     write_text_atomic(out, _page("medseg — comparison", parts))

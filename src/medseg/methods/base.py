@@ -52,6 +52,7 @@ class Method:
     task: ClassVar[Task] = "segmentation"
     uses_unlabeled: ClassVar[bool] = False
     validation_metric: ClassVar[str] = "dice"
+    model_family: ClassVar[str | None] = None  # the model it needs, where only one family serves (e.g. "mtnet")
 
     def __init__(self, model_spec: dict[str, Any]) -> None:
         self.model_spec = model_spec

@@ -30,6 +30,8 @@ class CrossConsistencyTraining(ScheduledMethod):
     consistency: final weight of the consistency term (0.1); rampup; dice: batch | image.
     """
 
+    model_family = "mtnet"
+
     def __init__(
         self,
         model_spec: dict,

@@ -57,6 +57,8 @@ class BranchMethod(ScheduledMethod):
     """Base of the semi-supervised methods over a multi-branch model (`MultiBranch`, e.g. MTNet), which
     predict the mean of the branches' probabilities."""
 
+    model_family = "mtnet"
+
     def check_model(self, model: nn.Module) -> None:
         if not isinstance(model, MultiBranch):
             raise ValueError(f"method {self.name} needs a multi-branch model (mtnet), got {self.model_spec['name']!r}")

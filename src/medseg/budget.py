@@ -1,0 +1,336 @@
+"""The label-budget curve: every method at every share of labelled training cases and seed, on one split, in one
+resumable command (`medseg budget`).
+
+    <out>/splits/r<ratio>-s<seed>.csv   the split (drawn once, with the config's seed) and, per seed, the labelled
+                                        cases at each ratio (nested: a seed's 5% cases are among its 10%)
+    <out>/<method>-r<ratio>-s<seed>/    one run folder per point, evaluated on the test split with its last
+                                        (eval/test) and its best-validated (eval/test-best) checkpoint
+    <out>/budget.jsonl                  one JSON line per finished point
+    <out>/budget.csv, budget.md         mean ± sd over seeds per method and ratio
+    <out>/budget.png, report.html       test Dice against the labelled share, with error bars; every run compared
+
+A semi-supervised method at ratio 1 has no unlabelled image and is left out (supervised at 1 is the upper bound).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medseg.atomic import write_text_atomic
+from medseg.config import Config, load_config, parse_overrides
+from medseg.data.readers import build_reader
+from medseg.data.splits import draw_labeled, split_by_group, write_splits
+from medseg.engine.checkpoint import load_checkpoint
+from medseg.engine.trainer import train_or_resume
+from medseg.evaluation import evaluate_run
+from medseg.methods import METHODS
+from medseg.resolve import resolve_config
+from medseg.run_folder import RunFolder
+
+__all__ = ["Point", "plan_points", "run_budget", "summarise", "convergence", "parse_budget_arguments"]
+
+DEFAULTS = {
+    "ratios": ["0.05", "0.1", "0.25", "0.5", "1"],
+    "methods": ["supervised"],
+    "seeds": ["0", "1", "2"],
+    "out": [],
+}
+
+
+def parse_budget_arguments(arguments: Sequence[str]) -> tuple[str, list[str], dict[str, list[str]]]:
+    """`CONFIG [key=value ...] [--ratios R ...] [--methods M ...] [--seeds S ...] [--out DIR]` → (config, overrides,
+    options); an option takes the values up to the next `--option`.
+
+    Raises:
+        ValueError: no config, an unknown option, or an option without values.
+    """
+    options: dict[str, list[str]] = {}
+    positional: list[str] = []
+    current: list[str] | None = None
+    for token in arguments:
+        if token.startswith("--"):
+            name = token[2:]
+            if name not in DEFAULTS:
+                raise ValueError(f"medseg budget: unknown option {token}; options: --{', --'.join(DEFAULTS)}")
+            current = options.setdefault(name, [])
+        elif current is not None:
+            current.append(token)
+        else:
+            positional.append(token)
+    empty = [name for name, values in options.items() if not values]
+    if not positional or empty:
+        raise ValueError(
+            "medseg budget CONFIG [key=value ...] [--ratios R ...] [--methods M ...] [--seeds S ...] [--out DIR]"
+            + (f": --{empty[0]} needs values" if empty else ": a config is needed")
+        )
+    return positional[0], positional[1:], {**DEFAULTS, **options}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the curve: `method` (a registered name, or `name:key=value...` with config overrides) at a
+    labelled share `ratio` with `seed` (the labelled draw and the initialisation)."""
+
+    method: str
+    ratio: float
+    seed: int
+    overrides: tuple[str, ...] = field(default=())
+
+    @property
+    def method_name(self) -> str:
+        return self.method.split(":")[0]
+
+    @property
+    def folder(self) -> str:
+        label = self.method.replace(":", "-").replace("=", "").replace("/", "_")
+        return f"{label}-r{self.ratio:g}-s{self.seed}"
+
+
+def plan_points(methods: Sequence[str], ratios: Sequence[float], seeds: Sequence[int]) -> list[Point]:
+    """Every (method, ratio, seed), ratio by ratio; semi-supervised methods skip ratio 1.
+
+    Raises:
+        ValueError: an unknown method or a ratio outside (0, 1].
+    """
+    for ratio in ratios:
+        if not 0 < ratio <= 1:
+            raise ValueError(f"--ratios take shares of the labelled training cases in (0, 1], got {ratio}")
+    points = []
+    for ratio in sorted(set(ratios)):
+        for text in methods:
+            name, *options = text.split(":")
+            if METHODS[name].uses_unlabeled and ratio == 1:
+                continue
+            points += [Point(text, ratio, seed, tuple(options)) for seed in seeds]
+    return points
+
+
+def _split_file(cfg: Config, out: Path, ratio: float, seed: int) -> Path:
+    """The split for (ratio, seed), written once: the config's split, the labelled draw of `seed` at `ratio`."""
+    path = out / "splits" / f"r{ratio:g}-s{seed}.csv"
+    if not path.is_file():
+        cases = build_reader(cfg.data.source).cases()
+        assignment = split_by_group(cases, cfg.data.splits.model_dump(), cfg.seed)
+        if ratio < 1:
+            assignment = draw_labeled(cases, assignment, seed, ratio=ratio)
+        write_splits(path, cases, assignment)
+    return path
+
+
+def point_config(cfg: Config, point: Point, split_file: Path) -> Config:
+    """The config of one point: the budget's (as written, not resolved: each point's method completes the model
+    its own way), with the point's method, seed and split file (and its overrides). A method that needs another
+    family of network (cdma, mcnet and cct a multi-branch MTNet) gets that network with the config's features."""
+    raw = cfg.model_dump(mode="json")
+    raw["name"] = point.folder
+    raw["seed"] = point.seed
+    raw["method"] = {"name": point.method_name}
+    family = METHODS[point.method_name].model_family
+    if family not in (None, cfg.model["name"]):
+        raw["model"] = {"name": family, **({"features": cfg.model["features"]} if "features" in cfg.model else {})}
+    raw["data"] = {**raw["data"], "split_file": str(split_file.resolve()), "labeled_ratio": None}
+    raw["data"]["labeled_count"] = None
+    merged = _merge(raw, parse_overrides(list(point.overrides)))
+    return resolve_config(load_config(merged), f"{point.folder}")
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def convergence(history: list[dict[str, str]], tail: float = 0.3) -> float | None:
+    """How much the validation score still moved over the last `tail` of training: the least-squares slope of
+    the validated epochs in that stretch, times its length (None with fewer than 3 such epochs)."""
+    column = next((c for c in (history[0] if history else {}) if c.startswith("val_")), None)
+    points = [(int(r["epoch"]), float(r[column])) for r in history if column and not math.isnan(float(r[column]))]
+    if not points:
+        return None
+    last = points[-1][0]
+    stretch = [(x, y) for x, y in points if x > last * (1 - tail)]
+    if len(stretch) < 3:
+        return None
+    mean_x = statistics.mean(x for x, _ in stretch)
+    mean_y = statistics.mean(y for _, y in stretch)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in stretch) / sum((x - mean_x) ** 2 for x, _ in stretch)
+    return slope * (stretch[-1][0] - stretch[0][0])
+
+
+def _row(point: Point, run: RunFolder, last: dict, best: dict) -> dict[str, Any]:
+    checkpoint = load_checkpoint(run.checkpoint("last"))
+    splits = list(run.splits().values())
+    history = run.metrics()
+    validated = [float(r[c]) for r in history for c in r if c.startswith("val_") and not math.isnan(float(r[c]))]
+    return {
+        "method": point.method,
+        "ratio": point.ratio,
+        "seed": point.seed,
+        "labelled_cases": splits.count("train"),
+        "unlabelled_cases": splits.count("unlabeled"),
+        "steps": checkpoint["step"],
+        "minutes": round(checkpoint["seconds"] / 60, 2),
+        "best_val": max(validated) if validated else None,
+        "last_val": validated[-1] if validated else None,
+        "val_change_last_30pct": convergence(history),
+        "test_dice_last": last["metrics"]["dice"]["mean"],
+        "test_dice_best": best["metrics"]["dice"]["mean"],
+        "test_hd95_last": last["metrics"]["hd95"]["mean"],
+        "best_epoch": best["epoch"],
+        "epochs": checkpoint["epoch"],
+    }
+
+
+def _finished(run: RunFolder, cfg: Config) -> bool:
+    last = run.checkpoint("last")
+    return (
+        last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs and run.summary("test-best") is not None
+    )
+
+
+def run_budget(
+    cfg: Config,
+    out: str | Path,
+    methods: Sequence[str],
+    ratios: Sequence[float],
+    seeds: Sequence[int],
+    note: Callable[[str], None] = print,
+    show_progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Train and evaluate every point not finished yet (a started one resumes), then write the table, the plot and
+    the report; returns one row per point.
+
+    Raises:
+        ValueError: an unknown method, a ratio outside (0, 1], or a config a point's method refuses.
+    """
+    out = Path(out)
+    points = plan_points(methods, ratios, seeds)
+    rows = []
+    for number, point in enumerate(points, start=1):
+        split_file = _split_file(cfg, out, point.ratio, point.seed)
+        point_cfg = point_config(cfg, point, split_file)
+        run = RunFolder(out / point.folder)
+        left = len(points) - number
+        if _finished(run, point_cfg):
+            note(f"[{number}/{len(points)}] {point.folder}: done, kept ({left} to go)")
+        else:
+            note(f"[{number}/{len(points)}] {point.folder}: training {point_cfg.train.epochs} epochs ({left} to go)")
+            train_or_resume(point_cfg, run.path, show_progress=show_progress)
+        last = evaluate_run(run.path, "test", which="last")
+        best = evaluate_run(run.path, "test", which="best", label="test-best")
+        rows.append(_row(point, run, last, best))
+        _append_line(out / "budget.jsonl", rows[-1])
+    summarise(rows, out)
+    return rows
+
+
+def _append_line(path: Path, row: dict) -> None:
+    """Append `row` to the JSON lines file, replacing an earlier line of the same point."""
+    key = (row["method"], row["ratio"], row["seed"])
+    lines = path.read_text().splitlines() if path.is_file() else []
+    kept = [line for line in lines if (lambda r: (r["method"], r["ratio"], r["seed"]))(json.loads(line)) != key]
+    write_text_atomic(path, "\n".join([*kept, json.dumps(row)]) + "\n")
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(rows: list[dict[str, Any]], out: str | Path) -> list[dict[str, Any]]:
+    """`budget.csv`, `budget.md`, `budget.png` and `report.html` from the rows; returns the table (mean ± sd of
+    the last and best-validated checkpoints' test Dice over seeds, per method and ratio)."""
+    from medseg.report import write_comparison  # matplotlib, only for the pictures
+
+    out = Path(out)
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["ratio"]), []).append(row)
+    table = []
+    for (method, ratio), members in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
+        last, last_sd = _mean_sd([r["test_dice_last"] for r in members])
+        best, best_sd = _mean_sd([r["test_dice_best"] for r in members])
+        table.append(
+            {
+                "method": method,
+                "ratio": ratio,
+                "seeds": len(members),
+                "test_dice_last": round(last, 4),
+                "sd_last": round(last_sd, 4),
+                "test_dice_best": round(best, 4),
+                "sd_best": round(best_sd, 4),
+                "minutes": round(statistics.mean(r["minutes"] for r in members), 1),
+                "steps": members[0]["steps"],
+            }
+        )
+    header = list(table[0]) if table else []
+    lines = [",".join(header), *(",".join(str(row[h]) for h in header) for row in table)]
+    write_text_atomic(out / "budget.csv", "\n".join(lines) + "\n")
+    markdown = [
+        "| method | labelled | seeds | test Dice (last) | test Dice (best val) | minutes | steps |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['method']} | {r['ratio']:.0%} | {r['seeds']} | {r['test_dice_last']:.4f} ± {r['sd_last']:.4f} "
+            f"| {r['test_dice_best']:.4f} ± {r['sd_best']:.4f} | {r['minutes']} | {r['steps']} |"
+            for r in table
+        ),
+    ]
+    write_text_atomic(out / "budget.md", "\n".join(markdown) + "\n")
+    picture = _plot(table, out / "budget.png")
+    runs = sorted(p.parent for p in out.glob("*/config.yaml"))
+    if runs:
+        write_comparison(runs, out / "report.html", "test", preamble=["<h2>Label budget</h2>", picture, _html(table)])
+    return table
+
+
+def _html(table: list[dict[str, Any]]) -> str:
+    head = "<tr><th>method</th><th>labelled</th><th>seeds</th><th>test Dice (last)</th><th>test Dice (best val)</th>"
+    body = "".join(
+        f"<tr><th>{html.escape(r['method'])}</th><td>{r['ratio']:.0%}</td><td>{r['seeds']}</td>"
+        f"<td>{r['test_dice_last']:.4f} ± {r['sd_last']:.4f}</td>"
+        f"<td>{r['test_dice_best']:.4f} ± {r['sd_best']:.4f}</td></tr>"
+        for r in table
+    )
+    return f"<table>{head}</tr>{body}</table>"
+
+
+def _plot(table: list[dict[str, Any]], path: Path) -> str:
+    """Test Dice (last checkpoint) against the labelled share, mean ± sd over seeds, one line per method; saved
+    to `path`; returns an `<img>` of it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from medseg.report import figure_img
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for method in sorted({r["method"] for r in table}):
+        rows = sorted((r for r in table if r["method"] == method), key=lambda r: r["ratio"])
+        axis.errorbar(
+            [100 * r["ratio"] for r in rows],
+            [r["test_dice_last"] for r in rows],
+            yerr=[r["sd_last"] for r in rows],
+            marker="o",
+            capsize=3,
+            label=method,
+        )
+    axis.set(xscale="log", xlabel="labelled training cases (%)", ylabel="test Dice", title="Label budget")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return figure_img(figure, "test Dice against the labelled share")
+
+
+def load_rows(out: str | Path) -> list[dict[str, Any]]:
+    """The rows of `<out>/budget.jsonl`."""
+    path = Path(out) / "budget.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []

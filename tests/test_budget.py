@@ -1,0 +1,97 @@
+"""`medseg budget`: every point on one split with nested labelled draws, resumable, with its table and plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from medseg.budget import parse_budget_arguments, plan_points, run_budget
+from medseg.cli import app
+from medseg.config import load_config
+
+runner = CliRunner()
+
+
+def test_points_skip_semi_supervised_methods_at_full_labels():
+    points = plan_points(["supervised", "bcp:method.pretrain=0.5"], [1.0, 0.1], [0, 1])
+    assert [(p.method_name, p.ratio, p.seed) for p in points] == [
+        ("supervised", 0.1, 0),
+        ("supervised", 0.1, 1),
+        ("bcp", 0.1, 0),
+        ("bcp", 0.1, 1),
+        ("supervised", 1.0, 0),
+        ("supervised", 1.0, 1),
+    ]
+    assert points[2].overrides == ("method.pretrain=0.5",) and points[2].folder == "bcp-method.pretrain0.5-r0.1-s0"
+    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+        plan_points(["supervised"], [0.0], [0])
+
+
+def test_arguments_take_values_up_to_the_next_option():
+    target, overrides, options = parse_budget_arguments(
+        ["c.yaml", "train.epochs=3", "--ratios", "0.1", "1", "--methods", "supervised", "bcp", "--seeds", "4"]
+    )
+    assert (target, overrides) == ("c.yaml", ["train.epochs=3"])
+    assert (
+        options["ratios"] == ["0.1", "1"] and options["methods"] == ["supervised", "bcp"] and options["seeds"] == ["4"]
+    )
+    with pytest.raises(ValueError, match="--seeds needs values"):
+        parse_budget_arguments(["c.yaml", "--seeds"])
+    with pytest.raises(ValueError, match="unknown option --ratio"):
+        parse_budget_arguments(["c.yaml", "--ratio", "1"])
+
+
+def _splits(path):
+    with path.open() as handle:
+        return {row["id"]: row["split"] for row in csv.DictReader(handle)}
+
+
+def test_budget_resumes_after_an_interruption_and_keeps_finished_points(tmp_path, phantom_config):
+    config = phantom_config(epochs=1)
+    config["data"]["source"]["count"] = 64
+    cfg = load_config(config)
+    out = tmp_path / "budget"
+    methods, ratios, seeds = ["supervised", "bcp"], [0.5, 1.0], [0]
+
+    def stop_at_the_second_point(line: str) -> None:
+        if line.startswith("[2/3]"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_budget(cfg, out, methods, ratios, seeds, note=stop_at_the_second_point)
+    first = out / "supervised-r0.5-s0" / "last.pt"
+    stamp = first.stat().st_mtime_ns
+    seen: list[str] = []
+    rows = run_budget(cfg, out, methods, ratios, seeds, note=seen.append)
+    assert seen[0].startswith("[1/3] supervised-r0.5-s0: done, kept") and "training" in seen[1]
+    assert first.stat().st_mtime_ns == stamp, "a finished point is not trained again"
+    assert [(r["method"], r["ratio"]) for r in rows] == [("supervised", 0.5), ("bcp", 0.5), ("supervised", 1.0)]
+    assert len((out / "budget.jsonl").read_text().splitlines()) == 3
+    for name in ("budget.csv", "budget.md", "budget.png", "report.html"):
+        assert (out / name).is_file()
+    half, full = _splits(out / "splits" / "r0.5-s0.csv"), _splits(out / "splits" / "r1-s0.csv")
+    assert {k for k, v in full.items() if v != "train"} == {
+        k for k, v in half.items() if v not in ("train", "unlabeled")
+    }
+    assert {k for k, v in half.items() if v == "train"} < {k for k, v in full.items() if v == "train"}
+    assert rows[0]["test_dice_last"] is not None and rows[0]["unlabelled_cases"] > 0
+
+
+def test_budget_command_line(tmp_path, phantom_config):
+    config = phantom_config(epochs=1)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "b"
+    result = runner.invoke(
+        app, ["budget", str(path), "--ratios", "0.5", "--methods", "supervised", "--seeds", "3", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "[1/1] supervised-r0.5-s3: training" in result.output
+    row = json.loads((out / "budget.jsonl").read_text())
+    assert (row["method"], row["ratio"], row["seed"]) == ("supervised", 0.5, 3)
+    typo = runner.invoke(app, ["budget", str(path), "train.epochz=3"])
+    assert typo.exit_code == 2 and "epochz" in typo.output
