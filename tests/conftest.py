@@ -79,3 +79,20 @@ def image_folder(tmp_path) -> Path:
         write_png(root / "images" / f"case{i}.png", image)
         write_png(root / "masks" / f"case{i}.png", mask)
     return root
+
+
+@pytest.fixture
+def rgb_folder(tmp_path) -> Path:
+    """`root/images/*.png` (RGB) + `root/masks/*.png`, 16 phantom slices of odd, non-square sizes."""
+    from medseg.data.readers.phantoms import make_phantom
+
+    root = tmp_path / "rgb"
+    sizes = [(45, 61), (52, 40), (61, 47), (40, 56)]
+    for index in range(16):
+        height, width = sizes[index % len(sizes)]
+        image, mask = make_phantom(seed=3, index=index, size=max(height, width))
+        image, mask = image[:height, :width], mask[:height, :width]
+        tint = np.stack([image, 0.8 * image + 0.1, 0.6 * image + 0.2], axis=-1)
+        write_png(root / "images" / f"case{index:02d}.png", (tint * 255).astype(np.uint8))
+        write_png(root / "masks" / f"case{index:02d}.png", mask * 255)
+    return root

@@ -111,17 +111,8 @@ def _evaluate_and_report(
             raise
         console.print(f"not evaluated: {error}")
         summary = None
-    if summary and summary.get("task") == "classification":
-        shown = ", ".join(f"{name} {m['mean']:.4f}" for name, m in summary["metrics"].items() if m["mean"] is not None)
-        console.print(f"{split}: {shown} over {summary['cases']} images → {folder / 'eval' / split}")
-    elif summary:
-        dice, hd = summary["metrics"]["dice"], summary["metrics"]["hd95"]
-        console.print(
-            f"{split}: Dice {dice['mean']:.4f} ± {dice['std']:.4f}, HD95 {hd['mean']:.2f} px "
-            f"over {summary['cases']} cases ({summary['checkpoint']}, epoch {summary['epoch']}) "
-            f"→ {folder / 'eval' / split}"
-        )
     if summary:
+        _print_summary(summary, split, folder)
         from medseg.explain.gallery import write_gallery
 
         try:
@@ -131,6 +122,19 @@ def _evaluate_and_report(
     console.print(f"report: {write_report(folder)}")
 
 
+def _print_summary(summary: dict, label: str, folder: Path) -> None:
+    if summary.get("task") == "classification":
+        shown = ", ".join(f"{name} {m['mean']:.4f}" for name, m in summary["metrics"].items() if m["mean"] is not None)
+        console.print(f"{label}: {shown} over {summary['cases']} images → {folder / 'eval' / label}")
+        return
+    dice, hd = summary["metrics"]["dice"], summary["metrics"]["hd95"]
+    console.print(
+        f"{label}: Dice {dice['mean']:.4f} ± {dice['std']:.4f}, HD95 {hd['mean']:.2f} px "
+        f"over {summary['cases']} cases ({summary['checkpoint']}, epoch {summary['epoch']}) "
+        f"at {summary.get('resolution', summary['size'])} → {folder / 'eval' / label}"
+    )
+
+
 @app.command()
 def evaluate(
     run: Annotated[Path, typer.Argument(help="run folder")],
@@ -138,11 +142,25 @@ def evaluate(
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     prune: Annotated[str | None, typer.Option(help="U-Net++: compute only the sub-network of head L (L1..L4)")] = None,
     head: Annotated[int | None, typer.Option(help="U-Net++: use head K of the full network")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="another labelled data set: a YAML with a data: section, or a folder")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="with --data: the output's name, eval/<name>/")] = None,
 ) -> None:
-    """Per-case metrics, summary and overlays of a run's checkpoint (eval.checkpoint: best or last) on one split;
-    refreshes report.html."""
+    """Per-case metrics, summary and overlays of a run's checkpoint (eval.checkpoint: best or last) on one split,
+    or with --data on every case of another labelled data set (the run's preprocessing); refreshes report.html."""
     try:
-        _evaluate_and_report(run, split, overrides, mode=_inference_mode(prune, head))
+        mode = _inference_mode(prune, head)
+        if data is None:
+            _evaluate_and_report(run, split, overrides, mode=mode)
+            return
+        from medseg.evaluation import evaluate_external
+        from medseg.report import write_report
+
+        summary = evaluate_external(run, data, name, overrides=overrides, mode=mode)
+        label = name or (data.stem if data.is_file() else data.name)
+        _print_summary(summary, label, run)
+        console.print(f"report: {write_report(run)}")
     except USER_ERRORS as error:
         _fail(error)
 

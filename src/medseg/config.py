@@ -65,7 +65,13 @@ class DataConfig(_Section):
     """Where the data comes from and how it is preprocessed (once, into the store)."""
 
     source: dict[str, Any] = Field(description="reader options; `format` names the reader")
-    size: int = Field(128, ge=16, description="side of the square slices after resizing")
+    size: int = Field(128, ge=16, description="resolution: square: the side every slice is resized to")
+    resolution: Literal["square", "native"] = Field(
+        "square",
+        description="square: every slice resized to size × size (quick runs); native: each slice at its own size "
+        "(times data.scale), trained on augment.patch patches and predicted with overlapping sliding windows",
+    )
+    scale: float = Field(1.0, gt=0, le=4, description="resolution: native: one factor on both sides (aspect kept)")
     channels: int = Field(1, ge=1, le=4)
     num_classes: int = Field(2, ge=2, description="2 = binary (one output channel)")
     normalize: Literal["percentile", "zscore", "none"] = "percentile"
@@ -108,6 +114,18 @@ class AugmentConfig(_Section):
         ge=16,
         description="train on random square crops of this side (validation and inference see whole slices): "
         "(crop / size)² of the compute per image, at the same pixel scale",
+    )
+    patch: int | None = Field(
+        None,
+        ge=16,
+        description="data.resolution: native: train on patch × patch windows of the stored slices (padded where a "
+        "slice is smaller); inference slides windows of this size",
+    )
+    foreground: float = Field(
+        1 / 3,
+        ge=0,
+        le=1,
+        description="with patch: the share of each batch's patches centred on a foreground pixel (nnU-Net's 1/3)",
     )
 
 
@@ -165,6 +183,7 @@ class EvalConfig(_Section):
     overlays: int = Field(6, ge=0, description="best and worst cases drawn as overlays")
     tta: bool = Field(False, description="average the probabilities of the image and its two flips")
     largest_component: bool = Field(False, description="binary: keep only the largest connected component")
+    overlap: float = Field(0.5, ge=0, lt=1, description="sliding windows (native resolution): their overlap")
     checkpoint: Literal["best", "last"] = Field(
         "best",
         description="the weights a run folder stands for in evaluate, predict, export and explain: best.pt (best "
@@ -225,9 +244,15 @@ class Config(_Section):
         return name
 
     @model_validator(mode="after")
-    def _crop_fits(self) -> Config:
-        if self.augment.crop is not None and self.augment.crop > self.data.size:
-            raise ValueError(f"augment.crop ({self.augment.crop}) must not exceed data.size ({self.data.size})")
+    def _windows_fit(self) -> Config:
+        native, crop, patch = self.data.resolution == "native", self.augment.crop, self.augment.patch
+        if crop is not None and (native or crop > self.data.size):
+            raise ValueError(
+                f"augment.crop ({crop}) crops square slices (data.size {self.data.size}); at native resolution "
+                "set augment.patch"
+            )
+        if native != (patch is not None):
+            raise ValueError("data.resolution: native trains on patches: set augment.patch (and only then)")
         return self
 
     def to_yaml(self) -> str:

@@ -6,15 +6,23 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.config import EvalConfig, parse_overrides
+from medseg.config import DataConfig, EvalConfig, SplitConfig, parse_overrides
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.evaluation_classifier import evaluate_classifier
 from medseg.inference import Predictor
 from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
 from medseg.overlay import overlay, save_png
+from medseg.resolve import resolve_source
 from medseg.run_folder import RunFolder
 
-__all__ = ["evaluate_run", "eval_settings"]
+__all__ = ["evaluate_run", "evaluate_external", "eval_settings", "describe_resolution"]
+
+
+def describe_resolution(data: DataConfig) -> str:
+    """At which resolution a run's metrics are computed: its stored slices'."""
+    if data.resolution == "square":
+        return f"{data.size}×{data.size} (every slice resized)"
+    return "native" if data.scale == 1 else f"native × {data.scale:g}"
 
 
 def eval_settings(base: EvalConfig, overrides: list[str] | None) -> EvalConfig:
@@ -37,8 +45,7 @@ def evaluate_run(
     mode: str | None = None,
     label: str | None = None,
 ) -> dict:
-    """Evaluate `run_dir/<which>.pt` (by default the run's `eval.checkpoint`) on `split`, at the store's
-    resolution (data.size).
+    """Evaluate `run_dir/<which>.pt` (by default the run's `eval.checkpoint`) on `split`, at the store's resolution.
 
     `overrides` (`eval.tta=true`, `eval.checkpoint=last`, ...) change which weights are used and how
     probabilities become masks; only `eval.*` keys are allowed, since anything else would no longer describe the
@@ -54,33 +61,89 @@ def evaluate_run(
         ValueError: the split holds no case with a mask.
     """
     run = RunFolder(run_dir)
+    predictor = _predictor(run, which, device, overrides, mode)
+    # against the true masks on every split, also for a run trained on pseudo-masks
+    data = predictor.cfg.data.model_copy(update={"mask_override": None})
+    dataset = prepare_dataset(data, predictor.cfg.seed, run.splits())
+    header = {"split": split, "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
+    return _evaluate(predictor, dataset, dataset.rows(split), run, label or split, header, mode)
+
+
+def evaluate_external(
+    run_dir: str | Path,
+    data: str | Path,
+    name: str | None = None,
+    which: str | None = None,
+    device: str = "auto",
+    overrides: list[str] | None = None,
+    mode: str | None = None,
+) -> dict:
+    """Evaluate a run's model on another labelled data set, every case of it, with the run's preprocessing.
+
+    Args:
+        data: a YAML file with a `data:` section (only its `source` is taken; a whole config works), or a folder the
+            dataset guesser understands (as `medseg data inspect`).
+        name: the output's name, `eval/<name>/` (default: the file's stem or the folder's name).
+
+    Raises:
+        ValueError: the data set holds no case with a mask.
+    """
+    from medseg.inspect import source_for  # the folder guesser
+
+    run, data = RunFolder(run_dir), Path(data)
+    predictor = _predictor(run, which, device, overrides, mode)
+    source = source_for(data)
+    cfg = predictor.cfg
+    external = cfg.data.model_copy(
+        update={
+            "source": source,
+            "mask_override": None,
+            "split_file": None,
+            "labeled_ratio": None,
+            "labeled_count": None,
+            "splits": SplitConfig(train=0.0, val=0.0, test=1.0),
+        }
+    )
+    resolve_source(external.source, str(data))
+    dataset = prepare_dataset(external, cfg.seed)
+    label = name or (data.stem if data.is_file() else data.name)
+    header = {"split": "test", "data": str(data), "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
+    return _evaluate(predictor, dataset, dataset.rows("test"), run, label, header, mode)
+
+
+def _predictor(
+    run: RunFolder, which: str | None, device: str, overrides: list[str] | None, mode: str | None
+) -> Predictor:
     settings = eval_settings(run.config.eval, overrides)
     predictor = Predictor.load(run.path, which or settings.checkpoint, device, mode)
-    predictor.cfg = cfg = predictor.cfg.model_copy(update={"eval": settings})
-    # against the true masks on every split, also for a run trained on pseudo-masks
-    data = cfg.data.model_copy(update={"mask_override": None})
-    dataset = prepare_dataset(data, cfg.seed, run.splits())
-    rows = dataset.rows(split)
-    label = label or split
-    header = {"split": split, "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
+    predictor.cfg = predictor.cfg.model_copy(update={"eval": settings})
+    return predictor
+
+
+def _evaluate(
+    predictor: Predictor, dataset, rows: np.ndarray, run: RunFolder, label: str, header: dict, mode: str | None
+) -> dict:
+    """Per-case metrics of `rows`, the summary and the overlays, written to `eval/<label>/`."""
+    cfg = predictor.cfg
     if predictor.method.task == "classification":
         return evaluate_classifier(predictor, dataset, rows, run, header, label)
     rows = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
     if len(rows) == 0:
-        raise ValueError(f"{run.splits_path}: split {split!r} has no case with a mask to evaluate")
+        raise ValueError(f"{run.path}: {label!r} has no case with a mask to evaluate")
     records, predictions = [], {}
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
         pred = predictor.masks(batch["image"])
         for k, row in enumerate(batch["row"].tolist()):
-            metrics = case_metrics(pred[k], batch["mask"][k].numpy(), cfg.data.num_classes)
+            spacing = tuple(dataset.store.spacing[row]) if dataset.store.spacing is not None else None
+            metrics = case_metrics(pred[k], batch["mask"][k].numpy(), cfg.data.num_classes, spacing)
             records.append({"id": dataset.store.ids[row], **metrics})
             predictions[row] = pred[k]
-
     summary = {
         **header,
         "task": "segmentation",
         "cases": len(records),
         "size": cfg.data.size,
+        "resolution": describe_resolution(cfg.data),
         "eval": cfg.eval.model_dump(),
         "inference_mode": mode or "default",
         "metrics": aggregate(records),
@@ -100,6 +163,6 @@ def _write_overlays(folder: Path, store, records: list[dict], predictions: dict,
     chosen = [("worst", r) for r in ranked[:count]] + [("best", r) for r in ranked[::-1][:count]]
     for rank, (kind, record) in enumerate(chosen):
         row = store.position[record["id"]]
-        picture = overlay(np.asarray(store.images[row], np.float32), predictions[row], np.asarray(store.masks[row]))
+        picture = overlay(np.asarray(store.image(row), np.float32), predictions[row], np.asarray(store.mask(row)))
         name = f"{kind}_{rank % count:02d}_{record['id'].replace('/', '__')}_dice{record['dice']:.2f}.png"
         save_png(folder / name, picture)

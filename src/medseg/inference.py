@@ -17,6 +17,7 @@ from medseg.models import Prunable, inference_modes
 from medseg.postprocess import average_over_flips, masks_from_probabilities
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
+from medseg.windows import window_probabilities, window_size
 
 __all__ = ["Predictor", "resolve_checkpoint"]
 
@@ -83,6 +84,10 @@ class Predictor:
         def predict(batch: torch.Tensor) -> torch.Tensor:
             return predict_probabilities(self.method, self.model, batch, self.amp, self.cfg.train.channels_last)
 
+        window = window_size(self.cfg) if self.method.task == "segmentation" else None
+        if window is not None:
+            whole = predict
+            predict = lambda batch: window_probabilities(whole, batch, window, self.cfg.eval.overlap)  # noqa: E731
         return average_over_flips(predict, images, self.cfg.eval.tta).cpu()
 
     def masks(self, images: torch.Tensor) -> np.ndarray:

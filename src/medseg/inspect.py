@@ -14,6 +14,7 @@ from rich.table import Table
 
 from medseg.data.image_io import IMAGE_SUFFIXES, binarize_mask
 from medseg.data.readers import build_reader
+from medseg.data.readers.nnunet import label_names
 from medseg.errors import DataError
 
 __all__ = ["source_for", "inspect_source", "print_report", "Inspection"]
@@ -50,6 +51,8 @@ def source_for(path: str | Path, format: str | None = None, **options: Any) -> d
     given = {k: v for k, v in options.items() if v is not None}
     if format:
         return {"format": format, "root": str(path), **given}
+    if (path / "dataset.json").is_file() and (path / "imagesTr").is_dir():
+        return {"format": "nnunet", "root": str(path), **given}
     if any(path.glob("*.mat")):
         return {"format": "figshare_mat", "root": str(path), **given}
     pair = _find_pair(path)
@@ -84,6 +87,7 @@ class Inspection:
     channels: Counter = field(default_factory=Counter)
     labels: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    mask_classes: dict[int, str] = field(default_factory=dict)  # a dataset.json's class names
 
 
 def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | None = None) -> Inspection:
@@ -103,6 +107,9 @@ def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | No
     reader = build_reader(source)
     cases = reader.cases()
     result = Inspection(source=source, cases=len(cases), groups=len({c.group for c in cases}))
+    if source.get("format") == "nnunet":  # its masks hold the classes dataset.json names
+        result.mask_classes = label_names(source["root"])
+        num_classes = max(len(result.mask_classes), 2)
     if not cases:
         suffixes = ", ".join(IMAGE_SUFFIXES)
         result.problems.append(f"{source.get('root')}: no images found ({suffixes}, .mat, .nii): the dataset is empty")
@@ -147,6 +154,9 @@ def print_report(result: Inspection, console: Console) -> None:
     table.add_row("cases (2-D slices)", str(result.cases))
     table.add_row("groups (patients / volumes / blocks)", str(result.groups))
     table.add_row("with a mask", str(result.with_mask))
+    if result.mask_classes:
+        names = ", ".join(f"{k}: {v}" for k, v in sorted(result.mask_classes.items()))
+        table.add_row("mask classes (dataset.json)", f"{names} → data.num_classes: {max(len(result.mask_classes), 2)}")
     if result.with_mask:
         share = result.nonempty_masks / result.with_mask
         table.add_row(

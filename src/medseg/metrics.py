@@ -19,15 +19,16 @@ from monai.metrics import compute_hausdorff_distance
 
 __all__ = ["METRIC_NAMES", "binary_metrics", "case_metrics", "aggregate", "dice_scores", "hd95"]
 
-METRIC_NAMES = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95")
+METRIC_NAMES = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95", "hd95_mm")
 
 
 def _ratio(numerator: float, denominator: float, if_empty: float) -> float:
     return numerator / denominator if denominator > 0 else if_empty
 
 
-def hd95(pred: np.ndarray, truth: np.ndarray, spacing: float = 1.0) -> float:
-    """95th percentile Hausdorff distance in pixels (× spacing) between two non-empty boolean masks `(H, W)`."""
+def hd95(pred: np.ndarray, truth: np.ndarray, spacing: float | tuple[float, float] = 1.0) -> float:
+    """95th percentile Hausdorff distance between two non-empty boolean masks `(H, W)`: in pixels, or in mm with
+    the pixel `spacing` (one value, or rows then columns)."""
     y_pred = torch.from_numpy(pred)[None, None].float()
     y = torch.from_numpy(truth)[None, None].float()
     with warnings.catch_warnings():  # MONAI warns about its own internal use of a deprecated argument
@@ -36,15 +37,17 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: float = 1.0) -> float:
     return float(distance.item())
 
 
-def binary_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def binary_metrics(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float] | None = None) -> dict[str, float]:
     """Metrics of one binary prediction.
 
     Args:
         pred: `(H, W)` boolean prediction.
         truth: `(H, W)` boolean ground truth of the same shape.
+        spacing: the pixel spacing in mm (rows, columns), where the source records one.
 
     Returns:
-        dice, iou, sensitivity, specificity, precision, hd95 (see the module docstring for empty masks).
+        dice, iou, sensitivity, specificity, precision, hd95 (pixels) and hd95_mm (NaN without a spacing); see the
+        module docstring for empty masks.
     """
     if pred.shape != truth.shape:
         raise ValueError(f"prediction shape {pred.shape} ≠ truth shape {truth.shape}")
@@ -61,21 +64,31 @@ def binary_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "specificity": _ratio(tn, tn + fp, 1.0),
         "precision": _ratio(tp, tp + fp, 1.0),
     }
+    known = spacing is not None and all(math.isfinite(s) for s in spacing)
     if both_empty:
-        out["hd95"] = 0.0
+        out["hd95"], out["hd95_mm"] = 0.0, 0.0 if known else math.nan
     elif pred.any() and truth.any():
         out["hd95"] = hd95(pred, truth)
+        out["hd95_mm"] = hd95(pred, truth, tuple(spacing)) if known else math.nan
     else:
-        out["hd95"] = math.nan
+        out["hd95"], out["hd95_mm"] = math.nan, math.nan
     return out
 
 
-def case_metrics(pred: np.ndarray, truth: np.ndarray, num_classes: int = 2) -> dict[str, float]:
+def case_metrics(
+    pred: np.ndarray, truth: np.ndarray, num_classes: int = 2, spacing: tuple[float, float] | None = None
+) -> dict[str, float]:
     """Metrics of one case from class-index maps `(H, W)`: binary, or the mean over foreground classes."""
     if num_classes == 2:
-        return binary_metrics(pred > 0, truth > 0)
-    per_class = [binary_metrics(pred == k, truth == k) for k in range(1, num_classes)]
-    return {name: float(np.nanmean([m[name] for m in per_class])) for name in METRIC_NAMES}
+        return binary_metrics(pred > 0, truth > 0, spacing)
+    per_class = [binary_metrics(pred == k, truth == k, spacing) for k in range(1, num_classes)]
+    return {name: _nan_mean([m[name] for m in per_class]) for name in METRIC_NAMES}
+
+
+def _nan_mean(values: list[float]) -> float:
+    """The mean of the defined values; NaN (without a warning) when none is."""
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def aggregate(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:

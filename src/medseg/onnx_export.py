@@ -19,6 +19,7 @@ from medseg.atomic import atomic_path
 from medseg.config import Config
 from medseg.errors import DataError
 from medseg.postprocess import average_over_flips, masks_from_probabilities
+from medseg.windows import window_probabilities, window_size
 
 __all__ = ["export_onnx", "OnnxPredictor", "CONFIG_KEY"]
 
@@ -118,6 +119,10 @@ class OnnxPredictor:
         def predict(batch: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(self.session.run(None, {"image": batch.contiguous().numpy()})[0])
 
+        window = window_size(self.cfg)
+        if window is not None:
+            whole = predict
+            predict = lambda batch: window_probabilities(whole, batch, window, self.cfg.eval.overlap)  # noqa: E731
         return average_over_flips(predict, images.float(), self.cfg.eval.tta)
 
     def masks_from(self, probs: torch.Tensor) -> np.ndarray:

@@ -203,11 +203,23 @@ class SlicePredictor(Protocol):
     def masks_from(self, probs: torch.Tensor) -> np.ndarray: ...
 
 
+def _probabilities(predictor: SlicePredictor, images: list[np.ndarray]) -> list[torch.Tensor]:
+    """Each preprocessed image's probabilities `(K, H', W')`; images of one size go through in device batches."""
+    probs: list[torch.Tensor | None] = [None] * len(images)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        by_shape.setdefault(image.shape, []).append(index)
+    for indices in by_shape.values():
+        batch = torch.from_numpy(np.stack([images[i] for i in indices]))
+        chunks = [predictor.probabilities(chunk) for chunk in batch.split(predictor.cfg.train.batch_size)]
+        for index, prob in zip(indices, torch.cat(chunks), strict=True):
+            probs[index] = prob
+    return probs
+
+
 def _masks(predictor: SlicePredictor, images: list[np.ndarray], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
-    """Preprocessed `(C, S, S)` images → `(H, W)` uint8 masks at each image's own size `sizes[i]`, in device
-    batches."""
-    batch = torch.from_numpy(np.stack(images))
-    probs = torch.cat([predictor.probabilities(chunk) for chunk in batch.split(predictor.cfg.train.batch_size)])
+    """Preprocessed `(C, H', W')` images → `(H, W)` uint8 masks at each image's own size `sizes[i]`."""
+    probs = _probabilities(predictor, images)
     masks = []
     for (height, width), prob in zip(sizes, probs, strict=True):
         if prob.shape[-2:] != (height, width):

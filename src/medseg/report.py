@@ -62,6 +62,19 @@ def _curves(run: RunFolder) -> str:
     return figure_img(figure, "training curves")
 
 
+def _evaluation_title(label: str, summary: dict) -> str:
+    """What an `eval/<label>/` section evaluated: a split of the run's own data (with which weights), or another
+    data set."""
+    if "data" in summary:
+        return f"External data set {label} ({summary['data']})"
+    title = f"Evaluation on the {summary['split']} split"
+    return title if label == summary["split"] else f"{title} ({label}: {summary['checkpoint']})"
+
+
+def _resolution(summary: dict) -> str:
+    return summary.get("resolution") or f"{summary['size']}×{summary['size']}"
+
+
 def _table(summary: dict) -> str:
     head = "<tr><th>metric</th><th>mean</th><th>± std</th><th>median</th><th>n</th></tr>"
     body = []
@@ -90,8 +103,8 @@ def write_report(run_dir: str | Path) -> Path:
     for split in run.evaluated_splits():
         split_dir, summary = run.eval_dir(split), run.summary(split)
         parts += [
-            f"<h2>Evaluation on the {html.escape(summary['split'])} split</h2>",
-            f"<p>{summary['cases']} cases at {summary['size']}×{summary['size']}, checkpoint "
+            f"<h2>{html.escape(_evaluation_title(split, summary))}</h2>",
+            f"<p>{summary['cases']} cases, metrics at {html.escape(_resolution(summary))}, checkpoint "
             f"{html.escape(summary['checkpoint'])} (epoch {summary['epoch']}). Overlays: prediction in red, "
             "ground truth outlined in green.</p>",
             _table(summary),

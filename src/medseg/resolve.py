@@ -22,7 +22,19 @@ from medseg.methods import METHODS, complete_method_spec
 from medseg.models import build_model, complete_model_spec, prefers_channels_last
 from medseg.registry import check_spec
 
-__all__ = ["resolve_config", "load_resolved"]
+__all__ = ["resolve_config", "load_resolved", "resolve_source"]
+
+
+def resolve_source(source: dict[str, Any], where: str = "config") -> None:
+    """Check a `data.source` section against its reader's options.
+
+    Raises:
+        ConfigError: an unknown format or option, each named with the nearest valid one.
+    """
+    try:
+        _check_source(source)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def load_resolved(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Config:

@@ -78,5 +78,5 @@ def test_crop_larger_than_the_slices_is_refused(phantom_config):
 
     config = phantom_config()
     config["augment"] = {"crop": 1000}
-    with pytest.raises(ConfigError, match=r"augment.crop \(1000\) must not exceed data.size"):
+    with pytest.raises(ConfigError, match=r"augment.crop \(1000\) crops square slices \(data.size"):
         load_config(config)

@@ -22,7 +22,9 @@ __all__ = ["Dataset", "prepare_dataset", "iterate_batches", "preprocessing_of"]
 
 
 def preprocessing_of(data: DataConfig) -> Preprocessing:
-    return Preprocessing(data.size, data.channels, data.num_classes, data.normalize, data.image_resize)
+    return Preprocessing(
+        data.size, data.channels, data.num_classes, data.normalize, data.image_resize, data.resolution, data.scale
+    )
 
 
 @dataclass
@@ -107,19 +109,41 @@ def iterate_batches(
     drop_last: bool = False,
     labels: np.ndarray | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches from the store: `{"image": (B, C, S, S) float32, "mask": (B, S, S) int64, "row": (B,)}`, and
-    `"label": (B,)` int64 when `labels` (one per store row, e.g. `Dataset.labels`) is given."""
+    """Batches from the store: `{"image": (B, C, H, W) float32, "mask": (B, H, W) int64, "row": (B,)}`, and
+    `"label": (B,)` int64 when `labels` (one per store row, e.g. `Dataset.labels`) is given.
+
+    A native-resolution store's cases differ in size: a batch then holds consecutive rows of one size (whole
+    images, for validation and evaluation; training draws patches, see `medseg.data.patches`)."""
     order = rows
     if shuffle:
         order = rows[torch.randperm(len(rows), generator=generator).numpy()]
     stop = len(order) - (len(order) % batch_size if drop_last and len(order) >= batch_size else 0)
+    uniform = store.uniform
     for start in range(0, stop, batch_size):
         chunk = np.sort(order[start : start + batch_size]) if not shuffle else order[start : start + batch_size]
-        batch = {
-            "image": torch.from_numpy(np.asarray(store.images[chunk], dtype=np.float32)),
-            "mask": torch.from_numpy(np.asarray(store.masks[chunk], dtype=np.int64)),
-            "row": torch.from_numpy(chunk),
-        }
-        if labels is not None:
-            batch["label"] = torch.from_numpy(labels[chunk])
-        yield batch
+        for part in [chunk] if uniform else _same_shape_runs(store, chunk):
+            yield _batch(store, part, labels)
+
+
+def _same_shape_runs(store: Store, rows: np.ndarray) -> list[np.ndarray]:
+    """`rows` cut where the stored shape changes."""
+    runs, current = [], [rows[0]] if len(rows) else []
+    for row in rows[1:]:
+        if tuple(store.shapes[row]) == tuple(store.shapes[current[-1]]):
+            current.append(row)
+        else:
+            runs.append(np.array(current))
+            current = [row]
+    return [*runs, np.array(current)] if current else runs
+
+
+def _batch(store: Store, rows: np.ndarray, labels: np.ndarray | None) -> dict[str, torch.Tensor]:
+    if store.uniform:
+        images, masks = np.asarray(store.images[rows], np.float32), np.asarray(store.masks[rows], np.int64)
+    else:
+        images = np.stack([np.asarray(store.image(r), np.float32) for r in rows])
+        masks = np.stack([np.asarray(store.mask(r), np.int64) for r in rows])
+    batch = {"image": torch.from_numpy(images), "mask": torch.from_numpy(masks), "row": torch.from_numpy(rows)}
+    if labels is not None:
+        batch["label"] = torch.from_numpy(labels[rows])
+    return batch

@@ -45,6 +45,8 @@ def override_masks(store: Store, path: str | Path, allowed: set[str]) -> Store:
         DataError: pseudo-masks of another size than the store's, or none for any allowed case.
     """
     ids, masks = load_pseudo_masks(path)
+    if not store.uniform:
+        raise DataError(path, "pseudo-masks replace the masks of a square store (data.resolution: square)")
     if masks.shape[1:] != store.masks.shape[1:]:
         raise DataError(
             path, f"pseudo-masks are {masks.shape[1:]}, the data is {store.masks.shape[1:]}: same data.size?"
@@ -58,4 +60,4 @@ def override_masks(store: Store, path: str | Path, allowed: set[str]) -> Store:
             matched += 1
     if matched == 0:
         raise DataError(path, "no pseudo-mask for any training or validation case of this dataset (another split?)")
-    return dataclasses.replace(store, masks=replaced)
+    return dataclasses.replace(store, mask_data=replaced.reshape(-1))

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -35,16 +36,32 @@ from medseg.losses import IGNORE_INDEX
 __all__ = ["Store", "Preprocessing", "open_store", "preprocess_image", "normalize"]
 
 log = logging.getLogger(__name__)
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: flat arrays with per-row shapes (square or native resolution)
 
 
 @dataclass(frozen=True)
 class Preprocessing:
+    """How source images become stored ones.
+
+    Attributes:
+        size: the side of the square every slice is resized to (`resolution: square`).
+        resolution: "square" (resized to `size` × `size`) or "native" (each slice at its own size, times `scale`).
+        scale: with `resolution: native`, one factor on both sides (the aspect ratio is kept).
+    """
+
     size: int = 128
     channels: int = 1
     num_classes: int = 2
     normalize: str = "percentile"
     image_resize: str = "bilinear"
+    resolution: str = "square"
+    scale: float = 1.0
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The stored (H, W) of a source slice of `height` × `width`."""
+        if self.resolution == "square":
+            return self.size, self.size
+        return max(1, round(height * self.scale)), max(1, round(width * self.scale))
 
 
 def normalize(image: np.ndarray, how: str) -> np.ndarray:
@@ -64,55 +81,104 @@ def normalize(image: np.ndarray, how: str) -> np.ndarray:
     return out
 
 
-def resize_image(image: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """`(C, H, W)` float32 → `(C, size, size)`; bilinear with antialiasing, or area."""
-    if image.shape[1:] == (size, size):
+def resize_image(image: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
+    """`(C, H, W)` float32 → `(C, *shape)`; bilinear with antialiasing, or area."""
+    if image.shape[1:] == tuple(shape):
         return image
     tensor = torch.from_numpy(image)[None]
     if mode == "area":
-        out = F.interpolate(tensor, size=(size, size), mode="area")
+        out = F.interpolate(tensor, size=shape, mode="area")
     else:
-        out = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out = F.interpolate(tensor, size=shape, mode="bilinear", align_corners=False, antialias=True)
     return out[0].numpy()
 
 
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """`(H, W)` uint8 class indices → `(size, size)` with nearest neighbour (pixel-centre aligned)."""
-    if mask.shape == (size, size):
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`(H, W)` uint8 class indices → `shape` with nearest neighbour (pixel-centre aligned)."""
+    if mask.shape == tuple(shape):
         return mask
     tensor = torch.from_numpy(mask)[None, None].float()
-    return F.interpolate(tensor, size=(size, size), mode="nearest-exact")[0, 0].to(torch.uint8).numpy()
+    return F.interpolate(tensor, size=shape, mode="nearest-exact")[0, 0].to(torch.uint8).numpy()
 
 
 def preprocess_image(raw: np.ndarray, settings: Preprocessing, path: str) -> np.ndarray:
-    """Raw decoded image → `(C, size, size)` float32, checked, normalised and resized."""
+    """Raw decoded image → `(C, H', W')` float32, checked, normalised and resized (`settings.output_shape`)."""
     image = to_channels(raw, settings.channels, path)
     check_finite(image, path)
-    return resize_image(normalize(image, settings.normalize), settings.size, settings.image_resize)
+    return resize_image(
+        normalize(image, settings.normalize), settings.output_shape(*image.shape[1:]), settings.image_resize
+    )
 
 
 @dataclass
 class Store:
-    """Memory-mapped preprocessed cases.
+    """Memory-mapped preprocessed cases: every image and mask one after the other in two flat arrays, at each
+    case's stored size.
 
     Attributes:
-        ids: case ids, in array order.
-        images: `(N, C, S, S)` float16.
-        masks: `(N, S, S)` uint8 class indices; `IGNORE_INDEX` (unknown) everywhere for a case stored
-            without mask.
+        ids: case ids, in row order.
+        image_data: float16, the images `(C, H, W)` of every row, flattened and concatenated.
+        mask_data: uint8, the masks `(H, W)` (class indices; `IGNORE_INDEX` everywhere for a case stored without
+            mask), likewise.
+        shapes: `(N, 3)` int64: each row's (C, H, W).
         skipped: `(case id, reason)` of the cases left out with `skip_bad`.
+        spacing: `(N, 2)` float64 pixel spacing (mm, rows then columns) of the stored images, NaN where the source
+            does not say.
     """
 
     ids: list[str]
-    images: np.ndarray
-    masks: np.ndarray
+    image_data: np.ndarray
+    mask_data: np.ndarray
+    shapes: np.ndarray
     skipped: list[tuple[str, str]]
     path: Path
+    spacing: np.ndarray | None = None
 
     @cached_property
     def position(self) -> dict[str, int]:
         """case id → row."""
         return {case_id: i for i, case_id in enumerate(self.ids)}
+
+    @cached_property
+    def _offsets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each row's image and mask start in the flat arrays."""
+        pixels = self.shapes[:, 1] * self.shapes[:, 2]
+        image_sizes = self.shapes[:, 0] * pixels
+        return np.concatenate([[0], np.cumsum(image_sizes)[:-1]]), np.concatenate([[0], np.cumsum(pixels)[:-1]])
+
+    @cached_property
+    def uniform(self) -> bool:
+        """Whether every row has the same shape (a square store): then `images` and `masks` are arrays."""
+        return bool((self.shapes == self.shapes[0]).all())
+
+    @property
+    def images(self) -> np.ndarray:
+        """`(N, C, H, W)` float16 view of a uniform store.
+
+        Raises:
+            ValueError: rows of different sizes (a native-resolution store: use `image(i)`).
+        """
+        return self.image_data.reshape(len(self.ids), *self._uniform_shape())
+
+    @property
+    def masks(self) -> np.ndarray:
+        """`(N, H, W)` uint8 view of a uniform store (see `images`)."""
+        return self.mask_data.reshape(len(self.ids), *self._uniform_shape()[1:])
+
+    def _uniform_shape(self) -> tuple[int, int, int]:
+        if not self.uniform:
+            raise ValueError(f"{self.path}: cases of different sizes (native resolution); read them one by one")
+        return tuple(int(v) for v in self.shapes[0])
+
+    def image(self, i: int) -> np.ndarray:
+        """Row `i`'s image `(C, H, W)` float16."""
+        start = self._offsets[0][i]
+        return self.image_data[start : start + int(np.prod(self.shapes[i]))].reshape(*self.shapes[i])
+
+    def mask(self, i: int) -> np.ndarray:
+        """Row `i`'s mask `(H, W)` uint8."""
+        start, (_, height, width) = self._offsets[1][i], self.shapes[i]
+        return self.mask_data[start : start + height * width].reshape(height, width)
 
     def index(self, ids: Sequence[str]) -> np.ndarray:
         """Rows of the given ids (ids not in the store, e.g. skipped cases, are left out)."""
@@ -120,7 +186,7 @@ class Store:
 
     def has_mask(self, i: int) -> bool:
         """Whether any pixel of row `i` has a known class (a case stored without mask has none)."""
-        return bool((self.masks[i] != IGNORE_INDEX).any())
+        return bool((self.mask(i) != IGNORE_INDEX).any())
 
 
 def _key(reader: Reader, cases: Sequence[Case], mask_ids: set[str], settings: Preprocessing, skip_bad: bool) -> str:
@@ -166,10 +232,12 @@ def open_store(
     index = json.loads((path / "index.json").read_text())
     return Store(
         ids=index["ids"],
-        images=np.load(path / "images.npy", mmap_mode="r"),
-        masks=np.load(path / "masks.npy", mmap_mode="r"),
+        image_data=np.load(path / "images.npy", mmap_mode="r"),
+        mask_data=np.load(path / "masks.npy", mmap_mode="r"),
+        shapes=np.array(index["shapes"], dtype=np.int64).reshape(-1, 3),
         skipped=[tuple(s) for s in index["skipped"]],
         path=path,
+        spacing=np.array(index["spacing"], dtype=np.float64).reshape(-1, 2),
     )
 
 
@@ -195,45 +263,62 @@ def _build(
     skip_bad: bool,
     progress: Callable[[int, int], None] | None,
 ) -> None:
+    """Decode every case into flat raw files in a temporary folder, then turn them into `.npy` files and rename the
+    folder into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        size, n = settings.size, len(cases)
-        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.float16, (n, settings.channels, size, size))
-        masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, size, size))
-        ids, skipped = [], []
-        for i, case in enumerate(cases):
-            try:
-                image, mask = _load_case(reader, case, settings, case.id in mask_ids)
-            except DataError as error:
-                if not skip_bad:
-                    raise
-                skipped.append((case.id, str(error)))
-                log.warning("skipping %s", error)
-                continue
-            row = len(ids)
-            images[row] = image
-            masks[row] = IGNORE_INDEX if mask is None else mask
-            ids.append(case.id)
-            if progress:
-                progress(i + 1, n)
+        ids, skipped, shapes, spacing = [], [], [], []
+        with open(tmp / "images.raw", "wb") as images, open(tmp / "masks.raw", "wb") as masks:
+            for i, case in enumerate(cases):
+                try:
+                    image, mask = _load_case(reader, case, settings, case.id in mask_ids)
+                except DataError as error:
+                    if not skip_bad:
+                        raise
+                    skipped.append((case.id, str(error)))
+                    log.warning("skipping %s", error)
+                    continue
+                images.write(image.astype(np.float16).tobytes())
+                masks.write((np.full(image.shape[1:], IGNORE_INDEX, np.uint8) if mask is None else mask).tobytes())
+                ids.append(case.id)
+                shapes.append(list(image.shape))
+                spacing.append(_stored_spacing(reader, case, settings))
+                if progress:
+                    progress(i + 1, len(cases))
         if not ids:
-            raise DataError(path, f"no usable case among {n}: " + "; ".join(s[1] for s in skipped[:3]))
-        images.flush()
-        masks.flush()
-        del images, masks
-        if len(ids) < n:  # compact away the rows of skipped cases
-            for name in ("images.npy", "masks.npy"):
-                full = np.load(tmp / name, mmap_mode="r")
-                np.save(tmp / f"compact-{name}", full[: len(ids)])
-                del full
-                os.replace(tmp / f"compact-{name}", tmp / name)
-        (tmp / "index.json").write_text(json.dumps({"ids": ids, "skipped": skipped, "settings": settings.__dict__}))
+            raise DataError(path, f"no usable case among {len(cases)}: " + "; ".join(s[1] for s in skipped[:3]))
+        for name, dtype in (("images", np.float16), ("masks", np.uint8)):
+            _raw_to_npy(tmp / f"{name}.raw", tmp / f"{name}.npy", dtype)
+        index = {"ids": ids, "skipped": skipped, "shapes": shapes, "spacing": spacing, "settings": settings.__dict__}
+        (tmp / "index.json").write_text(json.dumps(index))
         with contextlib.suppress(OSError):  # another process built the same store meanwhile
             os.rename(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _raw_to_npy(raw: Path, npy: Path, dtype: type) -> None:
+    """A flat raw file → a 1-D `.npy` of `dtype`, copied in chunks (a large store never sits whole in memory)."""
+    count = raw.stat().st_size // np.dtype(dtype).itemsize
+    out = np.lib.format.open_memmap(npy, "w+", dtype, (count,))
+    source = np.memmap(raw, dtype=dtype, mode="r", shape=(count,))
+    chunk = 1 << 24
+    for start in range(0, count, chunk):
+        out[start : start + chunk] = source[start : start + chunk]
+    out.flush()
+    del out, source
+    raw.unlink()
+
+
+def _stored_spacing(reader: Reader, case: Case, settings: Preprocessing) -> list[float]:
+    """The stored image's pixel spacing in mm (NaN where the source does not give one, or the square resize
+    changed it)."""
+    source = None if settings.resolution == "square" else reader.spacing(case)
+    if source is None:
+        return [math.nan, math.nan]
+    return [source[0] / settings.scale, source[1] / settings.scale]
 
 
 def _load_case(
@@ -249,4 +334,4 @@ def _load_case(
     mask = binarize_mask(np.asarray(raw_mask), case.mask, settings.num_classes)
     if mask.shape != raw.shape[:2]:
         raise DataError(case.mask, f"mask size {mask.shape} ≠ image size {raw.shape[:2]} ({case.image})")
-    return image, resize_mask(mask, settings.size)
+    return image, resize_mask(mask, image.shape[1:])

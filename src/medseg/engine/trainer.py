@@ -27,6 +27,7 @@ from torch import nn
 from medseg.config import Config
 from medseg.data.augment import augment_batch
 from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
+from medseg.data.patches import patch_batches
 from medseg.data.splits import UNLABELED
 from medseg.engine.budget import Budget
 from medseg.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
@@ -43,9 +44,11 @@ from medseg.engine.ema import WeightAverage
 from medseg.engine.schedule import WarmupCosine
 from medseg.errors import TrainingDivergedError
 from medseg.methods import Method, build_method
+from medseg.methods.base import segmentation_scores
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder, locked, remove_temporary_files
 from medseg.ui import TrainingProgress
+from medseg.windows import window_probabilities, window_size
 
 __all__ = [
     "train",
@@ -368,10 +371,10 @@ def _batches(state: Training, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
     cfg, ctx, dataset = state.cfg, state.ctx, state.dataset
     generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     torch.manual_seed(cfg.seed * 100_003 + epoch + 7919 * ctx.rank)  # dropout and noise differ per process
-    labeled = _endless(dataset, dataset.rows("train"), cfg.train.batch_size, generator)
+    labeled = _endless(cfg, dataset, dataset.rows("train"), cfg.train.batch_size, generator)
     unlabeled_rows = _unlabeled_rows(dataset, state.method)
     unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
-    unlabeled = _endless(dataset, unlabeled_rows, unlabeled_batch, generator) if len(unlabeled_rows) else None
+    unlabeled = _endless(cfg, dataset, unlabeled_rows, unlabeled_batch, generator) if len(unlabeled_rows) else None
     for _ in range(state.steps_per_epoch):
         batch = next(labeled)
         image, mask, _ = augment_batch(batch["image"], batch["mask"], cfg.augment, generator)
@@ -381,8 +384,12 @@ def _batches(state: Training, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         yield _to_device(ctx.shard(batch), state.device, cfg.train.channels_last)
 
 
-def _endless(dataset: Dataset, rows: np.ndarray, batch_size: int, generator: torch.Generator):
-    """Shuffled batches of `rows`, reshuffled whenever they run out (the shorter stream of two cycles)."""
+def _endless(cfg: Config, dataset: Dataset, rows: np.ndarray, batch_size: int, generator: torch.Generator):
+    """Shuffled batches of `rows` (or of patches of them, at native resolution), reshuffled whenever they run out
+    (the shorter stream of two cycles)."""
+    if cfg.augment.patch is not None:
+        patch, foreground = cfg.augment.patch, cfg.augment.foreground
+        yield from patch_batches(dataset.store, rows, batch_size, patch, foreground, generator, dataset.labels)
     while True:
         yield from iterate_batches(dataset.store, rows, batch_size, True, generator, True, labels=dataset.labels)
 
@@ -459,7 +466,8 @@ def validate_epoch(state: Training, epoch: int, budget: Budget, hooks: Hooks) ->
 @torch.no_grad()
 def validate(state: Training) -> float:
     """Mean per-image validation score (`method.validation_scores`: Dice unless the method says otherwise) of the
-    inference model on the val split; with several processes each scores its share and the mean is over all."""
+    inference model on the val split, each slice at its stored size (sliding windows at native resolution); with
+    several processes each scores its share and the mean is over all."""
     cfg, ctx, dataset, model = state.cfg, state.ctx, state.dataset, state.inference_model
     rows = dataset.rows("val")
     if len(rows) == 0:
@@ -471,9 +479,18 @@ def validate(state: Training) -> float:
     ):
         batch = _to_device(batch, state.device, cfg.train.channels_last)
         with torch.autocast(state.device.type, dtype=state.amp or torch.float32, enabled=state.amp is not None):
-            scores.append(state.method.validation_scores(model, batch, cfg.eval.threshold).float().cpu())
+            scores.append(_scores(state, model, batch).float().cpu())
     state.model.train()
     return ctx.average(torch.cat(scores) if scores else torch.zeros(0))
+
+
+def _scores(state: Training, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One validation batch's per-image scores `(B,)`."""
+    method, threshold, window = state.method, state.cfg.eval.threshold, window_size(state.cfg)
+    if window is None or method.task != "segmentation":
+        return method.validation_scores(model, batch, threshold)
+    probs = window_probabilities(lambda x: method.predict(model, x), batch["image"], window, state.cfg.eval.overlap)
+    return segmentation_scores(probs, batch["mask"], threshold)
 
 
 def replan_budget(state: Training, budget: Budget, epoch: int, seconds: float) -> int:

@@ -54,7 +54,7 @@ def write_gallery(run_dir: str | Path, split: str = "test", count: int = 2, mode
     written = []
     for kind, case_id in chosen:
         row = dataset.store.position[case_id]
-        image = torch.from_numpy(dataset.store.images[row].astype("float32"))[None].to(predictor.device)
+        image = torch.from_numpy(dataset.store.image(row).astype("float32"))[None].to(predictor.device)
         method = gallery_method(predictor, image)
         maps = list(explain_image(predictor, image, method).items())
         for name, weights in maps[-2:]:  # with many attention blocks, the two deepest decoder-side ones

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from medseg.data.case import Case
 from medseg.registry import Registry
 
-__all__ = ["Reader", "ReaderOptions", "READERS", "build_reader"]
+__all__ = ["Reader", "ReaderOptions", "READERS", "build_reader", "file_stamp"]
 
 
 class ReaderOptions(BaseModel):
@@ -56,12 +56,16 @@ class Reader(ABC):
             DataError: the only exception for an unusable file; it names the file and the problem.
         """
 
+    def spacing(self, case: Case) -> tuple[float, float] | None:
+        """The source pixel spacing in mm (rows, columns), or None where the format does not record one."""
+        return None
+
     def fingerprint(self, case: Case) -> str:
         """A string that changes when the case's source files change (part of the store's cache key)."""
-        return _file_stamp(case.image) + "|" + (_file_stamp(case.mask) if case.mask else "")
+        return file_stamp(case.image) + "|" + (file_stamp(case.mask) if case.mask else "")
 
 
-def _file_stamp(path: str) -> str:
+def file_stamp(path: str) -> str:
     try:
         stat = os.stat(path)
     except OSError:

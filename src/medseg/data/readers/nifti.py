@@ -16,7 +16,7 @@ from medseg.data.case import Case
 from medseg.data.readers.base import READERS, Reader, ReaderOptions
 from medseg.errors import DataError
 
-__all__ = ["NiftiReader", "load_volume", "volume_shape", "nifti_stem"]
+__all__ = ["NiftiReader", "load_volume", "volume_shape", "nifti_stem", "slice_spacing"]
 
 
 class NiftiOptions(ReaderOptions):
@@ -64,6 +64,17 @@ def volume_shape(path: str | Path) -> tuple[int, int, int]:
     if dtype.kind not in "biuf":
         raise DataError(path, f"voxel type {dtype} is not supported; expected integers, floats or booleans")
     return shape
+
+
+def slice_spacing(path: str | Path, axis: int) -> tuple[float, float] | None:
+    """The header's voxel size (mm) along the two axes a slice across `axis` keeps; None for an unreadable header
+    or a size that is not positive."""
+    try:
+        zooms = nib.load(str(path)).header.get_zooms()[:3]
+    except Exception:  # the slice's own loading reports the problem
+        return None
+    kept = [float(z) for index, z in enumerate(zooms) if index != axis]
+    return (kept[0], kept[1]) if len(kept) == 2 and all(z > 0 for z in kept) else None
 
 
 @lru_cache(maxsize=2)
@@ -151,6 +162,9 @@ class NiftiReader(Reader):
         except DataError as error:
             self._failed[path] = error
             raise
+
+    def spacing(self, case: Case) -> tuple[float, float] | None:
+        return slice_spacing(case.image, self.options.axis)
 
     def _slice(self, path: str, index: int) -> np.ndarray:
         return np.take(self._volume(path), index, axis=self.options.axis)
