@@ -31,6 +31,19 @@ def test_points_skip_semi_supervised_methods_at_full_labels():
         plan_points(["supervised"], [0.0], [0])
 
 
+def test_a_point_keeps_the_configs_method_options_only_for_that_method(tmp_path, phantom_config):
+    from medseg.budget import Point, point_config
+
+    config = phantom_config()
+    config["method"] = {"name": "supervised", "dice": "image"}
+    cfg = load_config(config)
+    split = tmp_path / "s.csv"
+    split.write_text("id,group,split\n")
+    assert point_config(cfg, Point("supervised", 0.5, 0), split).method["dice"] == "image"
+    assert point_config(cfg, Point("mean_teacher", 0.5, 0), split).method["dice"] == "batch"
+    assert point_config(cfg, Point("cdma", 0.5, 0), split).model["name"] == "mtnet", "its model family"
+
+
 def test_arguments_take_values_up_to_the_next_option():
     target, overrides, options = parse_budget_arguments(
         ["c.yaml", "train.epochs=3", "--ratios", "0.1", "1", "--methods", "supervised", "bcp", "--seeds", "4"]

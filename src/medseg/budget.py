@@ -131,7 +131,9 @@ def point_config(cfg: Config, point: Point, split_file: Path) -> Config:
     raw = cfg.model_dump(mode="json")
     raw["name"] = point.folder
     raw["seed"] = point.seed
-    raw["method"] = {"name": point.method_name}
+    # the config's method section applies to its own method's points; another method starts from its defaults
+    same = cfg.method.get("name") == point.method_name
+    raw["method"] = dict(cfg.method) if same else {"name": point.method_name}
     family = METHODS[point.method_name].model_family
     if family not in (None, cfg.model["name"]):
         raw["model"] = {"name": family, **({"features": cfg.model["features"]} if "features" in cfg.model else {})}
