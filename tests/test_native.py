@@ -132,3 +132,42 @@ def test_whole_slices_of_one_size_are_batched_together(tmp_path, rgb_folder):
     batches = list(iterate_batches(store, np.arange(len(store.ids)), 8))
     assert sum(len(b["row"]) for b in batches) == len(store.ids)
     assert all(len({tuple(store.shapes[r]) for r in b["row"].tolist()}) == 1 for b in batches)
+
+
+def test_a_square_run_is_measured_against_the_source_masks_as_drawn(tmp_path, image_folder):
+    """Stored at 32×32, measured at the 40×40 the masks were drawn at: the predicted probabilities upsampled."""
+    import csv
+
+    import torch.nn.functional as F
+
+    from medseg.evaluation import evaluate_run
+    from medseg.inference import Predictor
+    from medseg.metrics import case_metrics
+
+    config = {
+        "data": {
+            "source": {"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"},
+            "size": 32,
+            "cache_dir": str(tmp_path / "cache"),
+            "splits": {"train": 0.5, "val": 0.17, "test": 0.33},
+        },
+        "model": {"name": "unet", "features": [4, 8]},
+        "train": {"epochs": 2, "batch_size": 2},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(path), "--run-dir", str(run), "--quiet", "--no-evaluate"]).exit_code == 0
+    summary = evaluate_run(run, "test", overrides=["eval.resolution=source"], label="test-source")
+    assert summary["resolution"].startswith("source")
+    with (run / "eval" / "test-source" / "cases.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    predictor = Predictor.load(run)
+    dataset = prepare_dataset(predictor.cfg.data, 0, {r["id"]: "test" for r in rows})
+    for row in rows:
+        case = dataset.case(row["id"])
+        image = torch.from_numpy(dataset.store.image(dataset.store.position[row["id"]]).astype(np.float32))[None]
+        probs = F.interpolate(predictor.probabilities(image), size=(40, 40), mode="bilinear", align_corners=False)
+        truth = np.asarray(Image.open(case.mask)) > 0
+        expected = case_metrics(predictor.masks_from(probs)[0], truth.astype(np.uint8))
+        assert float(row["dice"]) == pytest.approx(expected["dice"], abs=1e-6)

@@ -184,6 +184,11 @@ class EvalConfig(_Section):
     tta: bool = Field(False, description="average the probabilities of the image and its two flips")
     largest_component: bool = Field(False, description="binary: keep only the largest connected component")
     overlap: float = Field(0.5, ge=0, lt=1, description="sliding windows (native resolution): their overlap")
+    resolution: Literal["stored", "source"] = Field(
+        "stored",
+        description="the resolution metrics are computed at: the stored slices', or the source masks' as drawn "
+        "(probabilities upsampled to each source mask's size; HD95 in mm where the source records spacing)",
+    )
     checkpoint: Literal["best", "last"] = Field(
         "best",
         description="the weights a run folder stands for in evaluate, predict, export and explain: best.pt (best "

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from medseg.config import DataConfig, EvalConfig, SplitConfig, parse_overrides
 from medseg.data.dataset import iterate_batches, prepare_dataset
+from medseg.data.image_io import binarize_mask
 from medseg.evaluation_classifier import evaluate_classifier
 from medseg.inference import Predictor
 from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
@@ -18,8 +21,10 @@ from medseg.run_folder import RunFolder
 __all__ = ["evaluate_run", "evaluate_external", "eval_settings", "describe_resolution"]
 
 
-def describe_resolution(data: DataConfig) -> str:
-    """At which resolution a run's metrics are computed: its stored slices'."""
+def describe_resolution(data: DataConfig, at: str = "stored") -> str:
+    """At which resolution a run's metrics are computed: its stored slices', or the source masks'."""
+    if at == "source":
+        return "source (the masks as drawn)"
     if data.resolution == "square":
         return f"{data.size}×{data.size} (every slice resized)"
     return "native" if data.scale == 1 else f"native × {data.scale:g}"
@@ -132,10 +137,10 @@ def _evaluate(
         raise ValueError(f"{run.path}: {label!r} has no case with a mask to evaluate")
     records, predictions = [], {}
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
-        pred = predictor.masks(batch["image"])
+        probs = predictor.probabilities(batch["image"])
+        pred = predictor.masks_from(probs)
         for k, row in enumerate(batch["row"].tolist()):
-            spacing = tuple(dataset.store.spacing[row]) if dataset.store.spacing is not None else None
-            metrics = case_metrics(pred[k], batch["mask"][k].numpy(), cfg.data.num_classes, spacing)
+            metrics = _metrics(predictor, dataset, row, probs[k], pred[k], batch["mask"][k].numpy())
             records.append({"id": dataset.store.ids[row], **metrics})
             predictions[row] = pred[k]
     summary = {
@@ -143,7 +148,7 @@ def _evaluate(
         "task": "segmentation",
         "cases": len(records),
         "size": cfg.data.size,
-        "resolution": describe_resolution(cfg.data),
+        "resolution": describe_resolution(cfg.data, cfg.eval.resolution),
         "eval": cfg.eval.model_dump(),
         "inference_mode": mode or "default",
         "metrics": aggregate(records),
@@ -152,6 +157,22 @@ def _evaluate(
     run.write_evaluation(label, ["id", *METRIC_NAMES], table, summary)
     _write_overlays(run.eval_dir(label) / "overlays", dataset.store, records, predictions, cfg.eval.overlays)
     return summary
+
+
+def _metrics(
+    predictor: Predictor, dataset, row: int, probs: torch.Tensor, stored_pred: np.ndarray, stored_truth: np.ndarray
+) -> dict[str, float]:
+    """One case's metrics at the stored resolution, or (`eval.resolution: source`) against its source mask, the
+    probabilities `(K, H', W')` upsampled to that mask's size."""
+    cfg, store = predictor.cfg, dataset.store
+    if cfg.eval.resolution == "stored":
+        spacing = tuple(store.spacing[row]) if store.spacing is not None else None
+        return case_metrics(stored_pred, stored_truth, cfg.data.num_classes, spacing)
+    case = dataset.case(store.ids[row])
+    truth = binarize_mask(np.asarray(dataset.reader.load_mask(case)), case.mask, cfg.data.num_classes)
+    upsampled = F.interpolate(probs[None].float(), size=truth.shape, mode="bilinear", align_corners=False)
+    pred = predictor.masks_from(upsampled)[0]
+    return case_metrics(pred, truth, cfg.data.num_classes, dataset.reader.spacing(case))
 
 
 def _write_overlays(folder: Path, store, records: list[dict], predictions: dict, count: int) -> None:

@@ -40,6 +40,14 @@ class Dataset:
         by_id = {c.id: -1 if c.label is None else int(c.label) for c in self.cases}
         return np.array([by_id[case_id] for case_id in self.store.ids], dtype=np.int64)
 
+    def case(self, case_id: str) -> Case:
+        """The case of an id."""
+        return self._by_id[case_id]
+
+    @cached_property
+    def _by_id(self) -> dict[str, Case]:
+        return {c.id: c for c in self.cases}
+
     def rows(self, split: str) -> np.ndarray:
         """Store rows of the cases in `split`, in case order."""
         return self.store.index([c.id for c in self.cases if self.assignment.get(c.id) == split])
