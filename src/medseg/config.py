@@ -208,9 +208,25 @@ class WeakConfig(_Section):
     classes: list[int] | None = Field(None, description="with label_from: case, the label values in index order")
     epochs: int = Field(10, ge=1, description="classifier training epochs")
     lr: float | None = Field(None, gt=0, le=1, description="classifier learning rate (default: train.lr)")
-    maps: Literal["cam", "acam", "gradcam"] = "acam"
+    balanced: bool = Field(False, description="classifier: weigh each class's images equally in every batch's loss")
+    maps: Literal["cam", "acam", "gradcam", "layercam"] = "acam"
+    augment_maps: bool = Field(False, description="average the maps over flips and scales (0.75, 1, 1.25)")
+    refine: Literal["none", "crf"] = Field(
+        "none", description="crf: a dense CRF with the image as its pairwise term turns the maps into probabilities"
+    )
     foreground: float = Field(0.1, gt=0, le=1, description="θ_FG on the max-normalised map: confident lesion")
     background: float = Field(0.01, ge=0, lt=1, description="θ_BG: confident background; between is ignored")
+    choose_thresholds: bool = Field(
+        False,
+        description="choose θ_FG (and θ_BG = θ_FG / 4) on the validation patients' true masks (never on test) "
+        "instead of taking foreground and background as given",
+    )
+    rounds: int = Field(
+        1, ge=1, le=4, description="self-training: each round's network relabels the training images for the next"
+    )
+    confident: float = Field(
+        0.8, gt=0.5, lt=1, description="self-training: lesion where p ≥ confident, background where p ≤ 1 - confident"
+    )
     stage2: Literal["segmentation", "wsr"] = Field(
         "segmentation",
         description="segmentation: the config's model trained on the pseudo-masks; wsr: pixel embeddings "

@@ -120,6 +120,15 @@ def write_report(run_dir: str | Path) -> Path:
                 "worst and best cases above.</p>",
                 _gallery(split_dir / "explain", ""),
             ]
+    panels = run.path / "weak_panels"
+    if list(panels.glob("*.png")):
+        parts += [
+            "<h2>From image labels to masks</h2>",
+            "<p>Test slices: the image, the classifier's map, the pseudo-mask the thresholds make of it (grey: "
+            "unknown), the prediction of the network trained on such pseudo-masks, the true mask (weak.json holds "
+            "every stage's figures).</p>",
+            _gallery(panels, ""),
+        ]
     config = run.config_path.read_text() if run.config_path.is_file() else ""
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config)}</pre>"]
     write_text_atomic(run.report_path, _page(f"medseg — {run.path.name}", parts))

@@ -48,7 +48,7 @@ _RUN_FILES = (
     "weak.json",
     "pseudo_masks.npz",
 )
-_RUN_FOLDERS = ("eval", "classifier")
+_RUN_FOLDERS = ("eval", "classifier", "weak_panels", "round1", "round2", "round3")
 
 
 def new_run_path(output_dir: str | Path, name: str) -> Path:
@@ -222,6 +222,8 @@ class RunFolder:
                 )
             for name in _RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
+            for later_round in self.path.glob("pseudo_masks_round*.npz"):
+                later_round.unlink()
             for name in _RUN_FOLDERS:
                 shutil.rmtree(self.path / name, ignore_errors=True)
         self.path.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
-"""Class activation maps: CAM (Zhou et al. 2016), Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++
-(Chattopadhyay et al. 2018), for classifiers and for segmentation networks.
+"""Class activation maps: CAM (Zhou et al. 2016), Grad-CAM (Selvaraju et al. 2017), Grad-CAM++
+(Chattopadhyay et al. 2018) and LayerCAM (Jiang et al. 2021), for classifiers and for segmentation networks.
 
 Maps come back at the chosen layer's resolution, `(B, 1, h, w)`, after the ReLU and before any
 normalisation; `to_input_size` resizes them and `normalise` scales each to [0, 1].
@@ -14,13 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["grad_cam", "class_target", "region_target", "default_layer", "to_input_size", "normalise"]
+__all__ = ["grad_cam", "layer_cam", "class_target", "region_target", "default_layer", "to_input_size", "normalise"]
 
 Target = Callable[[torch.Tensor], torch.Tensor]
 
 
-def class_target(class_index: int) -> Target:
-    """Score of a classifier's class: logits `(B, K)` → `(B,)`."""
+def class_target(class_index: int | torch.Tensor) -> Target:
+    """Score of a classifier's class, one for the batch or one per image `(B,)`: logits `(B, K)` → `(B,)`."""
+    if isinstance(class_index, torch.Tensor):
+        return lambda logits: logits.gather(1, class_index.view(-1, 1).to(logits.device))[:, 0]
     return lambda logits: logits[:, class_index]
 
 
@@ -84,6 +86,33 @@ def grad_cam(
     else:
         weights = gradient.mean((2, 3), keepdim=True)
     return F.relu((weights * activation).sum(1, keepdim=True))
+
+
+def layer_cam(model: nn.Module, layers: list[nn.Module], images: torch.Tensor, target: Target) -> torch.Tensor:
+    """LayerCAM of `target(model(images))`: at each layer, `ReLU(Σ_c ReLU(∂score/∂A_c) · A_c)` per position (the
+    gradient weighs every position, not only every channel, so shallower, finer layers localise too); each layer's
+    map is brought to the input's size and divided by its maximum, and the layers are combined by their per-pixel
+    maximum. Returns `(B, 1, H, W)` in [0, 1]; the model's parameter gradients are left untouched."""
+    captured: list[torch.Tensor] = []
+    handles = [layer.register_forward_hook(lambda module, args, output: captured.append(output)) for layer in layers]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            inputs = images.detach().requires_grad_(True)
+            score = target(model(inputs))
+            gradients = torch.autograd.grad(score.sum(), captured)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    height, width = images.shape[-2:]
+    maps = []
+    for activation, gradient in zip(captured, gradients, strict=True):
+        raw = F.relu((F.relu(gradient.float()) * activation.detach().float()).sum(1, keepdim=True))
+        resized = to_input_size(raw, height, width)
+        maps.append(resized / resized.amax((1, 2, 3), keepdim=True).clamp_min(1e-12))
+    return torch.stack(maps).amax(0)
 
 
 def to_input_size(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -54,17 +54,25 @@ class Classification(Method):
         model_spec: the config's `model:` section (`out_channels` 1 for binary, K for `classes`).
         label_from: "mask" (lesion present = the mask is not empty) or "case" (the reader's labels).
         classes: with `label_from: case`, the label values in class-index order.
+        balanced: weigh each class present in a batch equally (slices with lesions are often the fewer).
     """
 
     task = "classification"
     validation_metric = "accuracy"
 
-    def __init__(self, model_spec: dict, label_from: str = "mask", classes: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        model_spec: dict,
+        label_from: str = "mask",
+        classes: Sequence[int] | None = None,
+        balanced: bool = False,
+    ) -> None:
         super().__init__(model_spec)
         if label_from not in ("mask", "case"):
             raise ValueError(f"method.label_from must be mask or case, got {label_from!r}")
         self.label_from = label_from
         self.classes = list(classes) if classes is not None else None
+        self.balanced = balanced
 
     @classmethod
     def complete_model_spec(cls, model_spec: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -79,9 +87,16 @@ class Classification(Method):
         return {**model_spec, "out_channels": outputs}
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(Binary) cross-entropy; with `balanced`, each class present in the batch weighs as much as any other."""
         if logits.shape[1] == 1:
-            return F.binary_cross_entropy_with_logits(logits[:, 0].float(), labels.float())
-        return F.cross_entropy(logits.float(), labels)
+            losses = F.binary_cross_entropy_with_logits(logits[:, 0].float(), labels.float(), reduction="none")
+        else:
+            losses = F.cross_entropy(logits.float(), labels, reduction="none")
+        if not self.balanced:
+            return losses.mean()
+        counts = torch.bincount(labels, minlength=max(int(labels.max()) + 1, 1)).float()
+        weights = 1.0 / counts[labels]  # each present class sums to 1
+        return (losses * weights).sum() / (counts > 0).sum()
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         labels = image_labels(batch, self.label_from, self.classes)

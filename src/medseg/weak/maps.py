@@ -1,22 +1,54 @@
-"""Localisation maps of a trained classifier for batches of preprocessed images, and how well they point."""
+"""Localisation maps of a trained classifier for batches of preprocessed images, and how well they point.
+
+Methods: `cam` (the plain class activation map at the deepest stage), `acam` (attention-weighted, Wu et al. 2019),
+`gradcam` (at the deepest stage), `layercam` (LayerCAM over the three deepest stages, whose finer stages
+localise at a higher resolution than the deepest one). Any of them can be averaged over the image's flips and
+scales (`augment`), the test-time augmentation weakly supervised segmentation papers use for their seeds.
+"""
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Sequence
 
-from medseg.explain.cam import class_target, default_layer, grad_cam, to_input_size
+import torch
+import torch.nn.functional as F
+
+from medseg.explain.cam import class_target, default_layer, grad_cam, layer_cam, to_input_size
 from medseg.models.classifier import Classifier
 
 __all__ = ["MAP_METHODS", "lesion_maps", "pointing_hits", "map_dice"]
 
-MAP_METHODS = ("cam", "acam", "gradcam")
+MAP_METHODS = ("cam", "acam", "gradcam", "layercam")
+SCALES = (1.0, 0.75, 1.25)  # the scales `augment` averages over, with the horizontal flip of each
 
 
-def lesion_maps(model: Classifier, images: torch.Tensor, method: str, lesion_class: int = 0) -> torch.Tensor:
+def _raw_map(model: Classifier, images: torch.Tensor, method: str, lesion_class: int | torch.Tensor) -> torch.Tensor:
+    """One method's map of the lesion class at the images' size, `(B, 1, H, W)`, ≥ 0 (not normalised)."""
+    height, width = images.shape[-2:]
+    target = class_target(lesion_class)
+    if method == "gradcam":
+        return to_input_size(grad_cam(model, default_layer(model), images, target), height, width)
+    if method == "layercam":
+        return layer_cam(model, list(model.encoder.stages[-3:]), images, target)
+    with torch.no_grad():
+        raw = torch.relu(model.class_activation_map(images, lesion_class, weighted=method == "acam"))
+    return to_input_size(raw, height, width)
+
+
+def lesion_maps(
+    model: Classifier,
+    images: torch.Tensor,
+    method: str,
+    lesion_class: int | torch.Tensor = 0,
+    augment: bool = False,
+    scales: Sequence[float] = SCALES,
+) -> torch.Tensor:
     """`(B, C, S, S)` → max-normalised maps `(B, 1, S, S)` in [0, 1] of the lesion class.
 
-    cam: the plain class activation map (ACAM's weighting left out even if the classifier has it); acam: the
-    attention-weighted map (needs `pool: attention`); gradcam: Grad-CAM at the deepest encoder stage.
+    Args:
+        method: cam | acam | gradcam | layercam (see the module docstring).
+        augment: average the maps of the image at each of `scales`, and of its horizontal flip, each brought back
+            to the image's pixels, before normalising.
 
     Raises:
         ValueError: an unknown method, or acam on a classifier without attention pooling.
@@ -24,14 +56,18 @@ def lesion_maps(model: Classifier, images: torch.Tensor, method: str, lesion_cla
     if method not in MAP_METHODS:
         raise ValueError(f"map method must be one of {list(MAP_METHODS)}, got {method!r}")
     height, width = images.shape[-2:]
-    if method == "gradcam":
-        raw = grad_cam(model, default_layer(model), images, class_target(lesion_class))
-    else:
-        with torch.no_grad():
-            raw = torch.relu(model.class_activation_map(images, lesion_class, weighted=method == "acam"))
-    maps = to_input_size(raw, height, width)
-    peak = maps.amax((1, 2, 3), keepdim=True)
-    return torch.where(peak > 0, maps / peak.clamp_min(1e-12), torch.zeros_like(maps))
+    views = [(scale, flip) for scale in scales for flip in (False, True)] if augment else [(1.0, False)]
+    total = torch.zeros(images.shape[0], 1, height, width, device=images.device)
+    for scale, flip in views:
+        view = images.flip(-1) if flip else images
+        if scale != 1.0:
+            size = (max(16, round(height * scale)), max(16, round(width * scale)))
+            view = F.interpolate(view, size=size, mode="bilinear", align_corners=False)
+        raw = _raw_map(model, view, method, lesion_class)
+        raw = F.interpolate(raw, size=(height, width), mode="bilinear", align_corners=False) if scale != 1 else raw
+        total += raw.flip(-1) if flip else raw
+    peak = total.amax((1, 2, 3), keepdim=True)
+    return torch.where(peak > 0, total / peak.clamp_min(1e-12), torch.zeros_like(total))
 
 
 def pointing_hits(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,20 @@
 """`supervision: image-labels`: from image-level labels to a segmentation network, in one run folder.
 
-    <run>/weak.yaml            the pipeline's config, as given (resolved)
-    <run>/classifier/          a classification run on the image labels (its own config, metrics, checkpoints)
-    <run>/pseudo_masks.npz     pseudo-masks of the training and validation images (0 / 1 / IGNORE_INDEX unknown)
-    <run>/weak.json            map localisation and pseudo-mask quality against the true masks, where known
-    <run>/...                  the segmentation run trained on the pseudo-masks (`data.mask_override`): its
-                               config.yaml, checkpoints and metrics; its test evaluation uses the true masks
+    <run>/weak.yaml                  the pipeline's config, as given (resolved)
+    <run>/classifier/                a classification run on the image labels (its own config, metrics, checkpoints)
+    <run>/pseudo_masks.npz           round 1's pseudo-masks of the training and validation images, from the
+                                     classifier's maps (refined by a CRF with `weak.refine: crf`)
+    <run>/round<k>/                  with `weak.rounds` > 1: the segmentation run of round k < last, whose
+                                     confident predictions are round k+1's pseudo-masks (pseudo_masks_round<k+1>.npz)
+    <run>/weak.json                  every stage's figures: classifier, maps, thresholds, each round's pseudo-masks
+                                     against the true masks where known
+    <run>/...                        the last round's segmentation run: its config.yaml, checkpoints, metrics;
+                                     its test evaluation uses the true masks
+    <run>/weak_panels/               a few test slices: image | map | refined pseudo-mask | prediction | truth
 
-True masks are never a training target: the classifier sees only image labels, and the segmentation network's
-training and validation masks are the pseudo-masks.
+True masks are never a training target: the classifier sees only image labels (lesion present: the mask is not
+empty; or the case's label), the segmentation networks' training and validation masks are pseudo-masks, and the
+thresholds chosen with `weak.choose_thresholds` are chosen on the validation patients, never on test.
 """
 
 from __future__ import annotations
@@ -21,20 +27,32 @@ import torch
 
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
-from medseg.data.dataset import iterate_batches, prepare_dataset
+from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
 from medseg.data.pseudo_masks import save_pseudo_masks
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.distributed import setup_distributed
-from medseg.engine.trainer import TrainResult, claim, claim_new, fit_run, resume, train
+from medseg.engine.trainer import TrainResult, claim, claim_new, fit_run, resume, train, train_or_resume
 from medseg.inference import Predictor
 from medseg.losses import IGNORE_INDEX
 from medseg.methods.classification import image_labels
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
-from medseg.weak.maps import lesion_maps, map_dice, pointing_hits
-from medseg.weak.pseudo_masks import make_pseudo_masks, mask_quality
+from medseg.weak.maps import map_dice, pointing_hits
+from medseg.weak.panels import write_panels
+from medseg.weak.pseudo_masks import mask_quality
+from medseg.weak.seeds import batch_maps, pseudo_masks_of, typed
 
-__all__ = ["classifier_config", "segmentation_config", "write_pseudo_masks", "train_weak", "resume_weak"]
+__all__ = [
+    "classifier_config",
+    "segmentation_config",
+    "write_pseudo_masks",
+    "relabel",
+    "train_weak",
+    "resume_weak",
+    "typed",
+]
+
+FOREGROUND_GRID = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def classifier_config(cfg: Config) -> Config:
@@ -42,7 +60,7 @@ def classifier_config(cfg: Config) -> Config:
     raw = cfg.model_dump(mode="json")
     raw["name"] = f"{cfg.name}-classifier"
     raw["model"] = {k: v for k, v in cfg.weak.classifier.items() if k != "out_channels"}
-    raw["method"] = {"name": "classification", "label_from": cfg.weak.label_from}
+    raw["method"] = {"name": "classification", "label_from": cfg.weak.label_from, "balanced": cfg.weak.balanced}
     if cfg.weak.classes is not None:
         raw["method"]["classes"] = cfg.weak.classes
     raw["train"] = {**raw["train"], "epochs": cfg.weak.epochs, "lr": cfg.weak.lr or cfg.train.lr}
@@ -50,14 +68,14 @@ def classifier_config(cfg: Config) -> Config:
     return resolve_config(load_config(raw))
 
 
-def segmentation_config(cfg: Config, run: RunFolder) -> Config:
-    """The stage-2 config: the pipeline's model, method and training on the pseudo-masks, on stage 1's split; with
-    `weak.stage2: wsr`, the region-growing method, which carries the classifier it grows from."""
+def segmentation_config(cfg: Config, run: RunFolder, masks: Path) -> Config:
+    """A segmentation round's config: the pipeline's model, method and training on the pseudo-masks `masks`, on
+    stage 1's split; with `weak.stage2: wsr`, the region-growing method, which carries the classifier."""
     raw = cfg.model_dump(mode="json")
     raw["supervision"] = "masks"  # the segmentation stage itself is an ordinary supervised run
     raw["data"] = {
         **raw["data"],
-        "mask_override": str(run.pseudo_masks_path.resolve()),
+        "mask_override": str(masks.resolve()),
         "split_file": str(run.classifier.splits_path.resolve()),
     }
     if cfg.weak.stage2 == "wsr":
@@ -74,64 +92,123 @@ def segmentation_config(cfg: Config, run: RunFolder) -> Config:
     return resolve_config(load_config(raw))
 
 
+# -- stage 1: maps and pseudo-masks -------------------------------------------------------------------------------
+def _true_dataset(cfg: Config, classifier: RunFolder) -> Dataset:
+    """The pipeline's data with its true masks (read for the image-level labels and to measure quality), on the
+    classifier's split."""
+    data = cfg.data.model_copy(update={"mask_override": None, "split_file": None})
+    return prepare_dataset(data, cfg.seed, classifier.splits())
+
+
+def _split_maps(predictor: Predictor, dataset: Dataset, rows: np.ndarray, cfg: Config) -> dict:
+    """Every image of a split: its rows (in batch order), maps, image labels and true masks."""
+    method, order, maps, labels, truth = predictor.method, [], [], [], []
+    for batch in iterate_batches(dataset.store, rows, predictor.cfg.train.batch_size, labels=dataset.labels):
+        batch_labels = image_labels(batch, method.label_from, method.classes)
+        maps.append(batch_maps(predictor, batch["image"].to(predictor.device), batch_labels.to(predictor.device), cfg))
+        order += batch["row"].tolist()
+        labels.append(batch_labels.cpu())
+        truth.append(batch["mask"].numpy())
+    return {"rows": order, "maps": torch.cat(maps), "labels": torch.cat(labels), "truth": np.concatenate(truth)}
+
+
+def _choose_thresholds(val: dict, cfg: Config) -> tuple[float, float, dict[str, float]]:
+    """θ_FG from `FOREGROUND_GRID` with the best mean Dice of `map ≥ θ_FG` on the validation images that hold a
+    lesion (their true masks), and θ_BG = θ_FG / 4; also every candidate's Dice."""
+    lesion = _lesion_images(val["truth"])
+    maps, truth = val["maps"][torch.from_numpy(lesion)], torch.from_numpy(val["truth"][lesion])
+    scores = {f"{t:g}": float(map_dice(maps, truth, t).mean()) if len(maps) else 0.0 for t in FOREGROUND_GRID}
+    best = max(FOREGROUND_GRID, key=lambda t: scores[f"{t:g}"])
+    return best, best / 4, scores
+
+
+def _lesion_images(truth: np.ndarray) -> np.ndarray:
+    """`(N,)` bool: the images whose true mask is known and holds a lesion."""
+    flat = truth.reshape(len(truth), -1)
+    known = (flat != IGNORE_INDEX).all(1)
+    return known & ((flat > 0) & (flat != IGNORE_INDEX)).any(1)
+
+
+def _quality(split: dict, pseudo: np.ndarray, foreground: float) -> dict:
+    """The maps' pointing game and Dice (≥ θ_FG), and the pseudo-masks' quality, on the images with a lesion."""
+    truth, maps = split["truth"], split["maps"]
+    lesion = _lesion_images(truth)
+    figures = {"images": len(truth), "lesion_images": int(lesion.sum())}
+    if lesion.any():
+        index, true = torch.from_numpy(lesion), torch.from_numpy(truth[lesion])
+        figures["pointing_game"] = float(pointing_hits(maps[index], true).mean())
+        figures["map_dice"] = float(map_dice(maps[index], true, foreground).mean())
+        figures["pseudo_mask"] = mask_quality(pseudo[lesion], truth[lesion])
+    return figures
+
+
 @torch.no_grad()
 def write_pseudo_masks(classifier: RunFolder, cfg: Config, out: Path) -> dict:
-    """Maps and pseudo-masks for every image of the classifier's split; saves the training and validation
-    images' pseudo-masks to `out` and returns the quality figures (per split, against true masks)."""
+    """Maps (refined where configured) and pseudo-masks for every image of the classifier's split; saves the
+    training and validation images' pseudo-masks to `out` and returns the figures: thresholds (chosen on the
+    validation split if asked) and, per split, the maps' pointing game and the pseudo-masks against the true masks."""
     predictor = Predictor.load(classifier.path, "best")
-    ids, masks, report = [], [], {}
-    dataset = prepare_dataset(predictor.cfg.data, predictor.cfg.seed, classifier.splits())
-    for split in ("train", "val", "test"):
-        rows = dataset.rows(split)
-        if len(rows) == 0:
-            continue
-        order, pseudo, truth, figures = _split_pseudo_masks(predictor, dataset, rows, cfg)
-        if split != "test":
+    dataset = _true_dataset(cfg, classifier)
+    splits = {name: _split_maps(predictor, dataset, dataset.rows(name), cfg) for name in ("train", "val", "test")}
+    foreground, background, scores = cfg.weak.foreground, cfg.weak.background, None
+    if cfg.weak.choose_thresholds:
+        foreground, background, scores = _choose_thresholds(splits["val"], cfg)
+    report = {"maps": cfg.weak.maps, "augment_maps": cfg.weak.augment_maps, "refine": cfg.weak.refine}
+    report["thresholds"] = {"foreground": foreground, "background": background, "validation_dice": scores}
+    ids, masks = [], []
+    for name, split in splits.items():
+        pseudo = pseudo_masks_of(split, cfg, foreground, background)
+        report[name] = _quality(split, pseudo, foreground)
+        if name != "test":
+            ids += [dataset.store.ids[r] for r in split["rows"]]
             masks.append(pseudo)
-            ids += [dataset.store.ids[r] for r in order]
-        known = (truth != IGNORE_INDEX).all((1, 2))
-        report[split] = {"images": int(len(rows)), **figures, "pseudo_mask": mask_quality(pseudo[known], truth[known])}
     save_pseudo_masks(out, ids, np.concatenate(masks))
-    return {"maps": cfg.weak.maps, "foreground": cfg.weak.foreground, "background": cfg.weak.background, **report}
+    return report
 
 
-def _split_pseudo_masks(predictor: Predictor, dataset, rows: np.ndarray, cfg: Config) -> tuple:
-    """One split's store rows in the order of its pseudo-masks `(N, S, S)`, the true masks, and how well the maps
-    point at the true lesions."""
-    order, pseudo, truth, hits, dices, lesion_rows = [], [], [], [], [], 0
-    for batch in iterate_batches(dataset.store, rows, predictor.cfg.train.batch_size, labels=dataset.labels):
-        order += batch["row"].tolist()
-        labels = image_labels(batch, predictor.method.label_from, predictor.method.classes)
-        with torch.enable_grad():
-            maps = lesion_maps(predictor.model, batch["image"].to(predictor.device), cfg.weak.maps).cpu()
-        pseudo.append(make_pseudo_masks(maps, labels, cfg.weak.foreground, cfg.weak.background).numpy())
-        truth.append(batch["mask"].numpy())
-        known = (batch["mask"] != IGNORE_INDEX).flatten(1).all(1)
-        positive = (batch["mask"] > 0).flatten(1).any(1) & known
-        if positive.any():
-            hits.append(pointing_hits(maps[positive], batch["mask"][positive]))
-            dices.append(map_dice(maps[positive], batch["mask"][positive], cfg.weak.foreground))
-            lesion_rows += int(positive.sum())
-    figures = {
-        "lesion_images": lesion_rows,
-        "pointing_game": float(torch.cat(hits).mean()) if hits else None,
-        "map_dice": float(torch.cat(dices).mean()) if dices else None,
-    }
-    return order, np.concatenate(pseudo), np.concatenate(truth), figures
+# -- self-training ------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def relabel(segmentation: RunFolder, classifier: RunFolder, cfg: Config, out: Path) -> dict:
+    """The next round's pseudo-masks: a segmentation run's confident predictions on the training and validation
+    images (lesion where p ≥ `weak.confident`, background where p ≤ 1 - confident, unknown between; images labelled
+    without lesion stay background); saved to `out`; returns their quality against the true masks."""
+    predictor = Predictor.load(segmentation.path)
+    labels_from = Predictor.load(classifier.path, "best").method
+    dataset = _true_dataset(cfg, classifier)
+    ids, masks, report = [], [], {}
+    high = cfg.weak.confident
+    for name in ("train", "val"):
+        pseudo, truth = [], []
+        for batch in iterate_batches(dataset.store, dataset.rows(name), cfg.train.batch_size, labels=dataset.labels):
+            probs = predictor.probabilities(batch["image"])[:, -1]  # the lesion channel
+            mask = torch.full(probs.shape, IGNORE_INDEX, dtype=torch.uint8)
+            mask[probs >= high], mask[probs <= 1 - high] = 1, 0
+            if not typed(cfg):  # an image labelled without lesion stays background
+                mask[image_labels(batch, labels_from.label_from, labels_from.classes) == 0] = 0
+            pseudo.append(mask.numpy())
+            truth.append(batch["mask"].numpy())
+            ids += [dataset.store.ids[r] for r in batch["row"].tolist()]
+        pseudo_all, truth_all = np.concatenate(pseudo), np.concatenate(truth)
+        lesion_rows = _lesion_images(truth_all)
+        report[name] = {"pseudo_mask": mask_quality(pseudo_all[lesion_rows], truth_all[lesion_rows])}
+        masks.append(pseudo_all)
+    save_pseudo_masks(out, ids, np.concatenate(masks))
+    return report
 
 
+# -- the pipeline -------------------------------------------------------------------------------------------------
 def train_weak(cfg: Config, run_dir: str | Path, overwrite: bool = False, show_progress: bool = True) -> TrainResult:
-    """Run the three stages into a new run folder `run_dir` (see the module docstring); returns the segmentation
-    stage's result.
+    """Run the stages into a new run folder `run_dir` (see the module docstring); returns the last segmentation
+    round's result.
 
     Raises:
-        ValueError: image labels that are not binary.
+        ValueError: two-class image labels given as `case` without exactly two classes.
         RunFolderError: `run_dir` holds a run (unless `overwrite`), or another process trains there.
     """
-    if cfg.weak.label_from == "case" and len(cfg.weak.classes or []) != 2:
+    if cfg.weak.label_from == "case" and len(cfg.weak.classes or []) < 2:
         raise ValueError(
-            "supervision: image-labels needs binary image labels (lesion absent / present): weak.label_from: mask, "
-            f"or label_from: case with weak.classes [absent, present]; got classes {cfg.weak.classes}"
+            "supervision: image-labels needs image labels: weak.label_from: mask (lesion present), or label_from: "
+            f"case with weak.classes [absent, present] or the lesion types; got classes {cfg.weak.classes}"
         )
     cfg = resolve_config(cfg)
     run, ctx = RunFolder(run_dir), setup_distributed()
@@ -149,6 +226,17 @@ def resume_weak(run_dir: str | Path, show_progress: bool = True) -> TrainResult:
         return _run_stages(cfg, run, show_progress)
 
 
+def _record(run: RunFolder, key: str, value) -> None:
+    """Set `key` of weak.json (kept as it is otherwise)."""
+    report = json.loads(run.weak_path.read_text()) if run.weak_path.is_file() else {}
+    report[key] = value
+    write_text_atomic(run.weak_path, json.dumps(report, indent=2))
+
+
+def _masks_of_round(run: RunFolder, k: int) -> Path:
+    return run.pseudo_masks_path if k == 1 else run.path / f"pseudo_masks_round{k}.npz"
+
+
 def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult:
     classifier, ctx = run.classifier, setup_distributed()
     last = classifier.checkpoint("last")
@@ -157,9 +245,18 @@ def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult
     elif load_checkpoint(last)["epoch"] < cfg.weak.epochs:  # stage 1 was interrupted: finish it first
         resume(classifier.path, show_progress=show_progress)
     if ctx.is_main and not run.pseudo_masks_path.is_file():
-        quality = write_pseudo_masks(classifier, cfg, run.pseudo_masks_path)
-        write_text_atomic(run.weak_path, json.dumps(quality, indent=2))
+        _record(run, "stage1", write_pseudo_masks(classifier, cfg, run.pseudo_masks_path))
     ctx.barrier()
+    for k in range(1, cfg.weak.rounds):  # the rounds before the last train in sub-folders
+        folder = RunFolder(run.path / f"round{k}")
+        train_or_resume(segmentation_config(cfg, run, _masks_of_round(run, k)), folder.path, show_progress)
+        if ctx.is_main and not _masks_of_round(run, k + 1).is_file():
+            _record(run, f"round{k + 1}", relabel(folder, classifier, cfg, _masks_of_round(run, k + 1)))
+        ctx.barrier()
     stage2 = run.checkpoint("last")
     saved = load_checkpoint(stage2) if stage2.is_file() else None
-    return fit_run(run, segmentation_config(cfg, run), ctx, saved, show_progress)
+    final = segmentation_config(cfg, run, _masks_of_round(run, cfg.weak.rounds))
+    result = fit_run(run, final, ctx, saved, show_progress)
+    if ctx.is_main:
+        write_panels(run, cfg)
+    return result

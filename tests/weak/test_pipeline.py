@@ -1,0 +1,157 @@
+"""The weakly supervised path end to end on phantoms: LayerCAM maps averaged over flips and scales, a CRF,
+thresholds chosen on validation patients, self-training; true training masks never read; lesion types as labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from medseg.config import load_config
+from medseg.data.readers.phantoms import make_phantom
+from medseg.engine.trainer import train
+from medseg.explain.cam import layer_cam
+from medseg.models import build_model
+from medseg.run_folder import RunFolder
+from medseg.weak.pipeline import classifier_config, train_weak, write_pseudo_masks
+from medseg.weak.refine import crf_refine
+from tests.conftest import write_png
+
+
+def _phantom_folder(root, count=24, corrupt: bool = False, types: bool = False):
+    """Phantom slices as a folder data set, 4 slices per group (labels.csv); with `corrupt`, every non-empty
+    training-like mask is replaced by a one-pixel mask (same image label, other pixels)."""
+    rows = []
+    for index in range(count):
+        image, mask = make_phantom(seed=5, index=index, size=48, lesion_fraction=1.0 if types else 0.6)
+        if corrupt and mask.any():
+            mask = np.zeros_like(mask)
+            mask[0, 0] = 1
+        write_png(root / "images" / f"{index:02d}.png", (image * 255).astype(np.uint8))
+        write_png(root / "masks" / f"{index:02d}.png", mask * 255)
+        rows.append([f"{index:02d}.png", 1 + index % 3, index // 4])
+    with (root / "labels.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([["file", "label", "group"], *rows])
+    return root
+
+
+def _config(root, tmp_path, **weak):
+    return {
+        "name": "weak",
+        "output_dir": str(tmp_path / "runs"),
+        "supervision": "image-labels",
+        "data": {
+            "source": {
+                "format": "folder",
+                "root": str(root),
+                "image_dir": "images",
+                "mask_dir": "masks",
+                "labels_csv": "labels.csv",
+                "group_column": "group",
+            },
+            "size": 48,
+            "cache_dir": str(tmp_path / "cache"),
+            "splits": {"train": 0.5, "val": 0.25, "test": 0.25},
+        },
+        "model": {"name": "unet", "features": [4, 8, 16]},
+        "train": {"epochs": 1, "batch_size": 4, "lr": 0.003},
+        "weak": {"classifier": {"name": "classifier", "features": [4, 8, 16]}, "epochs": 1, **weak},
+    }
+
+
+def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tmp_path):
+    root = _phantom_folder(tmp_path / "data")
+    weak = {"maps": "layercam", "augment_maps": True, "refine": "crf", "choose_thresholds": True, "rounds": 2}
+    run = tmp_path / "run"
+    train_weak(load_config(_config(root, tmp_path, **weak)), run, show_progress=False)
+    report = json.loads((run / "weak.json").read_text())
+    thresholds = report["stage1"]["thresholds"]
+    assert thresholds["validation_dice"] and thresholds["foreground"] == pytest.approx(4 * thresholds["background"])
+    assert "pseudo_mask" in report["round2"]["train"], "round 2's pseudo-masks came from round 1's network"
+    assert (run / "round1" / "last.pt").is_file() and (run / "last.pt").is_file()
+    assert (run / "pseudo_masks_round2.npz").is_file()
+    assert list((run / "weak_panels").glob("*.png"))
+
+
+def test_pseudo_masks_never_read_a_true_training_mask_and_keep_negative_images_empty(tmp_path):
+    """The same images and image labels, other lesion pixels in the training masks: the pseudo-masks must not change
+    (the validation masks, which choosing thresholds may read, are the same in both). The CRF takes images and maps
+    only (tested below)."""
+    clean = _phantom_folder(tmp_path / "clean")
+    corrupt = _phantom_folder(tmp_path / "corrupt", corrupt=True)
+    cfg = load_config(_config(clean, tmp_path, maps="cam", foreground=0.8, background=0.3))
+    classifier = tmp_path / "classifier"
+    train(classifier_config(cfg), classifier, show_progress=False)
+    splits = RunFolder(classifier).splits()
+    for path in (corrupt / "masks").glob("*.png"):  # the corrupted set keeps the true validation and test masks
+        if splits[path.stem] != "train":
+            path.write_bytes((clean / "masks" / path.name).read_bytes())
+    results = []
+    for root in (clean, corrupt):
+        raw = cfg.model_dump(mode="json")
+        raw["data"]["source"]["root"] = str(root)
+        raw["data"]["cache_dir"] = str(tmp_path / f"cache-{root.name}")
+        write_pseudo_masks(RunFolder(classifier), load_config(raw), tmp_path / f"{root.name}.npz")
+        with np.load(tmp_path / f"{root.name}.npz") as data:
+            results.append((list(data["ids"]), data["masks"]))
+    assert results[0][0] == results[1][0]
+    lesion_share = (results[0][1] == 1).mean()
+    assert 0 < lesion_share < 0.5, "pseudo-masks neither empty nor everything: the comparison can tell"
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    truth = {p.stem: np.asarray(Image.open(p)) for p in (clean / "masks").glob("*.png")}
+    for case_id, pseudo in zip(*results[0], strict=True):
+        if not truth[case_id].any():
+            assert (pseudo == 0).all(), f"{case_id}: an image labelled without lesion stays background"
+
+
+def test_the_crf_gives_a_probability_map_that_follows_the_image_and_leaves_negatives_empty():
+    images = torch.zeros(2, 1, 32, 32)
+    images[:, :, 8:20, 8:20] = 0.8
+    maps = torch.zeros(2, 1, 32, 32)
+    maps[:, :, 10:22, 10:22] = 0.6
+    out = crf_refine(images, maps, torch.tensor([True, False]))
+    assert out.shape == maps.shape and (out >= 0).all() and (out <= 1).all()
+    assert out[0, 0, 14, 14] > 0.9 and out[0, 0, 20, 20] < 0.1, "the map's box moves to the image's edges"
+    assert (out[1] == 0).all()
+
+
+def test_layer_cam_at_the_last_stage_of_a_gap_classifier_is_the_cam_of_its_positive_weights():
+    torch.manual_seed(0)
+    model = build_model({"name": "classifier", "features": [4, 8, 16], "out_channels": 2}).eval()
+    images = torch.randn(2, 1, 32, 32)
+    maps = layer_cam(model, [model.encoder.stages[-1]], images, lambda logits: logits[:, 1])
+    with torch.no_grad():
+        features = model.features(images)
+        expected = torch.einsum("c,bchw->bhw", torch.relu(model.head.weight[1]), features)[:, None]
+    expected = torch.nn.functional.interpolate(expected, size=(32, 32), mode="bilinear", align_corners=False)
+    expected = expected / expected.amax((1, 2, 3), keepdim=True)
+    torch.testing.assert_close(maps, expected, atol=1e-4, rtol=1e-3)
+
+
+def test_lesion_types_as_labels_seed_each_image_with_its_own_class_map(tmp_path):
+    root = _phantom_folder(tmp_path / "types", types=True)
+    config = _config(root, tmp_path, label_from="case", classes=[1, 2, 3], maps="cam")
+    run = tmp_path / "typed"
+    train_weak(load_config(config), run, show_progress=False)
+    stage1 = json.loads((run / "weak.json").read_text())["stage1"]
+    assert stage1["train"]["lesion_images"] == stage1["train"]["images"]
+    with np.load(run / "pseudo_masks.npz") as data:
+        assert (data["masks"] == 1).reshape(len(data["masks"]), -1).any(1).all(), "every image is seeded"
+
+
+def test_balanced_classification_weighs_each_class_equally(phantom_config):
+    from tests.helpers import built_method
+
+    config = phantom_config()
+    config["model"] = {"name": "classifier", "features": [4, 8]}
+    config["method"] = {"name": "classification", "balanced": True}
+    method = built_method(config)
+    logits = torch.tensor([[2.0], [2.0], [2.0], [-1.0]])
+    labels = torch.tensor([1, 1, 1, 0])
+    losses = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], labels.float(), reduction="none")
+    expected = (losses[:3].mean() + losses[3]) / 2
+    torch.testing.assert_close(method._loss(logits, labels), expected)
