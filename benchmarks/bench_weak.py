@@ -1,15 +1,18 @@
 """Weak supervision benchmark: from image-level labels only to masks, against full supervision on one split.
 
-One classifier (the config's `weak.classifier`, trained on "lesion present" labels) is shared by every weak
-run. Its maps (cam, acam, gradcam) are compared for localisation on the test split's lesion slices (pointing
-game; Dice of the map thresholded at θ_FG) and as pseudo-masks of the training split (precision / recall of
-the confident lesion pixels against the true masks). Then the second stages are trained (a segmentation
-network on ACAM and on CAM pseudo-masks; WSR on ACAM seeds) and a fully supervised network with the same
-model, budget and split. Test Dice is reported on every test slice and on the lesion slices only; the
-headline is weak / full on lesion slices. Finished runs (and the shared classifier) are reused, so an
-interrupted benchmark continues with the run it was in, from the start of that run.
+For each seed: one classifier (the config's `weak.classifier` on "lesion present" labels) is trained and
+evaluated on the test patients (accuracy, ROC AUC). Its maps are compared as seeds: each map method (cam,
+acam, layercam; each without and with the CRF) gives pseudo-masks with θ_FG chosen on the validation patients,
+measured against the true masks of the training slices with a lesion (precision, recall, Dice) and by the
+pointing game on the test slices. Then the config's recipe runs to the end (its rounds of self-training), and a
+fully supervised network with the same model, budget and split. Test Dice is reported on the lesion slices
+(each round), with the false-positive rate on the tumour-free test slices; the headline is weak / full on
+lesion slices. Finished runs are reused, so an interrupted benchmark continues.
 
-    .venv/bin/python benchmarks/bench_weak.py configs/lgg-weak.yaml --out runs/bench-weak [override ...]
+    .venv/bin/python benchmarks/bench_weak.py configs/lgg-weak.yaml --seeds 0 1 --out runs/bench-weak/lgg
+
+Every seed's figures go to `OUT/seed<k>/results.json` and one JSON line per seed to
+`benchmarks/results/weak.jsonl` (with the CPU); `--table` prints the markdown tables from that file.
 """
 
 from __future__ import annotations
@@ -22,21 +25,18 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from bench_semi import machine
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
 from medseg.data.dataset import prepare_dataset
-from medseg.data.splits import read_splits
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.run_folder import RunFolder
 from medseg.weak.pipeline import classifier_config, resume_weak, write_pseudo_masks
 
-SECOND_STAGES = {
-    "acam-segmentation": ("acam", "segmentation"),
-    "acam-wsr": ("acam", "wsr"),
-    "cam-segmentation": ("cam", "segmentation"),
-}
+RESULTS = Path(__file__).parent / "results" / "weak.jsonl"
+MAPS = [("cam", "none"), ("cam", "crf"), ("acam", "none"), ("acam", "crf"), ("layercam", "none"), ("layercam", "crf")]
 
 
 def _with(cfg: Config, **weak) -> Config:
@@ -50,93 +50,138 @@ def _done(run_dir: Path, epochs: int) -> bool:
     return last.is_file() and load_checkpoint(last)["epoch"] >= epochs
 
 
-def _test_dice(run_dir: Path) -> dict[str, float]:
-    """Test Dice over every slice and over the slices whose true mask is not empty."""
+def _test_figures(run_dir: Path) -> dict[str, float]:
+    """Test Dice over the slices with a lesion, and the share of tumour-free slices given a non-empty mask."""
     summary = evaluate_run(run_dir, "test")
-    cfg = load_config(run_dir / "config.yaml")
-    data = cfg.data.model_copy(update={"mask_override": None})
-    dataset = prepare_dataset(data, cfg.seed, read_splits(run_dir / "splits.csv"))
-    lesion = {dataset.store.ids[r] for r in dataset.rows("test") if (dataset.store.masks[r] == 1).any()}
     with (run_dir / "eval" / "test" / "cases.csv").open() as handle:
         rows = list(csv.DictReader(handle))
+    run = RunFolder(run_dir)
+    cfg = run.config
+    data = cfg.data.model_copy(update={"mask_override": None})
+    dataset = prepare_dataset(data, cfg.seed, run.splits())
+    lesion = {dataset.store.ids[r] for r in dataset.rows("test") if (dataset.store.mask(r) == 1).any()}
     on_lesions = [float(r["dice"]) for r in rows if r["id"] in lesion]
+    free = [float(r["dice"]) for r in rows if r["id"] not in lesion]  # 1 = no mask predicted, 0 = a false positive
     return {
-        "dice_all": summary["metrics"]["dice"]["mean"],
         "dice_lesion": statistics.mean(on_lesions),
+        "dice_all": summary["metrics"]["dice"]["mean"],
+        "false_positive_rate": 1 - statistics.mean(free) if free else None,
         "lesion_slices": len(on_lesions),
+        "free_slices": len(free),
         "minutes": load_checkpoint(run_dir / "last.pt")["seconds"] / 60,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench-weak"))
-    parser.add_argument("--stages", nargs="+", default=list(SECOND_STAGES), choices=list(SECOND_STAGES))
-    args = parser.parse_args()
-    cfg = load_config(args.config, args.overrides)
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    classifier_run = args.out / "classifier"
-    if not _done(classifier_run, cfg.weak.epochs):
-        train_or_resume(classifier_config(cfg), classifier_run, show_progress=False)
-    results: dict = {"classifier": evaluate_run(classifier_run, "test")["metrics"]}
-    results["classifier"]["minutes"] = load_checkpoint(classifier_run / "last.pt")["seconds"] / 60
-
+def run_seed(cfg: Config, out: Path, seed: int) -> dict:
+    raw = cfg.model_dump(mode="json")
+    raw["seed"] = seed
+    cfg = load_config(raw)
+    out.mkdir(parents=True, exist_ok=True)
+    classifier = out / "classifier"
+    if not _done(classifier, cfg.weak.epochs):
+        train_or_resume(classifier_config(cfg), classifier, show_progress=False)
+    results: dict = {"seed": seed, "classifier": evaluate_run(classifier, "test")["metrics"]}
     results["maps"] = {}
-    for maps in ("cam", "acam", "gradcam"):
+    for maps, refine in MAPS:
+        variant = _with(cfg, maps=maps, refine=refine, choose_thresholds=True)
+        if maps == "acam" and variant.weak.classifier.get("pool") != "attention":
+            continue
         with tempfile.TemporaryDirectory() as scratch:
-            quality = write_pseudo_masks(RunFolder(classifier_run), _with(cfg, maps=maps), Path(scratch) / "pseudo.npz")
-        results["maps"][maps] = quality
-        print(
-            f"{maps}: test pointing {quality['test']['pointing_game']:.3f}, "
-            f"map Dice {quality['test']['map_dice']:.3f}, train pseudo-masks {quality['train']['pseudo_mask']}",
-            flush=True,
-        )
-
-    results["runs"] = {}
-    for name in args.stages:
-        maps, stage2 = SECOND_STAGES[name]
-        run_dir = args.out / name
-        if not (run_dir / "classifier").exists():  # every second stage starts from the same classifier
-            shutil.copytree(classifier_run, run_dir / "classifier")
-            write_text_atomic(run_dir / "weak.yaml", _with(cfg, maps=maps, stage2=stage2).to_yaml())
-        if not _done(run_dir, cfg.train.epochs):
-            resume_weak(run_dir, show_progress=False)
-        results["runs"][name] = _test_dice(run_dir)
-        print(name, results["runs"][name], flush=True)
-
-    full_dir = args.out / "full"
+            figures = write_pseudo_masks(RunFolder(classifier), variant, Path(scratch) / "p.npz")
+        results["maps"][f"{maps}+{refine}"] = figures
+        print(f"seed {seed} {maps}+{refine}: {json.dumps(results['maps'][f'{maps}+{refine}']['train'])}", flush=True)
+    weak_dir = out / "weak"
+    if not (weak_dir / "classifier").exists():  # the recipe starts from the same classifier
+        shutil.copytree(classifier, weak_dir / "classifier")
+        write_text_atomic(weak_dir / "weak.yaml", cfg.to_yaml())
+    if not _done(weak_dir, cfg.train.epochs):
+        resume_weak(weak_dir, show_progress=False)
+    results["weak_json"] = json.loads((weak_dir / "weak.json").read_text())
+    results["rounds"] = {}
+    for k in range(1, cfg.weak.rounds):
+        results["rounds"][str(k)] = _test_figures(weak_dir / f"round{k}")
+    results["rounds"][str(cfg.weak.rounds)] = _test_figures(weak_dir)
+    full_dir = out / "full"
     if not _done(full_dir, cfg.train.epochs):
         raw = cfg.model_dump(mode="json")
         raw["supervision"] = "masks"
-        raw["data"]["split_file"] = str((classifier_run / "splits.csv").resolve())
+        raw["data"]["split_file"] = str((classifier / "splits.csv").resolve())
         train_or_resume(load_config(raw), full_dir, show_progress=False)
-    results["runs"]["full"] = _test_dice(full_dir)
-    full = results["runs"]["full"]["dice_lesion"]
-    for figures in results["runs"].values():
+    results["full"] = _test_figures(full_dir)
+    full = results["full"]["dice_lesion"]
+    for figures in results["rounds"].values():
         figures["weak_over_full"] = figures["dice_lesion"] / full if full else None
-    write_text_atomic(args.out / "results.json", json.dumps(results, indent=2, default=float))
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=float))
+    return results
 
+
+def record(results: dict, dataset: str, config: str, overrides: list[str]) -> None:
+    row = {"dataset": dataset, "config": config, "overrides": overrides, **machine(), **results}
+    old = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()] if RESULTS.is_file() else []
+    kept = [r for r in old if (r["dataset"], r["seed"], r["config"]) != (dataset, results["seed"], config)]
+    write_text_atomic(RESULTS, "".join(json.dumps(r, default=float) + "\n" for r in [*kept, row]))
+
+
+def _cell(values: list[float], digits: int = 3) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
+
+
+def table(dataset: str) -> None:
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["dataset"] == dataset]
+    print(f"{len(rows)} seeds; " + "; ".join(sorted({f"{r['cpu']} (bf16 {r['bf16']})" for r in rows})))
+    metrics = [r["classifier"] for r in rows]
     print(
-        "\n| map | test pointing game | test map Dice (≥ θ_FG) | train pseudo-masks: precision | recall "
-        "| lesion called background | unknown share |"
+        f"\nclassifier on test: accuracy {_cell([m['accuracy']['mean'] for m in metrics])}, "
+        f"ROC AUC {_cell([m['roc_auc']['mean'] for m in metrics])}"
     )
-    print("|---|---|---|---|---|---|---|")
-    for maps, q in results["maps"].items():
-        pm = q["train"]["pseudo_mask"]
-        print(
-            f"| {maps} | {q['test']['pointing_game']:.3f} | {q['test']['map_dice']:.3f} | {pm['precision']:.3f} "
-            f"| {pm['recall']:.3f} | {pm['background_error']:.3f} | {pm['unknown_share']:.3f} |"
-        )
-    print("\n| run | test Dice, all slices | test Dice, lesion slices | / full (lesion slices) | minutes |")
+    print("\n| seeds (θ_FG on validation) | test pointing game | train pseudo-mask Dice | precision | recall |")
     print("|---|---|---|---|---|")
-    for name, f in results["runs"].items():
+    for name in rows[0]["maps"]:
+        maps = [r["maps"][name] for r in rows if name in r["maps"]]
+        pseudo = [m["train"]["pseudo_mask"] for m in maps]
         print(
-            f"| {name} | {f['dice_all']:.4f} | {f['dice_lesion']:.4f} | {f['weak_over_full'] or float('nan'):.3f} "
-            f"| {f['minutes']:.1f} |"
+            f"| {name} | {_cell([m['test'].get('pointing_game') for m in maps])} | "
+            f"{_cell([p.get('dice') for p in pseudo])} | {_cell([p['precision'] for p in pseudo])} | "
+            f"{_cell([p['recall'] for p in pseudo])} |"
         )
+    print("\n| stage | test Dice, lesion slices | / full | false positives on tumour-free slices | minutes |")
+    print("|---|---|---|---|---|")
+    for k in rows[0]["rounds"]:
+        figures = [r["rounds"][k] for r in rows]
+        print(
+            f"| round {k} | {_cell([f['dice_lesion'] for f in figures])} | "
+            f"{_cell([f['weak_over_full'] for f in figures])} | {_cell([f['false_positive_rate'] for f in figures])} "
+            f"| {statistics.mean(f['minutes'] for f in figures):.1f} |"
+        )
+    full = [r["full"] for r in rows]
+    print(
+        f"| full supervision | {_cell([f['dice_lesion'] for f in full])} | 1 | "
+        f"{_cell([f['false_positive_rate'] for f in full])} | {statistics.mean(f['minutes'] for f in full):.1f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", nargs="?")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--dataset", default="lgg")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-weak"))
+    parser.add_argument("--table", action="store_true", help="print the tables of the recorded seeds")
+    args = parser.parse_args()
+    if args.table:
+        table(args.dataset)
+        return
+    cfg = load_config(args.config, args.overrides)
+    for seed in args.seeds:
+        results = run_seed(cfg, args.out / f"seed{seed}", seed)
+        record(results, args.dataset, args.config, args.overrides)
+        print(json.dumps(results["rounds"], indent=1), flush=True)
 
 
 if __name__ == "__main__":

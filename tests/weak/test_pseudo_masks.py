@@ -67,7 +67,8 @@ def test_localisation_scores():
     assert pointing_hits(maps, masks).tolist() == [1.0, 0.0]
     assert map_dice(maps, masks, 0.5).tolist() == pytest.approx([2 / 5, 0.0])
     quality = mask_quality(np.array([[1, 0], [IGNORE_INDEX, 0]]), np.array([[1, 1], [0, 0]]))
-    assert quality == {"precision": 1.0, "recall": 0.5, "background_error": 0.5, "unknown_share": 0.25}
+    expected = {"dice": 2 / 3, "precision": 1.0, "recall": 0.5, "background_error": 0.5, "unknown_share": 0.25}
+    assert quality == pytest.approx(expected)
 
 
 def test_training_cases_missing_from_the_pseudo_mask_file_get_no_true_mask(tmp_path, phantom_config):

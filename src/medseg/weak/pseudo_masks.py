@@ -42,6 +42,7 @@ def mask_quality(pseudo: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     true = truth > 0
     hits = float((lesion & true).sum())
     return {
+        "dice": 2 * hits / max(float(lesion.sum()) + float(true.sum()), 1.0),
         "precision": hits / max(float(lesion.sum()), 1.0),
         "recall": hits / max(float(true.sum()), 1.0),
         "background_error": float((known & (pseudo == 0) & true).sum()) / max(float(true.sum()), 1.0),
