@@ -1,0 +1,160 @@
+"""nnU-Net v2 beside medseg on figshare: its `2d` configuration on medseg's split (train + val → its fold 0, test →
+imagesTs), at the same wall-clock budget as medseg's figshare config, both measured on the same test slices at
+256×256 (the shared PNGs' size) with medseg's metrics.
+
+nnU-Net lives in its own virtual environment with the same CPU torch wheel (never a dependency of medseg):
+
+    python3 -m venv /work/nnunet-venv && /work/nnunet-venv/bin/pip install torch==2.13.0 && \\
+        /work/nnunet-venv/bin/pip install nnunetv2
+    .venv/bin/python benchmarks/bench_nnunet.py --venv /work/nnunet-venv --split SPLITS.csv \\
+        --medseg-run runs/bench-native/figshare/square --out runs/bench-nnunet --minutes 20
+
+What is changed to fit the budget (nothing else): a trainer subclass, `nnUNetTrainer_MedsegBudget`, written into
+nnU-Net's trainer folder of that environment, with 50 training and 10 validation iterations per epoch (instead of
+250 and 50) and as many epochs as fit in `--minutes` at the pace of a one-epoch trial (its poly learning rate then
+reaches 0 at the last of them); one data-augmentation process (2 cores). The plans, network, loss, augmentation
+and inference (with its mirroring) are nnU-Net's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench_semi import machine
+from medseg.atomic import write_text_atomic
+from medseg.metrics import aggregate, case_metrics
+
+RESULTS = Path(__file__).parent / "results" / "nnunet.jsonl"
+FIGSHARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "brain-tumor-figshare"
+DATASET = "Dataset500_Figshare"
+TRAINER = '''
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+
+class nnUNetTrainer_MedsegBudget(nnUNetTrainer):
+    """nnU-Net's trainer with shorter epochs and as many as a wall-clock budget allows (medseg's bench_nnunet.py)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_iterations_per_epoch = 50
+        self.num_val_iterations_per_epoch = 10
+        self.num_epochs = int(__import__("os").environ.get("MEDSEG_NNUNET_EPOCHS", "1"))
+'''
+
+
+def export(split_file: Path, raw: Path) -> tuple[list[str], list[str], list[str]]:
+    """figshare's PNGs in nnU-Net's raw layout, with medseg's split; returns (train, val, test) ids."""
+    with split_file.open() as handle:
+        rows = list(csv.DictReader(handle))
+    ids = {name: [r["id"] for r in rows if r["split"] == name] for name in ("train", "val", "test")}
+    folder = raw / DATASET
+    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for name in ("train", "val", "test"):
+        images, labels = ("imagesTs", "labelsTs") if name == "test" else ("imagesTr", "labelsTr")
+        for case in ids[name]:
+            shutil.copyfile(FIGSHARE / "images" / f"{case}.png", folder / images / f"fig{case}_0000.png")
+            mask = (np.asarray(Image.open(FIGSHARE / "masks" / f"{case}.png")) > 0).astype(np.uint8)
+            Image.fromarray(mask).save(folder / labels / f"fig{case}.png")
+    dataset = {
+        "channel_names": {"0": "MRI"},
+        "labels": {"background": 0, "tumour": 1},
+        "numTraining": len(ids["train"]) + len(ids["val"]),
+        "file_ending": ".png",
+    }
+    (folder / "dataset.json").write_text(json.dumps(dataset, indent=2))
+    return ids["train"], ids["val"], ids["test"]
+
+
+def _run(venv: Path, command: list[str], env: dict, log: Path) -> float:
+    started = time.perf_counter()
+    with log.open("a") as handle:
+        subprocess.run(
+            [str(venv / "bin" / command[0]), *command[1:]], env=env, check=True, stdout=handle, stderr=handle
+        )
+    return time.perf_counter() - started
+
+
+def _trainer_folder(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python*/site-packages/nnunetv2/training/nnUNetTrainer"))
+    if not found:
+        raise SystemExit(f"{venv}: no nnunetv2 installed there")
+    return found[0]
+
+
+def evaluate(predictions: Path, labels: Path) -> dict:
+    records = []
+    for label in sorted(labels.glob("*.png")):
+        truth = np.asarray(Image.open(label))
+        pred = np.asarray(Image.open(predictions / label.name))
+        records.append({"id": label.stem, **case_metrics(pred, truth)})
+    return {"cases": len(records), "metrics": aggregate(records)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, required=True)
+    parser.add_argument("--split", type=Path, required=True, help="medseg's splits.csv of the run compared with")
+    parser.add_argument("--medseg-run", type=Path, help="the medseg run to report beside (its eval/test-source)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    args = parser.parse_args()
+    out = args.out.resolve()
+    raw, preprocessed, results = out / "raw", out / "preprocessed", out / "results"
+    env = {
+        **os.environ,
+        "nnUNet_raw": str(raw),
+        "nnUNet_preprocessed": str(preprocessed),
+        "nnUNet_results": str(results),
+        "nnUNet_n_proc_DA": "1",
+        "nnUNet_compile": "false",
+    }
+    log = out / "nnunet.log"
+    out.mkdir(parents=True, exist_ok=True)
+    train_ids, val_ids, _ = export(args.split, raw)
+    (_trainer_folder(args.venv) / "nnUNetTrainer_MedsegBudget.py").write_text(TRAINER)
+    _run(args.venv, ["nnUNetv2_plan_and_preprocess", "-d", "500", "-c", "2d", "-np", "2"], env, log)
+    splits = [{"train": [f"fig{i}" for i in train_ids], "val": [f"fig{i}" for i in val_ids]}]
+    (preprocessed / DATASET / "splits_final.json").write_text(json.dumps(splits))
+    train = ["nnUNetv2_train", "500", "2d", "0", "-tr", "nnUNetTrainer_MedsegBudget", "-device", "cpu"]
+    trial = _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": "1"}, log)  # one epoch, to set the pace
+    epochs = max(1, int(args.minutes * 60 // trial))
+    shutil.rmtree(results, ignore_errors=True)
+    seconds = _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": str(epochs)}, log)
+    predictions = out / "predictions"
+    predict = ["nnUNetv2_predict", "-i", str(raw / DATASET / "imagesTs"), "-o", str(predictions), "-d", "500"]
+    _run(args.venv, [*predict, "-c", "2d", "-f", "0", "-tr", "nnUNetTrainer_MedsegBudget", "-device", "cpu"], env, log)
+    nnunet = evaluate(predictions, raw / DATASET / "labelsTs")
+    row = {
+        "dataset": "figshare",
+        "tool": "nnunetv2 2d",
+        "epochs": epochs,
+        "iterations_per_epoch": 50,
+        "trial_epoch_seconds": round(trial, 1),
+        "training_minutes": round(seconds / 60, 2),
+        "test_cases": nnunet["cases"],
+        "dice_256": nnunet["metrics"]["dice"]["mean"],
+        "hd95_256_px": nnunet["metrics"]["hd95"]["mean"],
+        **machine(),
+    }
+    if args.medseg_run:
+        summary = json.loads((args.medseg_run / "eval" / "test-source" / "summary.json").read_text())
+        row["medseg_dice_256"] = summary["metrics"]["dice"]["mean"]
+        row["medseg_run"] = str(args.medseg_run)
+    old = RESULTS.read_text() if RESULTS.is_file() else ""
+    write_text_atomic(RESULTS, old + json.dumps(row) + "\n")
+    print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()
