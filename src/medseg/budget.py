@@ -193,9 +193,9 @@ def _row(point: Point, run: RunFolder, last: dict, best: dict) -> dict[str, Any]
 
 def _finished(run: RunFolder, cfg: Config) -> bool:
     last = run.checkpoint("last")
-    return (
-        last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs and run.summary("test-best") is not None
-    )
+    trained = last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
+    evaluated = [run.summary("test"), run.summary("test-best")]
+    return trained and all(evaluated) and [s["checkpoint"] for s in evaluated] == ["last.pt", "best.pt"]
 
 
 def run_budget(
@@ -223,11 +223,12 @@ def run_budget(
         left = len(points) - number
         if _finished(run, point_cfg):
             note(f"[{number}/{len(points)}] {point.folder}: done, kept ({left} to go)")
+            last, best = run.summary("test"), run.summary("test-best")
         else:
             note(f"[{number}/{len(points)}] {point.folder}: training {point_cfg.train.epochs} epochs ({left} to go)")
             train_or_resume(point_cfg, run.path, show_progress=show_progress)
-        last = evaluate_run(run.path, "test", which="last")
-        best = evaluate_run(run.path, "test", which="best", label="test-best")
+            last = evaluate_run(run.path, "test", which="last")
+            best = evaluate_run(run.path, "test", which="best", label="test-best")
         rows.append(_row(point, run, last, best))
         _append_line(out / "budget.jsonl", rows[-1])
     summarise(rows, out)
