@@ -137,7 +137,7 @@ def table(dataset: str) -> None:
     metrics = [r["classifier"] for r in rows]
     print(
         f"\nclassifier on test: accuracy {_cell([m['accuracy']['mean'] for m in metrics])}, "
-        f"ROC AUC {_cell([m['roc_auc']['mean'] for m in metrics])}"
+        f"ROC AUC {_cell([m.get('roc_auc', {}).get('mean') for m in metrics])}"
     )
     print("\n| seeds (θ_FG on validation) | test pointing game | train pseudo-mask Dice | precision | recall |")
     print("|---|---|---|---|---|")
