@@ -26,25 +26,8 @@ from medseg.engine.device import autocast_dtype
 from medseg.engine.distributed import Distributed
 from medseg.engine.schedule import WarmupCosine
 from medseg.engine.trainer import adamw, train_step
-from medseg.losses import probabilities
-from medseg.methods import build_method, register_method
-from medseg.methods.mean_teacher import MeanTeacher
+from medseg.methods import build_method
 from medseg.resolve import resolve_config
-
-
-@register_method("mean_teacher_two_pass")
-class _TwoPassMeanTeacher(MeanTeacher):
-    """Mean Teacher as medseg ran it before issue 18 (separate student passes over the labelled and the unlabelled
-    images), kept here only to measure the single pass against it."""
-
-    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        self.ema.start(self.model)
-        supervised = self.loss(self.model(batch["image"]), batch["mask"])
-        student = probabilities(self.model(self._noisy(batch["unlabeled_image"])).float())
-        self.teacher.train(self.model.training)
-        consistency, _ = self._consistency(student, batch["unlabeled_image"])
-        return {"loss": supervised + self.schedule.value * consistency}
-
 
 MULTI_BRANCH = {"cdma": ["ca", "sa", "cbam"], "mcnet": ["none", "none", "none"], "cct": None}
 

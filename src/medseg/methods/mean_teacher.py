@@ -1,7 +1,6 @@
 """Mean Teacher (Tarvainen & Valpola 2017): the student is supervised on labelled images and made consistent
 with an exponential-moving-average teacher on unlabelled ones (MSE between probabilities under different
-input noise), with a ramped-up weight. The student sees the labelled and the noisy unlabelled images in one pass
-(as the other semi-supervised methods do: one encoder pass, batch statistics over both)."""
+input noise), with a ramped-up weight."""
 
 from __future__ import annotations
 
@@ -53,10 +52,9 @@ class MeanTeacher(ScheduledMethod):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.ema.start(self.model)
-        unlabeled, labeled = batch["unlabeled_image"], batch["image"].shape[0]
-        logits = self.model(torch.cat([batch["image"], self._noisy(unlabeled)]))
-        supervised = self.loss(logits[:labeled], batch["mask"])
-        student = probabilities(logits[labeled:].float())
+        supervised = self.loss(self.model(batch["image"]), batch["mask"])
+        unlabeled = batch["unlabeled_image"]
+        student = probabilities(self.model(self._noisy(unlabeled)).float())
         self.teacher.train(self.model.training)
         consistency, logged = self._consistency(student, unlabeled)
         return {
