@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import math
 import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +23,27 @@ import torch
 from torch import nn
 
 from medseg.config import Config
-from medseg.data.augment import augment_batch
-from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
-from medseg.data.patches import patch_batches
-from medseg.data.splits import UNLABELED
+from medseg.data.dataset import Dataset, prepare_dataset
 from medseg.engine.budget import Budget
 from medseg.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.distributed import (
     Distributed,
     average_gradients,
-    broadcast_buffers,
     broadcast_weights,
     setup_distributed,
     sync_batchnorm,
 )
 from medseg.engine.ema import WeightAverage
 from medseg.engine.schedule import WarmupCosine
+from medseg.engine.state import Hooks, Training, TrainResult
+from medseg.engine.streams import training_batches, unlabeled_rows
+from medseg.engine.validation import validate, validate_epoch
 from medseg.errors import TrainingDivergedError
 from medseg.methods import Method, build_method
-from medseg.methods.base import segmentation_scores
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder, locked, remove_temporary_files
 from medseg.ui import TrainingProgress
-from medseg.windows import window_probabilities, window_size
 
 __all__ = [
     "train",
@@ -60,63 +55,11 @@ __all__ = [
     "Hooks",
     "Training",
     "TrainResult",
+    "train_step",
+    "validate",
     "seed_everything",
     "adamw",
 ]
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best_val_score: float
-    validation_metric: str  # "dice", or what the method validates with
-    epochs_done: int
-    seconds: float
-
-
-@dataclass
-class Hooks:
-    """What a caller (a test, a benchmark) may replace: the clock that times epochs and the budget, and the
-    validation (a function of the state returning the epoch's score)."""
-
-    clock: Callable[[], float] = time.perf_counter
-    validate: Callable[[Training], float] | None = None
-
-
-@dataclass
-class Training:
-    """Everything one training run holds between phases."""
-
-    cfg: Config
-    run: RunFolder
-    ctx: Distributed
-    dataset: Dataset
-    method: Method
-    device: torch.device
-    amp: torch.dtype | None
-    optimizer: torch.optim.Optimizer
-    scheduler: WarmupCosine
-    scaler: torch.amp.GradScaler
-    average: WeightAverage | None
-    steps_per_epoch: int
-    epoch: int = 0  # the last finished epoch
-    step: int = 0
-    best: float = -math.inf
-    seconds: float = 0.0  # training time before this session (resume)
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def model(self) -> nn.Module:
-        return self.method.model
-
-    @property
-    def inference_model(self) -> nn.Module:
-        """What validation and checkpoints use: the weight average if `train.ema`, else the trained weights."""
-        return self.average.model if self.average is not None else self.model
-
-    @property
-    def total_steps(self) -> int:
-        return self.steps_per_epoch * self.cfg.train.epochs
 
 
 def seed_everything(seed: int) -> None:
@@ -319,11 +262,11 @@ def _steps_per_epoch(cfg: Config, ctx: Distributed, dataset: Dataset, method: Me
         ValueError: an empty training split, no unlabelled images for a semi-supervised method, or global batches
             that do not divide among the processes.
     """
-    train_rows, unlabeled_rows = dataset.rows("train"), _unlabeled_rows(dataset, method)
+    train_rows, rows_u = dataset.rows("train"), unlabeled_rows(dataset, method)
     unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
     if len(train_rows) == 0:
         raise ValueError(f"{dataset.store.path}: the training split is empty; check data.splits")
-    if method.uses_unlabeled and len(unlabeled_rows) == 0:
+    if method.uses_unlabeled and len(rows_u) == 0:
         raise ValueError(
             f"method {method.name!r} learns from unlabelled images, but there are none: set data.labeled_ratio or "
             "data.labeled_count"
@@ -338,13 +281,7 @@ def _steps_per_epoch(cfg: Config, ctx: Distributed, dataset: Dataset, method: Me
             f"train.batch_size ({cfg.train.batch_size}) and train.unlabeled_batch_size ({unlabeled_batch}) are "
             f"global batches: each must divide by the {ctx.world_size} processes"
         )
-    return cfg.train.steps_per_epoch or max(
-        len(train_rows) // cfg.train.batch_size, len(unlabeled_rows) // unlabeled_batch, 1
-    )
-
-
-def _unlabeled_rows(dataset: Dataset, method: Method) -> np.ndarray:
-    return dataset.rows(UNLABELED) if method.uses_unlabeled else dataset.rows("train")[:0]
+    return cfg.train.steps_per_epoch or max(len(train_rows) // cfg.train.batch_size, len(rows_u) // unlabeled_batch, 1)
 
 
 def _restore(state: Training, saved: dict) -> None:
@@ -365,49 +302,11 @@ def _restore(state: Training, saved: dict) -> None:
     state.history = list(saved.get("history") or state.run.metrics(up_to_epoch=state.epoch))
 
 
-def _batches(state: Training, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
-    """The epoch's training batches, augmented, this process's share, on the device. An epoch's batches and random
-    draws (noise, pair sampling) do not depend on earlier epochs, so a resumed run sees what it would have seen."""
-    cfg, ctx, dataset = state.cfg, state.ctx, state.dataset
-    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-    torch.manual_seed(cfg.seed * 100_003 + epoch + 7919 * ctx.rank)  # dropout and noise differ per process
-    labeled = _endless(cfg, dataset, dataset.rows("train"), cfg.train.batch_size, generator)
-    unlabeled_rows = _unlabeled_rows(dataset, state.method)
-    unlabeled_batch = cfg.train.unlabeled_batch_size or cfg.train.batch_size
-    unlabeled = _endless(cfg, dataset, unlabeled_rows, unlabeled_batch, generator) if len(unlabeled_rows) else None
-    for _ in range(state.steps_per_epoch):
-        batch = next(labeled)
-        image, mask, _ = augment_batch(batch["image"], batch["mask"], cfg.augment, generator)
-        batch = {**batch, "image": image, "mask": mask}
-        if unlabeled is not None:
-            batch["unlabeled_image"] = augment_batch(next(unlabeled)["image"], None, cfg.augment, generator)[0]
-        yield _to_device(ctx.shard(batch), state.device, cfg.train.channels_last)
-
-
-def _endless(cfg: Config, dataset: Dataset, rows: np.ndarray, batch_size: int, generator: torch.Generator):
-    """Shuffled batches of `rows` (or of patches of them, at native resolution), reshuffled whenever they run out
-    (the shorter stream of two cycles)."""
-    if cfg.augment.patch is not None:
-        patch, foreground = cfg.augment.patch, cfg.augment.foreground
-        yield from patch_batches(dataset.store, rows, batch_size, patch, foreground, generator, dataset.labels)
-    while True:
-        yield from iterate_batches(dataset.store, rows, batch_size, True, generator, True, labels=dataset.labels)
-
-
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
-    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    if channels_last:
-        for key in ("image", "unlabeled_image"):
-            if key in out:
-                out[key] = out[key].contiguous(memory_format=torch.channels_last)
-    return out
-
-
 def train_epoch(state: Training, epoch: int, progress: TrainingProgress) -> dict[str, float]:
     """One epoch of optimiser steps; returns the mean of each logged term (`loss`, then the method's own)."""
     state.model.train()
     terms_seen: dict[str, list[float]] = {}
-    for batch in _batches(state, epoch):
+    for batch in training_batches(state, epoch):
         terms = train_step(state, batch, epoch)
         for name, value in terms.items():
             terms_seen.setdefault(name, []).append(float(value))
@@ -449,48 +348,6 @@ def train_step(state: Training, batch: dict[str, torch.Tensor], epoch: int) -> d
         state.average.update(state.model)
     state.step += 1
     return {"loss": loss.item(), **{name: float(value) for name, value in terms.items() if name != "loss"}}
-
-
-def validate_epoch(state: Training, epoch: int, budget: Budget, hooks: Hooks) -> float:
-    """The epoch's validation score (NaN before `train.validate_from`), timed for the budget."""
-    if state.ctx.enabled:
-        broadcast_buffers(state.inference_model)
-    if epoch < state.cfg.train.validate_from * budget.last_epoch:  # validate_from < 1: the last epoch always passes
-        return math.nan
-    started = hooks.clock()
-    score = (hooks.validate or validate)(state)
-    budget.validated(hooks.clock() - started)
-    return score
-
-
-@torch.no_grad()
-def validate(state: Training) -> float:
-    """Mean per-image validation score (`method.validation_scores`: Dice unless the method says otherwise) of the
-    inference model on the val split, each slice at its stored size (sliding windows at native resolution); with
-    several processes each scores its share and the mean is over all."""
-    cfg, ctx, dataset, model = state.cfg, state.ctx, state.dataset, state.inference_model
-    rows = dataset.rows("val")
-    if len(rows) == 0:
-        return math.nan
-    model.eval()
-    scores = []
-    for batch in iterate_batches(
-        dataset.store, rows[ctx.rank :: ctx.world_size], cfg.train.batch_size, labels=dataset.labels
-    ):
-        batch = _to_device(batch, state.device, cfg.train.channels_last)
-        with torch.autocast(state.device.type, dtype=state.amp or torch.float32, enabled=state.amp is not None):
-            scores.append(_scores(state, model, batch).float().cpu())
-    state.model.train()
-    return ctx.average(torch.cat(scores) if scores else torch.zeros(0))
-
-
-def _scores(state: Training, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """One validation batch's per-image scores `(B,)`."""
-    method, threshold, window = state.method, state.cfg.eval.threshold, window_size(state.cfg)
-    if window is None or method.task != "segmentation":
-        return method.validation_scores(model, batch, threshold)
-    probs = window_probabilities(lambda x: method.predict(model, x), batch["image"], window, state.cfg.eval.overlap)
-    return segmentation_scores(probs, batch["mask"], threshold)
 
 
 def replan_budget(state: Training, budget: Budget, epoch: int, seconds: float) -> int:
