@@ -171,3 +171,22 @@ def test_a_square_run_is_measured_against_the_source_masks_as_drawn(tmp_path, im
         truth = np.asarray(Image.open(case.mask)) > 0
         expected = case_metrics(predictor.masks_from(probs)[0], truth.astype(np.uint8))
         assert float(row["dice"]) == pytest.approx(expected["dice"], abs=1e-6)
+
+
+def test_the_native_rgb_template_trains_from_the_config_alone(tmp_path, rgb_folder):
+    from tests.conftest import REPO
+
+    overrides = [
+        f"data.source.root={rgb_folder}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"output_dir={tmp_path / 'runs'}",
+        "augment.patch=32",
+        "model.features=[4,8,16]",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "train.max_minutes=null",
+    ]
+    template = REPO / "configs" / "template-native-rgb.yaml"
+    result = runner.invoke(app, ["train", str(template), *overrides, "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "eval" / "test" / "summary.json").read_text())["resolution"] == "native"
