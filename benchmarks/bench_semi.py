@@ -6,6 +6,7 @@ best-validated checkpoints both evaluated on test; nothing chosen on test), with
         --ratios 0.1 1 --methods supervised bcp mean_teacher cps cdma --seeds 0 1 2 --out runs/bench-semi/figshare
     .venv/bin/python benchmarks/bench_semi.py table --dataset figshare --ratio 0.1
     .venv/bin/python benchmarks/bench_semi.py plot --dataset figshare --out benchmarks/semi-figshare.png
+    .venv/bin/python benchmarks/bench_semi.py curves runs/bench-semi/figshare --out benchmarks/semi-curves.png
 
 `run` appends one JSON line per finished point to `benchmarks/results/semi.jsonl` (with the CPU, whether it
 computes bf16 natively, the torch version, the config and its overrides) and copies the split files into
@@ -142,6 +143,42 @@ def plot(args: argparse.Namespace) -> None:
     print(f"plot: {args.out}")
 
 
+def curves(args: argparse.Namespace) -> None:
+    """Validation Dice per epoch of every run folder at one labelled share, one panel per seed: whether each run
+    had converged (flat over its last ~30%)."""
+    import csv
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suffix = f"-r{args.ratio:g}-s"
+    runs = sorted(path for path in args.runs.glob(f"*{suffix}*") if (path / "metrics.csv").is_file())
+    seeds = sorted({int(path.name.rsplit("-s", 1)[1]) for path in runs})
+    if not runs:
+        raise SystemExit(f"no run folders *{suffix}* with a metrics.csv under {args.runs}")
+    figure, axes = plt.subplots(1, len(seeds), figsize=(6.5 * len(seeds), 4.2), squeeze=False)
+    for axis, seed in zip(axes[0], seeds, strict=True):
+        for path in runs:
+            if not path.name.endswith(f"{suffix}{seed}"):
+                continue
+            with (path / "metrics.csv").open() as handle:
+                rows = list(csv.DictReader(handle))
+            axis.plot(
+                [int(r["epoch"]) for r in rows],
+                [float(r["val_dice"]) for r in rows],
+                label=textwrap.fill(path.name[: -len(f"{suffix}{seed}")], 48),
+            )
+        axis.set(xlabel="epoch", ylabel="validation Dice", title=f"{args.ratio:.0%} labels, seed {seed}")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=6, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(args.out, dpi=110)
+    print(f"curves: {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -160,8 +197,12 @@ def main() -> None:
     draw = commands.add_parser("plot", help="test Dice against the labelled share")
     draw.add_argument("--dataset", required=True)
     draw.add_argument("--out", type=Path, required=True)
+    trace = commands.add_parser("curves", help="validation Dice per epoch of the run folders at one share")
+    trace.add_argument("runs", type=Path, help="the --out folder of `run`")
+    trace.add_argument("--ratio", type=float, default=0.1)
+    trace.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    {"run": run, "table": table, "plot": plot}[args.command](args)
+    {"run": run, "table": table, "plot": plot, "curves": curves}[args.command](args)
 
 
 if __name__ == "__main__":
