@@ -29,7 +29,7 @@ from bench_semi import machine
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
 from medseg.data.dataset import prepare_dataset
-from medseg.engine.checkpoint import load_checkpoint
+from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.run_folder import RunFolder
@@ -47,7 +47,7 @@ def _with(cfg: Config, **weak) -> Config:
 
 def _done(run_dir: Path, epochs: int) -> bool:
     last = run_dir / "last.pt"
-    return last.is_file() and load_checkpoint(last)["epoch"] >= epochs
+    return last.is_file() and training_finished(load_checkpoint(last), epochs)
 
 
 def _test_figures(run_dir: Path) -> dict[str, float]:

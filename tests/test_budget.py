@@ -94,6 +94,22 @@ def test_budget_resumes_after_an_interruption_and_keeps_finished_points(tmp_path
     assert rows[0]["test_dice_last"] is not None and rows[0]["unlabelled_cases"] > 0
 
 
+def test_a_budget_refuses_a_folder_made_with_another_config_and_checks_every_point_first(tmp_path, phantom_config):
+    config = phantom_config(epochs=1)
+    config["data"]["source"]["count"] = 48
+    out = tmp_path / "budget"
+    run_budget(load_config(config), out, ["supervised"], [1.0], [0], note=lambda line: None)
+    kept = (out / "supervised-r1-s0" / "last.pt").read_bytes()
+    config["train"]["lr"] = 0.01  # the same point now means another run: reusing the folder would mislabel it
+    with pytest.raises(ValueError, match=r"supervised-r1-s0 was trained with another config \(train.lr differ\)"):
+        run_budget(load_config(config), out, ["supervised"], [1.0], [0], note=lambda line: None)
+    assert (out / "supervised-r1-s0" / "last.pt").read_bytes() == kept
+    # an option no point's method takes stops the budget before its first point trains
+    with pytest.raises(Exception, match="nonsense"):
+        run_budget(load_config(config), tmp_path / "other", ["supervised", "bcp:method.nonsense=1"], [0.5], [0])
+    assert not (tmp_path / "other" / "supervised-r0.5-s0").exists()
+
+
 def test_budget_command_line(tmp_path, phantom_config):
     config = phantom_config(epochs=1)
     path = tmp_path / "c.yaml"

@@ -64,6 +64,11 @@ def test_split_ratios_must_sum_to_one():
         load_config(BASE, ["data.splits.train=0.9"])
 
 
+def test_weak_thresholds_out_of_order_are_refused_when_the_config_loads():
+    with pytest.raises(ConfigError, match=r"weak.background \(0.5\) must be below weak.foreground \(0.3\)"):
+        load_config(BASE, ["supervision=image-labels", "weak.foreground=0.3", "weak.background=0.5"])
+
+
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "none.yaml")

@@ -43,3 +43,9 @@ def test_a_run_evaluates_on_another_data_set_made_at_another_size(tmp_path, phan
     result = runner.invoke(app, ["evaluate", str(run), "--data", str(yaml_data), "--name", "from-yaml"])
     assert result.exit_code == 0, result.output
     assert (run / "eval" / "from-yaml" / "summary.json").is_file()
+    # a name that would overwrite the run's own test evaluation is refused before anything is written
+    own = (run / "eval" / "from-yaml" / "summary.json").read_text()
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(yaml_data), "--name", "test"])
+    assert result.exit_code == 2 and "choose another with --name" in result.output
+    assert not (run / "eval" / "test").exists()
+    assert (run / "eval" / "from-yaml" / "summary.json").read_text() == own

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medseg.atomic import write_text_atomic
+from medseg.atomic import atomic_path, write_text_atomic
 from medseg.config import Config, load_config, parse_overrides
 from medseg.data.readers import build_reader
 from medseg.data.splits import draw_labeled, split_by_group, write_splits
-from medseg.engine.checkpoint import load_checkpoint
+from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.methods import METHODS
@@ -191,9 +191,32 @@ def _row(point: Point, run: RunFolder, last: dict, best: dict) -> dict[str, Any]
     }
 
 
+def _check_same_config(run: RunFolder, cfg: Config) -> None:
+    """A point's folder from an earlier invocation is resumed or kept only if it was made with the same config.
+
+    Raises:
+        ValueError: the folder's config.yaml differs (names the keys).
+    """
+    if not run.config_path.is_file():
+        return
+    differ = _differences(run.config.model_dump(mode="json"), cfg.model_dump(mode="json"))
+    if differ:
+        raise ValueError(
+            f"{run.path} was trained with another config ({', '.join(differ[:5])} differ): "
+            "give the budget another --out, or remove that folder"
+        )
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [d for key in keys for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
 def _finished(run: RunFolder, cfg: Config) -> bool:
     last = run.checkpoint("last")
-    trained = last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
+    trained = last.is_file() and training_finished(load_checkpoint(last), cfg.train.epochs)
     evaluated = [run.summary("test"), run.summary("test-best")]
     return trained and all(evaluated) and [s["checkpoint"] for s in evaluated] == ["last.pt", "best.pt"]
 
@@ -215,11 +238,12 @@ def run_budget(
     """
     out = Path(out)
     points = plan_points(methods, ratios, seeds)
+    # every point's config first: a typo in the last point's options stops the budget before anything trains
+    configs = [point_config(cfg, point, _split_file(cfg, out, point.ratio, point.seed)) for point in points]
     rows = []
-    for number, point in enumerate(points, start=1):
-        split_file = _split_file(cfg, out, point.ratio, point.seed)
-        point_cfg = point_config(cfg, point, split_file)
+    for number, (point, point_cfg) in enumerate(zip(points, configs, strict=True), start=1):
         run = RunFolder(out / point.folder)
+        _check_same_config(run, point_cfg)
         left = len(points) - number
         if _finished(run, point_cfg):
             note(f"[{number}/{len(points)}] {point.folder}: done, kept ({left} to go)")
@@ -238,9 +262,18 @@ def run_budget(
 def _append_line(path: Path, row: dict) -> None:
     """Append `row` to the JSON lines file, replacing an earlier line of the same point."""
     key = (row["method"], row["ratio"], row["seed"])
-    lines = path.read_text().splitlines() if path.is_file() else []
+    lines = [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
     kept = [line for line in lines if (lambda r: (r["method"], r["ratio"], r["seed"]))(json.loads(line)) != key]
-    write_text_atomic(path, "\n".join([*kept, json.dumps(row)]) + "\n")
+    write_text_atomic(path, "\n".join([*kept, json.dumps(_without_nan(row))]) + "\n")
+
+
+def _without_nan(value: Any) -> Any:
+    """NaN (an undefined HD95, say) as null: JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    return value
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -329,7 +362,8 @@ def _plot(table: list[dict[str, Any]], path: Path) -> str:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
     return figure_img(figure, "test Dice against the labelled share")
 
 

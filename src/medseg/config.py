@@ -236,6 +236,12 @@ class WeakConfig(_Section):
     embedding_dim: int = Field(16, ge=2, description="wsr: embedding channels")
     pairs: int = Field(512, ge=2, description="wsr: pixel pairs per image and step")
 
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> WeakConfig:
+        if not self.background < self.foreground:  # refused before the classifier trains, not after
+            raise ValueError(f"weak.background ({self.background}) must be below weak.foreground ({self.foreground})")
+        return self
+
 
 class Config(_Section):
     """A whole experiment. `model` and `method` are specs for the registries (`name` + options); once resolved

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from medseg.config import DataConfig, EvalConfig, SplitConfig, parse_overrides
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.data.image_io import binarize_mask
+from medseg.data.splits import SPLITS
 from medseg.evaluation_classifier import evaluate_classifier
 from medseg.inference import Predictor
 from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
@@ -96,6 +97,9 @@ def evaluate_external(
     from medseg.inspect import source_for  # the folder guesser
 
     run, data = RunFolder(run_dir), Path(data)
+    label = name or (data.stem if data.is_file() else data.name)
+    if label in SPLITS or label.startswith("test-"):
+        raise ValueError(f"{data}: the name {label!r} is one of the run's own evaluations; choose another with --name")
     predictor = _predictor(run, which, device, overrides, mode)
     source = source_for(data)
     cfg = predictor.cfg
@@ -111,7 +115,6 @@ def evaluate_external(
     )
     resolve_source(external.source, str(data))
     dataset = prepare_dataset(external, cfg.seed)
-    label = name or (data.stem if data.is_file() else data.name)
     header = {"split": "test", "data": str(data), "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
     return _evaluate(predictor, dataset, dataset.rows("test"), run, label, header, mode)
 

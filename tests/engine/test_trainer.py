@@ -6,7 +6,7 @@ import torch
 
 from medseg.config import load_config
 from medseg.engine import trainer
-from medseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from medseg.engine.checkpoint import load_checkpoint, save_checkpoint, training_finished
 
 
 def _metrics(run):
@@ -123,6 +123,31 @@ def test_max_minutes_stops_before_an_epoch_that_would_overrun(tmp_path, phantom_
     assert float(metrics[-1]["seconds"]) <= 30
     # the cosine was re-planned to the epochs that fit: the lr reaches 0 at the last one, not cut off high
     assert float(metrics[-1]["lr"]) < 1e-9 < float(metrics[0]["lr"])
+
+
+def test_a_run_the_time_budget_ended_resumes_to_nothing_and_counts_as_finished(tmp_path, phantom_config):
+    cfg = load_config(phantom_config(epochs=10, max_minutes=0.5))
+    run = tmp_path / "run"
+    result = trainer.train(cfg, run, show_progress=False, hooks=trainer.Hooks(clock=_ticking_clock()))
+    saved = load_checkpoint(run / "last.pt")
+    assert saved["last_epoch"] == result.epochs_done < 10 and training_finished(saved, 10)
+    before = (run / "metrics.csv").read_text()
+    again = trainer.resume(run, show_progress=False, hooks=trainer.Hooks(clock=_ticking_clock()))
+    assert again.epochs_done == result.epochs_done
+    assert (run / "metrics.csv").read_text() == before
+    assert load_checkpoint(run / "last.pt")["step"] == saved["step"]
+
+
+def test_a_methods_progress_counts_against_the_epochs_the_time_budget_leaves(tmp_path, phantom_config):
+    cfg = load_config(phantom_config(epochs=10, max_minutes=0.5))
+    fractions = []
+    hooks = trainer.Hooks(
+        clock=_ticking_clock(), validate=lambda state: fractions.append(state.step / state.total_steps) or 0.5
+    )
+    result = trainer.train(cfg, tmp_path / "run", show_progress=False, hooks=hooks)
+    assert result.epochs_done < 10
+    # the last epoch the budget allowed ends the method's schedule (progress 1), not a tenth of the way short
+    assert fractions[-1] == 1.0
 
 
 def test_validate_from_skips_early_validations_and_best_follows_last_until_one_scores(tmp_path, phantom_config):

@@ -9,7 +9,7 @@ import torch
 
 from medseg.atomic import atomic_path
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "training_finished"]
 
 # 2: the config's model and method are resolved (every argument), `history` holds metrics.csv's rows, and a WSR
 # checkpoint holds its classifier; 1 (no "format" key): earlier checkpoints, which still load
@@ -44,3 +44,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"{path}: not a medseg checkpoint (expected keys 'model' and 'config')")
     return state
+
+
+def training_finished(checkpoint: dict[str, Any], planned_epochs: int) -> bool:
+    """Whether the run that wrote `checkpoint` has nothing left to train: its planned epochs are done, or
+    `train.max_minutes` ended it earlier (recorded as `last_epoch`; older checkpoints lack it)."""
+    return checkpoint["epoch"] >= checkpoint.get("last_epoch", planned_epochs)

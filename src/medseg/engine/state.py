@@ -62,6 +62,15 @@ class Training:
     best: float = -math.inf
     seconds: float = 0.0  # training time before this session (resume)
     history: list[dict[str, Any]] = field(default_factory=list)
+    last_epoch: int = 0  # the epoch the run is planned to end with (`train.epochs`, or earlier under max_minutes)
+
+    def __post_init__(self) -> None:
+        self.last_epoch = self.last_epoch or self.cfg.train.epochs
+
+    @property
+    def finished(self) -> bool:
+        """The planned epochs are done (or the time budget ended the run): a resume trains nothing more."""
+        return self.epoch >= self.last_epoch
 
     @property
     def model(self) -> nn.Module:
@@ -74,4 +83,5 @@ class Training:
 
     @property
     def total_steps(self) -> int:
-        return self.steps_per_epoch * self.cfg.train.epochs
+        """The run's planned optimiser steps (what a method's progress fraction counts against)."""
+        return self.steps_per_epoch * self.last_epoch

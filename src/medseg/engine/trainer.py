@@ -176,11 +176,14 @@ def fit_run(
     dataset = prepare_data(cfg, run, ctx, progress)
     state = build_training(cfg, run, ctx, dataset, saved)
     if saved is not None:
-        progress.note(f"resuming {run.path} after epoch {state.epoch}")
+        done = " (finished: nothing left to train)" if state.finished else ""
+        progress.note(f"resuming {run.path} after epoch {state.epoch}{done}")
     budget = Budget(cfg.train.max_minutes, cfg.train.epochs, state.epoch, state.seconds)
+    budget.last_epoch = state.last_epoch
     progress.start(cfg.train.epochs, state.steps_per_epoch, state.epoch, state.method.validation_metric)
     started = hooks.clock() - state.seconds
-    for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
+    while not state.finished:
+        epoch = state.epoch + 1
         losses = train_epoch(state, epoch, progress)
         score = validate_epoch(state, epoch, budget, hooks)
         seconds = hooks.clock() - started
@@ -189,7 +192,6 @@ def fit_run(
         progress.epoch_done(epoch, losses["loss"], score)
         if epochs_left == 0 and epoch < cfg.train.epochs:
             progress.note(f"stopping after epoch {epoch}: another epoch would pass train.max_minutes={budget.minutes}")
-            break
     progress.stop()
     metric = state.method.validation_metric
     return TrainResult(run.path, state.best, metric, state.epoch, hooks.clock() - started)
@@ -297,6 +299,7 @@ def _restore(state: Training, saved: dict) -> None:
     state.method.load_state_dict(saved.get("method", {}))
     state.epoch, state.step, state.best = saved["epoch"], saved["step"], saved["best"]
     state.seconds = saved.get("seconds", 0.0)
+    state.last_epoch = saved.get("last_epoch", state.cfg.train.epochs)
     # metrics.csv may have missed the checkpoint's epoch (a kill between the two writes): the checkpoint's own
     # history is what the epochs were (checkpoints before it had none: metrics.csv's rows up to its epoch)
     state.history = list(saved.get("history") or state.run.metrics(up_to_epoch=state.epoch))
@@ -354,11 +357,12 @@ def replan_budget(state: Training, budget: Budget, epoch: int, seconds: float) -
     """Epochs still to train under `train.max_minutes` (the main process decides, so that every process keeps the
     same lr); the cosine is re-planned to reach 0 at the last of them."""
     if not budget.minutes or epoch == budget.planned_epochs:
-        return budget.planned_epochs - epoch
-    epochs_left = state.ctx.from_main(budget.epochs_that_fit(epoch, seconds))
-    if epochs_left:
-        state.scheduler.replan(epochs_left * state.steps_per_epoch)
-    budget.last_epoch = epoch + epochs_left
+        epochs_left = budget.planned_epochs - epoch
+    else:
+        epochs_left = state.ctx.from_main(budget.epochs_that_fit(epoch, seconds))
+        if epochs_left:
+            state.scheduler.replan(epochs_left * state.steps_per_epoch)
+    budget.last_epoch = state.last_epoch = epoch + epochs_left
     return epochs_left
 
 
@@ -401,6 +405,7 @@ def _checkpoint(state: Training, seconds: float) -> dict[str, Any]:
         "best": state.best,
         "seconds": seconds,
         "history": state.history,
+        "last_epoch": state.last_epoch,
     }
     if state.average is not None:
         checkpoint["train_model"] = state.model.state_dict()

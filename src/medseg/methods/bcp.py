@@ -118,6 +118,8 @@ class BidirectionalCopyPaste(Method):
         self, images: torch.Tensor, masks: torch.Tensor, unlabeled: torch.Tensor, region: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         half = min(images.shape[0], unlabeled.shape[0]) // 2
+        if half == 0:
+            raise ValueError("method bcp pastes between two unlabelled images per step: train.unlabeled_batch_size ≥ 2")
         a, b, mask_a, mask_b = images[:half], images[half : 2 * half], masks[:half], masks[half : 2 * half]
         u_a, u_b = unlabeled[:half], unlabeled[half : 2 * half]
         pseudo_a, pseudo_b = self._pseudo_labels(torch.cat([u_a, u_b])).split(half)

@@ -29,7 +29,7 @@ from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
 from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
 from medseg.data.pseudo_masks import save_pseudo_masks
-from medseg.engine.checkpoint import load_checkpoint
+from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.distributed import setup_distributed
 from medseg.engine.trainer import TrainResult, claim, claim_new, fit_run, resume, train, train_or_resume
 from medseg.inference import Predictor
@@ -242,7 +242,7 @@ def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult
     last = classifier.checkpoint("last")
     if not last.is_file():
         train(classifier_config(cfg), classifier.path, overwrite=True, show_progress=show_progress)
-    elif load_checkpoint(last)["epoch"] < cfg.weak.epochs:  # stage 1 was interrupted: finish it first
+    elif not training_finished(load_checkpoint(last), cfg.weak.epochs):  # stage 1 was interrupted: finish it
         resume(classifier.path, show_progress=show_progress)
     if ctx.is_main and not run.pseudo_masks_path.is_file():
         _record(run, "stage1", write_pseudo_masks(classifier, cfg, run.pseudo_masks_path))

@@ -77,7 +77,7 @@ def slice_spacing(path: str | Path, axis: int) -> tuple[float, float] | None:
     return (kept[0], kept[1]) if len(kept) == 2 and all(z > 0 for z in kept) else None
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=6)  # a case's channels and label are sliced together (MSD: up to 4 + 1 volumes)
 def load_volume(path: str) -> np.ndarray:
     """Decode a whole NIfTI volume (cached: slicing a volume decodes it once), its header checked first.
 
