@@ -86,6 +86,14 @@ def _cell(values: list[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
+def _display(method: str, aliases: list[str]) -> str:
+    """The method's text with each `short=text` alias's text replaced by its short name (long overrides)."""
+    for alias in aliases:
+        short, text = alias.split("=", 1)
+        method = method.replace(text, short)
+    return method
+
+
 def table(args: argparse.Namespace) -> None:
     rows = _rows(args.dataset)
     full = [r["test_dice_last"] for r in rows if r["method"].split(":")[0] == "supervised" and r["ratio"] == 1.0]
@@ -107,7 +115,7 @@ def table(args: argparse.Namespace) -> None:
         share = f"{statistics.mean(last) / statistics.mean(full):.3f}" if full else "—"
         change = [r["val_change_last_30pct"] for r in members if r["val_change_last_30pct"] is not None]
         print(
-            f"| {method} | {ratio:.0%} | {len(members)} | {members[0]['steps']} | "
+            f"| {_display(method, args.alias)} | {ratio:.0%} | {len(members)} | {members[0]['steps']} | "
             f"{statistics.mean(r['minutes'] for r in members):.1f} | {_cell(last)} | "
             f"{_cell([r['test_dice_best'] for r in members])} | "
             f"{_cell(margins) if ratio != 1.0 and method != args.baseline else '—'} | {share} | {_cell(change, 3)} |"
@@ -194,6 +202,7 @@ def main() -> None:
     show.add_argument("--dataset", required=True)
     show.add_argument("--ratio", type=float, default=0.1)
     show.add_argument("--baseline", default="supervised", help="the supervised-only row margins are paired with")
+    show.add_argument("--alias", nargs="*", default=[], help="SHORT=TEXT: print TEXT in method names as SHORT")
     draw = commands.add_parser("plot", help="test Dice against the labelled share")
     draw.add_argument("--dataset", required=True)
     draw.add_argument("--out", type=Path, required=True)

@@ -6,7 +6,8 @@ acam, layercam; each without and with the CRF) gives pseudo-masks with θ_FG cho
 measured against the true masks of the training slices with a lesion (precision, recall, Dice) and by the
 pointing game on the test slices. Then the config's recipe runs to the end (its rounds of self-training), and a
 fully supervised network with the same model, budget and split. Test Dice is reported on the lesion slices
-(each round), with the false-positive rate on the tumour-free test slices; the headline is weak / full on
+(each round), with the false-positive rate on the tumour-free test slices, for the best-validated checkpoint (a
+weak run validates on pseudo-masks, the full one on true masks) and the last; the headline is weak / full on
 lesion slices. Finished runs are reused, so an interrupted benchmark continues.
 
     .venv/bin/python benchmarks/bench_weak.py configs/lgg-weak.yaml --seeds 0 1 --out runs/bench-weak/lgg
@@ -50,10 +51,12 @@ def _done(run_dir: Path, epochs: int) -> bool:
     return last.is_file() and training_finished(load_checkpoint(last), epochs)
 
 
-def _test_figures(run_dir: Path) -> dict[str, float]:
-    """Test Dice over the slices with a lesion, and the share of tumour-free slices given a non-empty mask."""
-    summary = evaluate_run(run_dir, "test")
-    with (run_dir / "eval" / "test" / "cases.csv").open() as handle:
+def _test_figures(run_dir: Path, which: str = "best") -> dict[str, float]:
+    """Test Dice over the slices with a lesion, and the share of tumour-free slices given a non-empty mask, with
+    the best-validated or the last checkpoint (a weak run validates on pseudo-masks, a full one on true masks)."""
+    label = "test" if which == "best" else f"test-{which}"
+    summary = evaluate_run(run_dir, "test", which=which, label=label)
+    with (run_dir / "eval" / label / "cases.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     run = RunFolder(run_dir)
     cfg = run.config
@@ -69,6 +72,7 @@ def _test_figures(run_dir: Path) -> dict[str, float]:
         "lesion_slices": len(on_lesions),
         "free_slices": len(free),
         "minutes": load_checkpoint(run_dir / "last.pt")["seconds"] / 60,
+        "epoch": summary["epoch"],
     }
 
 
@@ -81,8 +85,11 @@ def run_seed(cfg: Config, out: Path, seed: int) -> dict:
     if not _done(classifier, cfg.weak.epochs):
         train_or_resume(classifier_config(cfg), classifier, show_progress=False)
     results: dict = {"seed": seed, "classifier": evaluate_run(classifier, "test")["metrics"]}
-    results["maps"] = {}
+    earlier = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    results["maps"] = earlier.get("maps", {})  # the same classifier gives the same maps: kept from a finished seed
     for maps, refine in MAPS:
+        if f"{maps}+{refine}" in results["maps"]:
+            continue
         variant = _with(cfg, maps=maps, refine=refine, choose_thresholds=True)
         if maps == "acam" and variant.weak.classifier.get("pool") != "attention":
             continue
@@ -97,20 +104,19 @@ def run_seed(cfg: Config, out: Path, seed: int) -> dict:
     if not _done(weak_dir, cfg.train.epochs):
         resume_weak(weak_dir, show_progress=False)
     results["weak_json"] = json.loads((weak_dir / "weak.json").read_text())
-    results["rounds"] = {}
-    for k in range(1, cfg.weak.rounds):
-        results["rounds"][str(k)] = _test_figures(weak_dir / f"round{k}")
-    results["rounds"][str(cfg.weak.rounds)] = _test_figures(weak_dir)
+    rounds = {str(k): weak_dir / f"round{k}" for k in range(1, cfg.weak.rounds)} | {str(cfg.weak.rounds): weak_dir}
+    results["rounds"] = {k: _test_figures(path) for k, path in rounds.items()}
+    results["rounds_last"] = {k: _test_figures(path, "last") for k, path in rounds.items()}
     full_dir = out / "full"
     if not _done(full_dir, cfg.train.epochs):
         raw = cfg.model_dump(mode="json")
         raw["supervision"] = "masks"
         raw["data"]["split_file"] = str((classifier / "splits.csv").resolve())
         train_or_resume(load_config(raw), full_dir, show_progress=False)
-    results["full"] = _test_figures(full_dir)
-    full = results["full"]["dice_lesion"]
-    for figures in results["rounds"].values():
-        figures["weak_over_full"] = figures["dice_lesion"] / full if full else None
+    results["full"], results["full_last"] = _test_figures(full_dir), _test_figures(full_dir, "last")
+    for rounds, full in (("rounds", results["full"]), ("rounds_last", results["full_last"])):
+        for figures in results[rounds].values():
+            figures["weak_over_full"] = figures["dice_lesion"] / full["dice_lesion"] if full["dice_lesion"] else None
     write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=float))
     return results
 
@@ -149,20 +155,27 @@ def table(dataset: str) -> None:
             f"{_cell([p.get('dice') for p in pseudo])} | {_cell([p['precision'] for p in pseudo])} | "
             f"{_cell([p['recall'] for p in pseudo])} |"
         )
-    print("\n| stage | test Dice, lesion slices | / full | false positives on tumour-free slices | minutes |")
-    print("|---|---|---|---|---|")
-    for k in rows[0]["rounds"]:
-        figures = [r["rounds"][k] for r in rows]
-        print(
-            f"| round {k} | {_cell([f['dice_lesion'] for f in figures])} | "
-            f"{_cell([f['weak_over_full'] for f in figures])} | {_cell([f['false_positive_rate'] for f in figures])} "
-            f"| {statistics.mean(f['minutes'] for f in figures):.1f} |"
-        )
-    full = [r["full"] for r in rows]
     print(
-        f"| full supervision | {_cell([f['dice_lesion'] for f in full])} | 1 | "
-        f"{_cell([f['false_positive_rate'] for f in full])} | {statistics.mean(f['minutes'] for f in full):.1f} |"
+        "\n| stage | checkpoint | test Dice, lesion slices | / full | false positives on tumour-free slices | minutes |"
     )
+    print("|---|---|---|---|---|---|")
+    for which, rounds, full_key in (("best val", "rounds", "full"), ("last", "rounds_last", "full_last")):
+        kept = [r for r in rows if rounds in r]
+        for k in kept[0][rounds] if kept else []:
+            figures = [r[rounds][k] for r in kept]
+            print(
+                f"| round {k} | {which} | {_cell([f['dice_lesion'] for f in figures])} | "
+                f"{_cell([f['weak_over_full'] for f in figures])} | "
+                f"{_cell([f['false_positive_rate'] for f in figures])} | "
+                f"{statistics.mean(f['minutes'] for f in figures):.1f} |"
+            )
+        full = [r[full_key] for r in kept]
+        if full:
+            print(
+                f"| full supervision | {which} | {_cell([f['dice_lesion'] for f in full])} | 1 | "
+                f"{_cell([f['false_positive_rate'] for f in full])} | "
+                f"{statistics.mean(f['minutes'] for f in full):.1f} |"
+            )
 
 
 def main() -> None:
