@@ -82,8 +82,9 @@ def _rows(dataset: str) -> list[dict]:
 def _cell(values: list[float], digits: int = 4) -> str:
     if not values:
         return "—"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
+    if len(values) == 1:  # one seed: no spread to show
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def _display(method: str, aliases: list[str]) -> str:
