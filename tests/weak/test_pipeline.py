@@ -17,7 +17,13 @@ from medseg.engine.trainer import train
 from medseg.explain.cam import layer_cam
 from medseg.models import build_model
 from medseg.run_folder import RunFolder
-from medseg.weak.pipeline import classifier_config, train_weak, write_pseudo_masks
+from medseg.weak.pipeline import (
+    LOCALISATION_FLOOR,
+    classifier_config,
+    localisation_warning,
+    train_weak,
+    write_pseudo_masks,
+)
 from medseg.weak.refine import crf_refine
 from tests.conftest import write_png
 
@@ -155,3 +161,12 @@ def test_balanced_classification_weighs_each_class_equally(phantom_config):
     losses = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], labels.float(), reduction="none")
     expected = (losses[:3].mean() + losses[3]) / 2
     torch.testing.assert_close(method._loss(logits, labels), expected)
+
+
+def test_maps_that_do_not_localise_on_validation_are_flagged():
+    # the two LGG classifiers of benchmarks/RESULTS.md: one localised (0.65), one recognised a shortcut (0.17)
+    assert localisation_warning({"val": {"pointing_game": 0.65}}) is None
+    message = localisation_warning({"val": {"pointing_game": 0.17}})
+    assert message is not None and "17%" in message and "do not localise" in message
+    assert localisation_warning({"val": {"pointing_game": LOCALISATION_FLOOR}}) is None
+    assert localisation_warning({"val": {"images": 4, "lesion_images": 0}}) is None  # no lesion image to judge by
