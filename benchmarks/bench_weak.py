@@ -104,7 +104,10 @@ def run_seed(cfg: Config, out: Path, seed: int) -> dict:
     if not _done(weak_dir, cfg.train.epochs):
         resume_weak(weak_dir, show_progress=False)
     results["weak_json"] = json.loads((weak_dir / "weak.json").read_text())
-    rounds = {str(k): weak_dir / f"round{k}" for k in range(1, cfg.weak.rounds)} | {str(cfg.weak.rounds): weak_dir}
+    weak_run = RunFolder(weak_dir)
+    rounds = {str(k): weak_run.round_folder(k).path for k in range(1, cfg.weak.rounds)} | {
+        str(cfg.weak.rounds): weak_dir
+    }
     results["rounds"] = {k: _test_figures(path) for k, path in rounds.items()}
     results["rounds_last"] = {k: _test_figures(path, "last") for k, path in rounds.items()}
     full_dir = out / "full"

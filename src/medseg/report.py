@@ -120,7 +120,7 @@ def write_report(run_dir: str | Path) -> Path:
                 "worst and best cases above.</p>",
                 _gallery(split_dir / "explain", ""),
             ]
-    panels = run.path / "weak_panels"
+    panels = run.weak_panels_path
     if list(panels.glob("*.png")):
         parts += [
             "<h2>From image labels to masks</h2>",

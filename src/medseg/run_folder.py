@@ -115,6 +115,20 @@ class RunFolder:
         return self.path / "pseudo_masks.npz"
 
     @property
+    def weak_panels_path(self) -> Path:
+        """The weakly supervised run's pictures of test slices, image | map | pseudo-mask | prediction | truth."""
+        return self.path / "weak_panels"
+
+    def round_pseudo_masks_path(self, k: int) -> Path:
+        """The pseudo-masks self-training round `k` trains on: stage 1's for round 1, then each earlier round's
+        relabelling."""
+        return self.pseudo_masks_path if k == 1 else self.path / f"pseudo_masks_round{k}.npz"
+
+    def round_folder(self, k: int) -> RunFolder:
+        """The segmentation run of self-training round `k`; the last round is this folder's own run."""
+        return RunFolder(self.path / f"round{k}")
+
+    @property
     def classifier(self) -> RunFolder:
         """The weakly supervised path's stage-1 classification run."""
         return RunFolder(self.path / "classifier")

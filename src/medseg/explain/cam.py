@@ -14,7 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["grad_cam", "layer_cam", "class_target", "region_target", "default_layer", "to_input_size", "normalise"]
+__all__ = [
+    "grad_cam",
+    "layer_cam",
+    "class_target",
+    "region_target",
+    "default_layer",
+    "to_input_size",
+    "normalise",
+    "scale_to_peak",
+]
 
 Target = Callable[[torch.Tensor], torch.Tensor]
 
@@ -111,7 +120,7 @@ def layer_cam(model: nn.Module, layers: list[nn.Module], images: torch.Tensor, t
     for activation, gradient in zip(captured, gradients, strict=True):
         raw = F.relu((F.relu(gradient.float()) * activation.detach().float()).sum(1, keepdim=True))
         resized = to_input_size(raw, height, width)
-        maps.append(resized / resized.amax((1, 2, 3), keepdim=True).clamp_min(1e-12))
+        maps.append(scale_to_peak(resized))
     return torch.stack(maps).amax(0)
 
 
@@ -126,6 +135,11 @@ def to_input_size(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if padded[0] < height or padded[1] < width:  # a network that floors odd sizes instead of padding
         padded = (height, width)
     return F.interpolate(maps.float(), size=padded, mode="bilinear", align_corners=False)[..., :height, :width]
+
+
+def scale_to_peak(maps: torch.Tensor) -> torch.Tensor:
+    """Divide each map of `(B, 1, H, W)` (≥ 0) by its own maximum, so its peak is 1 (an all-zero map stays 0)."""
+    return maps / maps.amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
 
 
 def normalise(maps: torch.Tensor) -> torch.Tensor:

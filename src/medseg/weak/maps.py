@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from medseg.explain.cam import class_target, default_layer, grad_cam, layer_cam, to_input_size
+from medseg.explain.cam import class_target, default_layer, grad_cam, layer_cam, scale_to_peak, to_input_size
 from medseg.models.classifier import Classifier
 
 __all__ = ["MAP_METHODS", "lesion_maps", "pointing_hits", "map_dice"]
@@ -66,8 +66,7 @@ def lesion_maps(
         raw = _raw_map(model, view, method, lesion_class)
         raw = F.interpolate(raw, size=(height, width), mode="bilinear", align_corners=False) if scale != 1 else raw
         total += raw.flip(-1) if flip else raw
-    peak = total.amax((1, 2, 3), keepdim=True)
-    return torch.where(peak > 0, total / peak.clamp_min(1e-12), torch.zeros_like(total))
+    return scale_to_peak(total)
 
 
 def pointing_hits(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -17,15 +17,13 @@ from medseg.overlay import to_display
 from medseg.run_folder import RunFolder
 from medseg.weak.seeds import batch_maps, pseudo_masks_of
 
-__all__ = ["write_panels", "PANELS"]
-
-PANELS = "weak_panels"
+__all__ = ["write_panels"]
 
 
 def write_panels(run: RunFolder, cfg, count: int = 4) -> list:
     """`<run>/weak_panels/panel_<k>_<case>.png` for the `count` test slices with the largest lesions and one
     without; returns the files written (replacing earlier ones)."""
-    folder = run.path / PANELS
+    folder = run.weak_panels_path
     for old in folder.glob("*.png"):
         old.unlink()
     classifier = Predictor.load(run.classifier.path, "best")

@@ -41,7 +41,7 @@ from medseg.ui import console
 from medseg.weak.maps import map_dice, pointing_hits
 from medseg.weak.panels import write_panels
 from medseg.weak.pseudo_masks import mask_quality
-from medseg.weak.seeds import batch_maps, pseudo_masks_of, typed
+from medseg.weak.seeds import batch_maps, positive_images, pseudo_masks_of
 
 __all__ = [
     "classifier_config",
@@ -50,7 +50,6 @@ __all__ = [
     "relabel",
     "train_weak",
     "resume_weak",
-    "typed",
 ]
 
 FOREGROUND_GRID = (0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -201,8 +200,8 @@ def relabel(segmentation: RunFolder, classifier: RunFolder, cfg: Config, out: Pa
             probs = predictor.probabilities(batch["image"])[:, -1]  # the lesion channel
             mask = torch.full(probs.shape, IGNORE_INDEX, dtype=torch.uint8)
             mask[probs >= high], mask[probs <= 1 - high] = 1, 0
-            if not typed(cfg):  # an image labelled without lesion stays background
-                mask[image_labels(batch, labels_from.label_from, labels_from.classes) == 0] = 0
+            labels = image_labels(batch, labels_from.label_from, labels_from.classes)
+            mask[~positive_images(labels, cfg)] = 0  # an image labelled without lesion stays background
             pseudo.append(mask.numpy())
             truth.append(batch["mask"].numpy())
             ids += [dataset.store.ids[r] for r in batch["row"].tolist()]
@@ -251,10 +250,6 @@ def _record(run: RunFolder, key: str, value) -> None:
     write_text_atomic(run.weak_path, json.dumps(report, indent=2))
 
 
-def _masks_of_round(run: RunFolder, k: int) -> Path:
-    return run.pseudo_masks_path if k == 1 else run.path / f"pseudo_masks_round{k}.npz"
-
-
 def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult:
     classifier, ctx = run.classifier, setup_distributed()
     last = classifier.checkpoint("last")
@@ -271,14 +266,18 @@ def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult
         _record(run, "stage1", stage1)
     ctx.barrier()
     for k in range(1, cfg.weak.rounds):  # the rounds before the last train in sub-folders
-        folder = RunFolder(run.path / f"round{k}")
-        train_or_resume(segmentation_config(cfg, run, _masks_of_round(run, k)), folder.path, show_progress)
-        if ctx.is_main and not _masks_of_round(run, k + 1).is_file():
-            _record(run, f"round{k + 1}", relabel(folder, classifier, cfg, _masks_of_round(run, k + 1)))
+        folder, masks, relabelled = (
+            run.round_folder(k),
+            run.round_pseudo_masks_path(k),
+            run.round_pseudo_masks_path(k + 1),
+        )
+        train_or_resume(segmentation_config(cfg, run, masks), folder.path, show_progress)
+        if ctx.is_main and not relabelled.is_file():
+            _record(run, f"round{k + 1}", relabel(folder, classifier, cfg, relabelled))
         ctx.barrier()
     stage2 = run.checkpoint("last")
     saved = load_checkpoint(stage2) if stage2.is_file() else None
-    final = segmentation_config(cfg, run, _masks_of_round(run, cfg.weak.rounds))
+    final = segmentation_config(cfg, run, run.round_pseudo_masks_path(cfg.weak.rounds))
     result = fit_run(run, final, ctx, saved, show_progress)
     if ctx.is_main:
         write_panels(run, cfg)

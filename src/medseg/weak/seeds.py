@@ -12,7 +12,7 @@ from medseg.weak.maps import lesion_maps
 from medseg.weak.pseudo_masks import make_pseudo_masks
 from medseg.weak.refine import crf_refine
 
-__all__ = ["typed", "batch_maps", "pseudo_masks_of"]
+__all__ = ["typed", "positive_images", "batch_maps", "pseudo_masks_of"]
 
 
 def typed(cfg: Config) -> bool:
@@ -21,10 +21,15 @@ def typed(cfg: Config) -> bool:
     return cfg.weak.label_from == "case" and len(cfg.weak.classes or []) > 2
 
 
+def positive_images(labels: torch.Tensor, cfg: Config) -> torch.Tensor:
+    """`(B,)` bool: the images that hold a lesion by their image label (every one, when labels are lesion types)."""
+    return torch.ones_like(labels, dtype=torch.bool) if typed(cfg) else labels > 0
+
+
 def batch_maps(predictor: Predictor, images: torch.Tensor, labels: torch.Tensor, cfg: Config) -> torch.Tensor:
     """The lesion maps of a batch `(B, 1, S, S)` in [0, 1], refined by a CRF with `weak.refine: crf`."""
     lesion_class = labels if typed(cfg) else 0  # a type's own map, or the one "lesion present" logit
-    positive = torch.ones_like(labels, dtype=torch.bool) if typed(cfg) else labels > 0
+    positive = positive_images(labels, cfg)
     with torch.enable_grad():
         maps = lesion_maps(predictor.model, images, cfg.weak.maps, lesion_class, augment=cfg.weak.augment_maps)
     maps = maps.cpu()
@@ -32,10 +37,6 @@ def batch_maps(predictor: Predictor, images: torch.Tensor, labels: torch.Tensor,
     return crf_refine(images.cpu(), maps, positive) if cfg.weak.refine == "crf" else maps * positive.view(-1, 1, 1, 1)
 
 
-def _positive(split: dict, cfg: Config) -> torch.Tensor:
-    return torch.ones_like(split["labels"], dtype=torch.bool) if typed(cfg) else split["labels"] > 0
-
-
 def pseudo_masks_of(split: dict, cfg: Config, foreground: float, background: float) -> np.ndarray:
-    positive = _positive(split, cfg).long()
+    positive = positive_images(split["labels"], cfg).long()
     return make_pseudo_masks(split["maps"], positive, foreground, background).numpy()
