@@ -6,14 +6,15 @@ nnU-Net lives in its own virtual environment with the same CPU torch wheel (neve
 
     python3 -m venv /work/nnunet-venv && /work/nnunet-venv/bin/pip install torch==2.13.0 && \\
         /work/nnunet-venv/bin/pip install nnunetv2
-    .venv/bin/python benchmarks/bench_nnunet.py --venv /work/nnunet-venv --split SPLITS.csv \\
-        --medseg-run runs/bench-native/figshare/square --out runs/bench-nnunet --minutes 20
+    .venv/bin/python benchmarks/bench_nnunet.py --venv /work/nnunet-venv --split SPLITS.csv --minutes 20 \\
+        --medseg-run runs/bench-native/figshare/square runs/bench-native/figshare/native --out runs/bench-nnunet
 
 What is changed to fit the budget (nothing else): a trainer subclass, `nnUNetTrainer_MedsegBudget`, written into
 nnU-Net's trainer folder of that environment, with 50 training and 10 validation iterations per epoch (instead of
-250 and 50) and as many epochs as fit in `--minutes` at the pace of a one-epoch trial (its poly learning rate then
-reaches 0 at the last of them); one data-augmentation process (2 cores). The plans, network, loss, augmentation
-and inference (with its mirroring) are nnU-Net's own.
+250 and 50) and as many epochs as fit in `--minutes` at the pace of a one-epoch trial (the epoch time nnU-Net logs;
+its poly learning rate then reaches 0 at the last of them); one data-augmentation process (2 cores). The plans,
+network, loss, augmentation and inference (with its mirroring) are nnU-Net's own. On a CPU nnU-Net trains in float32
+(its autocast is for CUDA only), where medseg uses bf16 when the CPU computes it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import csv
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -38,14 +40,18 @@ RESULTS = Path(__file__).parent / "results" / "nnunet.jsonl"
 FIGSHARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "brain-tumor-figshare"
 DATASET = "Dataset500_Figshare"
 TRAINER = '''
+import torch
+
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
 class nnUNetTrainer_MedsegBudget(nnUNetTrainer):
     """nnU-Net's trainer with shorter epochs and as many as a wall-clock budget allows (medseg's bench_nnunet.py)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    # nnU-Net records its trainer's arguments by the signature's names: they must be spelled out, not *args
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_iterations_per_epoch = 50
         self.num_val_iterations_per_epoch = 10
         self.num_epochs = int(__import__("os").environ.get("MEDSEG_NNUNET_EPOCHS", "1"))
@@ -85,6 +91,20 @@ def _run(venv: Path, command: list[str], env: dict, log: Path) -> float:
     return time.perf_counter() - started
 
 
+def _epoch_times(results: Path) -> list[float]:
+    """Every "Epoch time: X s" nnU-Net logged (training and validation iterations; not its start-up or the final
+    validation of the whole fold, which medseg's budget does not count either)."""
+    times = [
+        float(line.split("Epoch time:")[1].split()[0])
+        for log in sorted(results.rglob("training_log_*.txt"))
+        for line in log.read_text().splitlines()
+        if "Epoch time:" in line
+    ]
+    if not times:
+        raise SystemExit(f"{results}: nnU-Net logged no epoch time")
+    return times
+
+
 def _trainer_folder(venv: Path) -> Path:
     found = sorted(venv.glob("lib/python*/site-packages/nnunetv2/training/nnUNetTrainer"))
     if not found:
@@ -105,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, required=True)
     parser.add_argument("--split", type=Path, required=True, help="medseg's splits.csv of the run compared with")
-    parser.add_argument("--medseg-run", type=Path, help="the medseg run to report beside (its eval/test-source)")
+    parser.add_argument("--medseg-run", type=Path, nargs="*", default=[], help="medseg runs to report beside")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=20.0)
     args = parser.parse_args()
@@ -127,7 +147,8 @@ def main() -> None:
     splits = [{"train": [f"fig{i}" for i in train_ids], "val": [f"fig{i}" for i in val_ids]}]
     (preprocessed / DATASET / "splits_final.json").write_text(json.dumps(splits))
     train = ["nnUNetv2_train", "500", "2d", "0", "-tr", "nnUNetTrainer_MedsegBudget", "-device", "cpu"]
-    trial = _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": "1"}, log)  # one epoch, to set the pace
+    _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": "1"}, log)  # one epoch, to set the pace
+    trial = _epoch_times(results)[-1]
     epochs = max(1, int(args.minutes * 60 // trial))
     shutil.rmtree(results, ignore_errors=True)
     seconds = _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": str(epochs)}, log)
@@ -147,10 +168,11 @@ def main() -> None:
         "hd95_256_px": nnunet["metrics"]["hd95"]["mean"],
         **machine(),
     }
-    if args.medseg_run:
-        summary = json.loads((args.medseg_run / "eval" / "test-source" / "summary.json").read_text())
-        row["medseg_dice_256"] = summary["metrics"]["dice"]["mean"]
-        row["medseg_run"] = str(args.medseg_run)
+    row["epoch_seconds_mean"] = round(statistics.mean(_epoch_times(results)), 1)
+    for run in args.medseg_run:  # at the source masks' 256×256: test-source for a square run, test for a native one
+        label = "test-source" if (run / "eval" / "test-source").is_dir() else "test"
+        summary = json.loads((run / "eval" / label / "summary.json").read_text())
+        row.setdefault("medseg_dice_256", {})[str(run)] = summary["metrics"]["dice"]["mean"]
     old = RESULTS.read_text() if RESULTS.is_file() else ""
     write_text_atomic(RESULTS, old + json.dumps(row) + "\n")
     print(json.dumps(row, indent=1))

@@ -209,6 +209,13 @@ class WeakConfig(_Section):
     epochs: int = Field(10, ge=1, description="classifier training epochs")
     lr: float | None = Field(None, gt=0, le=1, description="classifier learning rate (default: train.lr)")
     balanced: bool = Field(False, description="classifier: weigh each class's images equally in every batch's loss")
+    classifier_tries: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="train up to this many classifiers (seeds seed, seed+1, …; one split) until one's maps localise on "
+        "the validation patients (pointing game ≥ 0.3); the one that localises best is kept",
+    )
     maps: Literal["cam", "acam", "gradcam", "layercam"] = "acam"
     augment_maps: bool = Field(False, description="average the maps over flips and scales (0.75, 1, 1.25)")
     refine: Literal["none", "crf"] = Field(

@@ -8,7 +8,8 @@ and cleans the temporary files a killed process left behind.
     skipped.csv      cases left out with data.skip_bad
     eval/<split>/    cases.csv, summary.json, overlays/, explain/
     report.html      the run's page
-    weak.yaml, weak.json, pseudo_masks.npz, classifier/   the weakly supervised path's config and stages
+    weak.yaml, weak.json, pseudo_masks.npz, classifier/, classifier-try<k>/   the weakly supervised path's
+                     config and stages
 """
 
 from __future__ import annotations
@@ -128,10 +129,16 @@ class RunFolder:
         """The segmentation run of self-training round `k`; the last round is this folder's own run."""
         return RunFolder(self.path / f"round{k}")
 
+    def classifier_try(self, k: int) -> RunFolder:
+        """The weakly supervised path's stage-1 classifier number `k` (`weak.classifier_tries`): classifier/ for the
+        first, classifier-try<k>/ for the later ones."""
+        return RunFolder(self.path / ("classifier" if k == 1 else f"classifier-try{k}"))
+
     @property
     def classifier(self) -> RunFolder:
-        """The weakly supervised path's stage-1 classification run."""
-        return RunFolder(self.path / "classifier")
+        """The stage-1 classification run the later stages use: the try weak.json names as chosen, else the first."""
+        chosen = json.loads(self.weak_path.read_text()).get("classifier") if self.weak_path.is_file() else None
+        return RunFolder(self.path / chosen) if chosen else self.classifier_try(1)
 
     def checkpoint(self, which: str) -> Path:
         """`best.pt` or `last.pt`."""
@@ -238,6 +245,8 @@ class RunFolder:
                 (self.path / name).unlink(missing_ok=True)
             for later_round in self.path.glob("pseudo_masks_round*.npz"):
                 later_round.unlink()
+            for later_try in self.path.glob("classifier-try*"):
+                shutil.rmtree(later_try, ignore_errors=True)
             for name in _RUN_FOLDERS:
                 shutil.rmtree(self.path / name, ignore_errors=True)
         self.path.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from medseg.models import build_model
 from medseg.run_folder import RunFolder
 from medseg.weak.pipeline import (
     LOCALISATION_FLOOR,
+    choose_classifier,
     classifier_config,
     localisation_warning,
     train_weak,
@@ -73,8 +74,10 @@ def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tm
     root = _phantom_folder(tmp_path / "data")
     weak = {"maps": "layercam", "augment_maps": True, "refine": "crf", "choose_thresholds": True, "rounds": 2}
     run = tmp_path / "run"
-    train_weak(load_config(_config(root, tmp_path, **weak)), run, show_progress=False)
+    train_weak(load_config(_config(root, tmp_path, classifier_tries=2, **weak)), run, show_progress=False)
     report = json.loads((run / "weak.json").read_text())
+    chosen = next(t for t in report["classifier_tries"] if t["folder"] == report["classifier"])
+    assert chosen["val_pointing_game"] == pytest.approx(report["stage1"]["val"]["pointing_game"]), "the same maps"
     thresholds = report["stage1"]["thresholds"]
     assert thresholds["validation_dice"] and thresholds["foreground"] == pytest.approx(4 * thresholds["background"])
     assert "pseudo_mask" in report["round2"]["train"], "round 2's pseudo-masks came from round 1's network"
@@ -170,3 +173,27 @@ def test_maps_that_do_not_localise_on_validation_are_flagged():
     assert message is not None and "17%" in message and "do not localise" in message
     assert localisation_warning({"val": {"pointing_game": LOCALISATION_FLOOR}}) is None
     assert localisation_warning({"val": {"images": 4, "lesion_images": 0}}) is None  # no lesion image to judge by
+
+
+def test_a_classifier_whose_maps_do_not_localise_is_retrained_with_another_seed_on_the_same_split(tmp_path):
+    root = _phantom_folder(tmp_path / "data")
+    cfg = load_config(_config(root, tmp_path, classifier_tries=3))
+    run = RunFolder(tmp_path / "run")
+    scores = iter([0.1, 0.5, 0.9])  # the first try points outside the lesions, the second localises
+    chosen = choose_classifier(cfg, run, show_progress=False, pointing=lambda folder, _: next(scores))
+    assert chosen.path == run.path / "classifier-try2" and run.classifier.path == chosen.path
+    assert not (run.path / "classifier-try3").exists(), "the tries stop at the first that localises"
+    assert chosen.splits_path.read_text() == run.classifier_try(1).splits_path.read_text()
+    assert chosen.config.seed == cfg.seed + 1
+    tries = json.loads(run.weak_path.read_text())["classifier_tries"]
+    assert [(t["folder"], t["val_pointing_game"]) for t in tries] == [("classifier", 0.1), ("classifier-try2", 0.5)]
+
+
+def test_when_no_classifier_localises_the_best_try_is_kept(tmp_path):
+    root = _phantom_folder(tmp_path / "data")
+    cfg = load_config(_config(root, tmp_path, classifier_tries=2))
+    run = RunFolder(tmp_path / "run")
+    scores = {"classifier": 0.2, "classifier-try2": 0.1}
+    chosen = choose_classifier(cfg, run, show_progress=False, pointing=lambda folder, _: scores[folder.path.name])
+    assert chosen.path.name == "classifier" and RunFolder(run.path).classifier.path.name == "classifier"
+    assert (run.path / "classifier-try2" / "last.pt").is_file()

@@ -2,6 +2,8 @@
 
     <run>/weak.yaml                  the pipeline's config, as given (resolved)
     <run>/classifier/                a classification run on the image labels (its own config, metrics, checkpoints)
+    <run>/classifier-try<k>/         with `weak.classifier_tries`: another seed's classifier, trained when the
+                                     earlier ones' maps did not localise on the validation patients
     <run>/pseudo_masks.npz           round 1's pseudo-masks of the training and validation images, from the
                                      classifier's maps (refined by a CRF with `weak.refine: crf`)
     <run>/round<k>/                  with `weak.rounds` > 1: the segmentation run of round k < last, whose
@@ -20,6 +22,7 @@ thresholds chosen with `weak.choose_thresholds` are chosen on the validation pat
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,9 @@ from medseg.weak.seeds import batch_maps, positive_images, pseudo_masks_of
 
 __all__ = [
     "classifier_config",
+    "classifier_try_config",
+    "choose_classifier",
+    "validation_pointing",
     "segmentation_config",
     "write_pseudo_masks",
     "relabel",
@@ -65,6 +71,17 @@ def classifier_config(cfg: Config) -> Config:
         raw["method"]["classes"] = cfg.weak.classes
     raw["train"] = {**raw["train"], "epochs": cfg.weak.epochs, "lr": cfg.weak.lr or cfg.train.lr}
     raw["supervision"] = "masks"
+    return resolve_config(load_config(raw))
+
+
+def classifier_try_config(cfg: Config, run: RunFolder, k: int) -> Config:
+    """Classifier try `k` (from 1): stage 1's config with seed `cfg.seed + k - 1`, on the first try's split."""
+    first = classifier_config(cfg)
+    if k == 1:
+        return first
+    raw = first.model_dump(mode="json")
+    raw["seed"] = cfg.seed + k - 1
+    raw["data"]["split_file"] = str(run.classifier_try(1).splits_path.resolve())
     return resolve_config(load_config(raw))
 
 
@@ -125,6 +142,19 @@ def _choose_thresholds(val: dict, cfg: Config) -> tuple[float, float, dict[str, 
 # Below this share of validation lesion images whose map peaks inside the lesion, the maps do not localise (on LGG
 # a localising classifier scored 0.65 and a shortcut one 0.17: its pseudo-masks, and every later round, were empty).
 LOCALISATION_FLOOR = 0.3
+
+
+def validation_pointing(classifier: RunFolder, cfg: Config) -> float | None:
+    """The pointing game of the classifier's maps (as `cfg.weak` makes them) on the validation images with a
+    lesion; None without such images."""
+    predictor = Predictor.load(classifier.path, "best")
+    dataset = _true_dataset(cfg, classifier)
+    with torch.no_grad():
+        val = _split_maps(predictor, dataset, dataset.rows("val"), cfg)
+    lesion = _lesion_images(val["truth"])
+    if not lesion.any():
+        return None
+    return float(pointing_hits(val["maps"][torch.from_numpy(lesion)], torch.from_numpy(val["truth"][lesion])).mean())
 
 
 def localisation_warning(figures: dict) -> str | None:
@@ -250,13 +280,50 @@ def _record(run: RunFolder, key: str, value) -> None:
     write_text_atomic(run.weak_path, json.dumps(report, indent=2))
 
 
-def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult:
-    classifier, ctx = run.classifier, setup_distributed()
-    last = classifier.checkpoint("last")
+def _train_classifier(cfg: Config, folder: RunFolder, show_progress: bool) -> None:
+    """Train a stage-1 classifier into `folder`, or finish one that was interrupted; a finished one is kept."""
+    last = folder.checkpoint("last")
     if not last.is_file():
-        train(classifier_config(cfg), classifier.path, overwrite=True, show_progress=show_progress)
-    elif not training_finished(load_checkpoint(last), cfg.weak.epochs):  # stage 1 was interrupted: finish it
-        resume(classifier.path, show_progress=show_progress)
+        train(cfg, folder.path, overwrite=True, show_progress=show_progress)
+    elif not training_finished(load_checkpoint(last), cfg.train.epochs):
+        resume(folder.path, show_progress=show_progress)
+
+
+def choose_classifier(
+    cfg: Config,
+    run: RunFolder,
+    show_progress: bool = True,
+    pointing: Callable[[RunFolder, Config], float | None] = validation_pointing,
+) -> RunFolder:
+    """Stage 1's classifier: tries 1, 2, … up to `weak.classifier_tries` (seeds seed, seed+1, …; the first try's
+    split), stopping at the first whose maps localise on the validation patients (`pointing` ≥ `LOCALISATION_FLOOR`);
+    the try with the best pointing game is kept and named in weak.json (`classifier`, with every try's figure in
+    `classifier_tries`). A classifier can recognise lesion slices by a shortcut (on LGG, the head's outline at the
+    slice levels where tumours sit) whose maps point away from the lesion; another seed usually does not."""
+    ctx = setup_distributed()
+    if cfg.weak.classifier_tries == 1:
+        _train_classifier(classifier_config(cfg), run.classifier_try(1), show_progress)
+        return run.classifier
+    tries = []
+    for k in range(1, cfg.weak.classifier_tries + 1):
+        folder = run.classifier_try(k)
+        _train_classifier(classifier_try_config(cfg, run, k), folder, show_progress)
+        tries.append({"folder": folder.path.name, "seed": cfg.seed + k - 1, "val_pointing_game": pointing(folder, cfg)})
+        if tries[-1]["val_pointing_game"] is None or tries[-1]["val_pointing_game"] >= LOCALISATION_FLOOR:
+            break
+    best = max(tries, key=lambda t: -1.0 if t["val_pointing_game"] is None else t["val_pointing_game"])
+    if ctx.is_main:
+        _record(run, "classifier_tries", tries)
+        _record(run, "classifier", best["folder"])
+    ctx.barrier()
+    return run.classifier
+
+
+def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult:
+    ctx = setup_distributed()
+    if not run.pseudo_masks_path.is_file():  # else stage 1 is done and its classifier chosen
+        choose_classifier(cfg, run, show_progress)
+    classifier = run.classifier
     if ctx.is_main and not run.pseudo_masks_path.is_file():
         stage1 = write_pseudo_masks(classifier, cfg, run.pseudo_masks_path)
         warning = localisation_warning(stage1)
