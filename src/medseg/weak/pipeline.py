@@ -165,7 +165,8 @@ def localisation_warning(figures: dict) -> str | None:
         return None
     return (
         f"the maps do not localise: their maximum falls inside the lesion on {pointing:.0%} of the validation lesion "
-        "images, so the pseudo-masks will be poor; try another seed, another weak.maps, or more classifier epochs"
+        "images, so the pseudo-masks will be poor; try more weak.classifier_tries, another weak.maps, or more "
+        "classifier epochs"
     )
 
 
