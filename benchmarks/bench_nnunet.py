@@ -12,7 +12,8 @@ nnU-Net lives in its own virtual environment with the same CPU torch wheel (neve
 What is changed to fit the budget (nothing else): a trainer subclass, `nnUNetTrainer_MedsegBudget`, written into
 nnU-Net's trainer folder of that environment, with 50 training and 10 validation iterations per epoch (instead of
 250 and 50) and as many epochs as fit in `--minutes` at the pace of a one-epoch trial (the epoch time nnU-Net logs;
-its poly learning rate then reaches 0 at the last of them); one data-augmentation process (2 cores). The plans,
+its poly learning rate then reaches 0 at the last of them; when one epoch is all that fits, the trial is the
+training); one data-augmentation process (2 cores). The plans,
 network, loss, augmentation and inference (with its mirroring) are nnU-Net's own. On a CPU nnU-Net trains in float32
 (its autocast is for CUDA only), where medseg uses bf16 when the CPU computes it.
 """
@@ -100,9 +101,13 @@ def _epoch_times(results: Path) -> list[float]:
         for line in log.read_text().splitlines()
         if "Epoch time:" in line
     ]
-    if not times:
-        raise SystemExit(f"{results}: nnU-Net logged no epoch time")
     return times
+
+
+def _finished(results: Path, epochs: int) -> bool:
+    """Whether nnU-Net's fold 0 finished a training of exactly `epochs` epochs (its final checkpoint and log)."""
+    finals = list(results.rglob("fold_0/checkpoint_final.pth"))
+    return bool(finals) and len(_epoch_times(results)) == epochs
 
 
 def _trainer_folder(venv: Path) -> Path:
@@ -143,26 +148,35 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     train_ids, val_ids, _ = export(args.split, raw)
     (_trainer_folder(args.venv) / "nnUNetTrainer_MedsegBudget.py").write_text(TRAINER)
-    _run(args.venv, ["nnUNetv2_plan_and_preprocess", "-d", "500", "-c", "2d", "-np", "2"], env, log)
+    if not (preprocessed / DATASET / "nnUNetPlans.json").is_file():
+        _run(args.venv, ["nnUNetv2_plan_and_preprocess", "-d", "500", "-c", "2d", "-np", "2"], env, log)
     splits = [{"train": [f"fig{i}" for i in train_ids], "val": [f"fig{i}" for i in val_ids]}]
     (preprocessed / DATASET / "splits_final.json").write_text(json.dumps(splits))
     train = ["nnUNetv2_train", "500", "2d", "0", "-tr", "nnUNetTrainer_MedsegBudget", "-device", "cpu"]
-    _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": "1"}, log)  # one epoch, to set the pace
-    trial = _epoch_times(results)[-1]
+    if not _finished(results, epochs=1):  # one epoch, to set the pace
+        shutil.rmtree(results, ignore_errors=True)
+        _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": "1"}, log)
+    if not _epoch_times(results):
+        raise SystemExit(f"{results}: nnU-Net logged no epoch time (see {log})")
+    trial = _epoch_times(results)[0]
     epochs = max(1, int(args.minutes * 60 // trial))
-    shutil.rmtree(results, ignore_errors=True)
-    seconds = _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": str(epochs)}, log)
+    if not _finished(results, epochs):  # with one epoch in the budget, the trial is the training
+        shutil.rmtree(results, ignore_errors=True)
+        _run(args.venv, train, {**env, "MEDSEG_NNUNET_EPOCHS": str(epochs)}, log)
     predictions = out / "predictions"
     predict = ["nnUNetv2_predict", "-i", str(raw / DATASET / "imagesTs"), "-o", str(predictions), "-d", "500"]
     _run(args.venv, [*predict, "-c", "2d", "-f", "0", "-tr", "nnUNetTrainer_MedsegBudget", "-device", "cpu"], env, log)
     nnunet = evaluate(predictions, raw / DATASET / "labelsTs")
+    plan = json.loads((preprocessed / DATASET / "nnUNetPlans.json").read_text())["configurations"]["2d"]
     row = {
         "dataset": "figshare",
         "tool": "nnunetv2 2d",
         "epochs": epochs,
         "iterations_per_epoch": 50,
+        "batch_size": plan["batch_size"],
+        "patch_size": plan["patch_size"],
         "trial_epoch_seconds": round(trial, 1),
-        "training_minutes": round(seconds / 60, 2),
+        "training_minutes": round(sum(_epoch_times(results)) / 60, 2),
         "test_cases": nnunet["cases"],
         "dice_256": nnunet["metrics"]["dice"]["mean"],
         "hd95_256_px": nnunet["metrics"]["hd95"]["mean"],

@@ -299,8 +299,8 @@ def choose_classifier(
     """Stage 1's classifier: tries 1, 2, … up to `weak.classifier_tries` (seeds seed, seed+1, …; the first try's
     split), stopping at the first whose maps localise on the validation patients (`pointing` ≥ `LOCALISATION_FLOOR`);
     the try with the best pointing game is kept and named in weak.json (`classifier`, with every try's figure in
-    `classifier_tries`). A classifier can recognise lesion slices by a shortcut (on LGG, the head's outline at the
-    slice levels where tumours sit) whose maps point away from the lesion; another seed usually does not."""
+    `classifier_tries`). A classifier can recognise lesion slices by a shortcut whose maps point away from the lesion
+    (on LGG, one seed's maps lit the scalp at the edge of the head); another seed may not."""
     ctx = setup_distributed()
     if cfg.weak.classifier_tries == 1:
         _train_classifier(classifier_config(cfg), run.classifier_try(1), show_progress)
