@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
 import statistics
@@ -104,6 +105,10 @@ def _epoch_times(results: Path) -> list[float]:
     return times
 
 
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 def _finished(results: Path, epochs: int) -> bool:
     """Whether nnU-Net's fold 0 finished a training of exactly `epochs` epochs (its final checkpoint and log)."""
     finals = list(results.rglob("fold_0/checkpoint_final.pth"))
@@ -179,7 +184,8 @@ def main() -> None:
         "training_minutes": round(sum(_epoch_times(results)) / 60, 2),
         "test_cases": nnunet["cases"],
         "dice_256": nnunet["metrics"]["dice"]["mean"],
-        "hd95_256_px": nnunet["metrics"]["hd95"]["mean"],
+        "hd95_256_px": _finite(nnunet["metrics"]["hd95"]["mean"]),  # undefined when no slice has a prediction
+        "precision": "float32",  # nnU-Net's autocast is for CUDA only; bf16 below is what the CPU could do
         **machine(),
     }
     row["epoch_seconds_mean"] = round(statistics.mean(_epoch_times(results)), 1)
