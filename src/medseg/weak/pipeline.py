@@ -144,17 +144,23 @@ def _choose_thresholds(val: dict, cfg: Config) -> tuple[float, float, dict[str, 
 LOCALISATION_FLOOR = 0.3
 
 
+def _pointing_game(split: dict) -> float | None:
+    """The share of a split's lesion images whose map peaks inside the lesion; None without lesion images."""
+    lesion = _lesion_images(split["truth"])
+    if not lesion.any():
+        return None
+    return float(
+        pointing_hits(split["maps"][torch.from_numpy(lesion)], torch.from_numpy(split["truth"][lesion])).mean()
+    )
+
+
+@torch.no_grad()
 def validation_pointing(classifier: RunFolder, cfg: Config) -> float | None:
     """The pointing game of the classifier's maps (as `cfg.weak` makes them) on the validation images with a
     lesion; None without such images."""
     predictor = Predictor.load(classifier.path, "best")
     dataset = _true_dataset(cfg, classifier)
-    with torch.no_grad():
-        val = _split_maps(predictor, dataset, dataset.rows("val"), cfg)
-    lesion = _lesion_images(val["truth"])
-    if not lesion.any():
-        return None
-    return float(pointing_hits(val["maps"][torch.from_numpy(lesion)], torch.from_numpy(val["truth"][lesion])).mean())
+    return _pointing_game(_split_maps(predictor, dataset, dataset.rows("val"), cfg))
 
 
 def localisation_warning(figures: dict) -> str | None:
@@ -184,7 +190,7 @@ def _quality(split: dict, pseudo: np.ndarray, foreground: float) -> dict:
     figures = {"images": len(truth), "lesion_images": int(lesion.sum())}
     if lesion.any():
         index, true = torch.from_numpy(lesion), torch.from_numpy(truth[lesion])
-        figures["pointing_game"] = float(pointing_hits(maps[index], true).mean())
+        figures["pointing_game"] = _pointing_game(split)
         figures["map_dice"] = float(map_dice(maps[index], true, foreground).mean())
         figures["pseudo_mask"] = mask_quality(pseudo[lesion], truth[lesion])
     return figures
@@ -302,15 +308,18 @@ def choose_classifier(
     `classifier_tries`). A classifier can recognise lesion slices by a shortcut whose maps point away from the lesion
     (on LGG, one seed's maps lit the scalp at the edge of the head); another seed may not."""
     ctx = setup_distributed()
-    if cfg.weak.classifier_tries == 1:
-        _train_classifier(classifier_config(cfg), run.classifier_try(1), show_progress)
-        return run.classifier
+    recorded = json.loads(run.weak_path.read_text()).get("classifier_tries", []) if run.weak_path.is_file() else []
+    measured = {t["folder"]: t["val_pointing_game"] for t in recorded}  # a resumed run does not measure them again
     tries = []
     for k in range(1, cfg.weak.classifier_tries + 1):
         folder = run.classifier_try(k)
         _train_classifier(classifier_try_config(cfg, run, k), folder, show_progress)
-        tries.append({"folder": folder.path.name, "seed": cfg.seed + k - 1, "val_pointing_game": pointing(folder, cfg)})
-        if tries[-1]["val_pointing_game"] is None or tries[-1]["val_pointing_game"] >= LOCALISATION_FLOOR:
+        if cfg.weak.classifier_tries == 1:  # nothing to choose from
+            return folder
+        name = folder.path.name
+        score = measured[name] if name in measured else pointing(folder, cfg)
+        tries.append({"folder": name, "seed": folder.config.seed, "val_pointing_game": score})
+        if score is None or score >= LOCALISATION_FLOOR:
             break
     best = max(tries, key=lambda t: -1.0 if t["val_pointing_game"] is None else t["val_pointing_game"])
     if ctx.is_main:
