@@ -13,6 +13,9 @@ Finished runs are reused, so an interrupted benchmark continues.
 
     .venv/bin/python benchmarks/bench_weak.py configs/lgg-weak.yaml --seeds 0 1 --out runs/bench-weak/lgg
 
+`--stage1` stops after the classifier(s) and the maps (a quick check of a classifier recipe; rows in
+`benchmarks/results/weak_stage1.jsonl`, `--table --stage1` prints them).
+
 Every seed's figures go to `OUT/seed<k>/results.json` and one JSON line per seed to
 `benchmarks/results/weak.jsonl` (with the CPU); `--table` prints the markdown tables from that file.
 """
@@ -38,7 +41,24 @@ from medseg.run_folder import RunFolder
 from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, write_pseudo_masks
 
 RESULTS = Path(__file__).parent / "results" / "weak.jsonl"
-MAPS = [("cam", "none"), ("cam", "crf"), ("acam", "none"), ("acam", "crf"), ("layercam", "none"), ("layercam", "crf")]
+STAGE1_RESULTS = Path(__file__).parent / "results" / "weak_stage1.jsonl"
+BODY_MARGIN = 0.05  # the body prior's margin in the map variants that use it, unless the config sets its own
+# (map, refinement, body prior): every map method, without and with the CRF; the recipe's kinds also inside the body
+MAPS = [
+    ("cam", "none", False),
+    ("cam", "crf", False),
+    ("acam", "none", False),
+    ("acam", "crf", False),
+    ("layercam", "none", False),
+    ("layercam", "crf", False),
+    ("acam", "crf", True),
+    ("layercam", "none", True),
+    ("layercam", "crf", True),
+]
+
+
+def _map_name(maps: str, refine: str, body: bool) -> str:
+    return f"{maps}+{refine}" + ("+body" if body else "")
 
 
 def _with(cfg: Config, **weak) -> Config:
@@ -77,7 +97,7 @@ def _test_figures(run_dir: Path, which: str = "best") -> dict[str, float]:
     }
 
 
-def run_seed(cfg: Config, out: Path, seed: int) -> dict:
+def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only: list[str] | None = None) -> dict:
     raw = cfg.model_dump(mode="json")
     raw["seed"] = seed
     cfg = load_config(raw)
@@ -98,16 +118,21 @@ def run_seed(cfg: Config, out: Path, seed: int) -> dict:
     earlier = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
     same = earlier.get("classifier_used", "classifier") == chosen.path.name
     results["maps"] = earlier.get("maps", {}) if same else {}  # the same classifier gives the same maps
-    for maps, refine in MAPS:
-        if f"{maps}+{refine}" in results["maps"]:
+    margin = cfg.weak.body_margin or BODY_MARGIN
+    for maps, refine, body in MAPS:
+        name = _map_name(maps, refine, body)
+        if name in results["maps"] or (only and name not in only):
             continue
-        variant = _with(cfg, maps=maps, refine=refine, choose_thresholds=True)
+        variant = _with(cfg, maps=maps, refine=refine, body_margin=margin if body else None, choose_thresholds=True)
         if maps == "acam" and variant.weak.classifier.get("pool") != "attention":
             continue
         with tempfile.TemporaryDirectory() as scratch:
             figures = write_pseudo_masks(chosen, variant, Path(scratch) / "p.npz")
-        results["maps"][f"{maps}+{refine}"] = figures
-        print(f"seed {seed} {maps}+{refine}: {json.dumps(results['maps'][f'{maps}+{refine}']['train'])}", flush=True)
+        results["maps"][name] = figures
+        print(f"seed {seed} {name}: {json.dumps(figures['train'])}", flush=True)
+    if stage1_only:
+        write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=float))
+        return results
     if not _done(weak_dir, cfg.train.epochs):
         resume_weak(weak_dir, show_progress=False)
     results["weak_json"] = json.loads((weak_dir / "weak.json").read_text())
@@ -131,11 +156,13 @@ def run_seed(cfg: Config, out: Path, seed: int) -> dict:
     return results
 
 
-def record(results: dict, dataset: str, config: str, overrides: list[str]) -> None:
+def record(results: dict, dataset: str, config: str, overrides: list[str], path: Path = RESULTS) -> None:
+    """Add one seed's row to `path`, replacing an earlier row of the same dataset, seed, config and overrides."""
     row = {"dataset": dataset, "config": config, "overrides": overrides, **machine(), **results}
-    old = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()] if RESULTS.is_file() else []
-    kept = [r for r in old if (r["dataset"], r["seed"], r["config"]) != (dataset, results["seed"], config)]
-    write_text_atomic(RESULTS, "".join(json.dumps(r, default=float) + "\n" for r in [*kept, row]))
+    old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    key = (dataset, results["seed"], config, overrides)
+    kept = [r for r in old if (r["dataset"], r["seed"], r["config"], r.get("overrides", [])) != key]
+    write_text_atomic(path, "".join(json.dumps(r, default=float) + "\n" for r in [*kept, row]))
 
 
 def _cell(values: list[float], digits: int = 3) -> str:
@@ -193,6 +220,27 @@ def table(dataset: str) -> None:
             )
 
 
+def stage1_table(dataset: str) -> None:
+    """Per recorded stage-1 row (seed, overrides): the kept classifier's test ROC AUC, its tries, and per map the
+    pointing game on validation and test and the training pseudo-masks' Dice."""
+    rows = [json.loads(line) for line in STAGE1_RESULTS.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["dataset"] == dataset]
+    print(
+        "| overrides | seed | CPU | ROC AUC (test) | tries (validation pointing) | map | pointing val / test | "
+        "pseudo-mask Dice (train) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        tries = ", ".join(f"{t['val_pointing_game']:.2f}" for t in r.get("classifier_tries") or []) or "1"
+        head = f"| {' '.join(r['overrides']) or '—'} | {r['seed']} | {r['cpu']} | "
+        head += f"{r['classifier'].get('roc_auc', {}).get('mean', float('nan')):.3f} | {tries}"
+        for name, figures in r["maps"].items():
+            pointing = f"{figures['val'].get('pointing_game', float('nan')):.2f} / "
+            pointing += f"{figures['test'].get('pointing_game', float('nan')):.2f}"
+            print(f"{head} | {name} | {pointing} | {figures['train']['pseudo_mask']['dice']:.3f} |")
+            head = "| | | | |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", nargs="?")
@@ -201,15 +249,22 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bench-weak"))
     parser.add_argument("--table", action="store_true", help="print the tables of the recorded seeds")
+    parser.add_argument(
+        "--stage1",
+        action="store_true",
+        help="only the classifier(s) and the maps (no segmentation); rows go to results/weak_stage1.jsonl",
+    )
+    parser.add_argument("--maps", nargs="+", help="only these map variants (e.g. layercam+crf layercam+crf+body)")
     args = parser.parse_args()
     if args.table:
-        table(args.dataset)
+        (stage1_table if args.stage1 else table)(args.dataset)
         return
     cfg = load_config(args.config, args.overrides)
     for seed in args.seeds:
-        results = run_seed(cfg, args.out / f"seed{seed}", seed)
-        record(results, args.dataset, args.config, args.overrides)
-        print(json.dumps(results["rounds"], indent=1), flush=True)
+        results = run_seed(cfg, args.out / f"seed{seed}", seed, stage1_only=args.stage1, only=args.maps)
+        record(results, args.dataset, args.config, args.overrides, STAGE1_RESULTS if args.stage1 else RESULTS)
+        if not args.stage1:
+            print(json.dumps(results["rounds"], indent=1), flush=True)
 
 
 if __name__ == "__main__":

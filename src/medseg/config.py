@@ -218,6 +218,13 @@ class WeakConfig(_Section):
     )
     maps: Literal["cam", "acam", "gradcam", "layercam"] = "acam"
     augment_maps: bool = Field(False, description="average the maps over flips and scales (0.75, 1, 1.25)")
+    body_margin: float | None = Field(
+        None,
+        ge=0,
+        lt=0.5,
+        description="keep the maps inside the body (the image's non-background region, holes filled) shrunk by this "
+        "share of the image side, so that they cannot point at the scalp or the air around it; None: off",
+    )
     refine: Literal["none", "crf"] = Field(
         "none", description="crf: a dense CRF with the image as its pairwise term turns the maps into probabilities"
     )

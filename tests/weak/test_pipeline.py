@@ -72,12 +72,14 @@ def _config(root, tmp_path, **weak):
 
 def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tmp_path):
     root = _phantom_folder(tmp_path / "data")
-    weak = {"maps": "layercam", "augment_maps": True, "refine": "crf", "choose_thresholds": True, "rounds": 2}
+    weak = {"maps": "layercam", "augment_maps": True, "body_margin": 0.05, "refine": "crf", "rounds": 2}
+    weak["choose_thresholds"] = True
     run = tmp_path / "run"
     train_weak(load_config(_config(root, tmp_path, classifier_tries=2, **weak)), run, show_progress=False)
     report = json.loads((run / "weak.json").read_text())
     chosen = next(t for t in report["classifier_tries"] if t["folder"] == report["classifier"])
     assert chosen["val_pointing_game"] == pytest.approx(report["stage1"]["val"]["pointing_game"]), "the same maps"
+    assert report["stage1"]["body_margin"] == 0.05
     thresholds = report["stage1"]["thresholds"]
     assert thresholds["validation_dice"] and thresholds["foreground"] == pytest.approx(4 * thresholds["background"])
     assert "pseudo_mask" in report["round2"]["train"], "round 2's pseudo-masks came from round 1's network"

@@ -207,7 +207,8 @@ def write_pseudo_masks(classifier: RunFolder, cfg: Config, out: Path) -> dict:
     foreground, background, scores = cfg.weak.foreground, cfg.weak.background, None
     if cfg.weak.choose_thresholds:
         foreground, background, scores = _choose_thresholds(splits["val"], cfg)
-    report = {"maps": cfg.weak.maps, "augment_maps": cfg.weak.augment_maps, "refine": cfg.weak.refine}
+    report = {"maps": cfg.weak.maps, "augment_maps": cfg.weak.augment_maps, "body_margin": cfg.weak.body_margin}
+    report["refine"] = cfg.weak.refine
     report["thresholds"] = {"foreground": foreground, "background": background, "validation_dice": scores}
     ids, masks = [], []
     for name, split in splits.items():

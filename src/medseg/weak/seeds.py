@@ -7,7 +7,9 @@ import numpy as np
 import torch
 
 from medseg.config import Config
+from medseg.explain.cam import scale_to_peak
 from medseg.inference import Predictor
+from medseg.weak.body import body_regions
 from medseg.weak.maps import lesion_maps
 from medseg.weak.pseudo_masks import make_pseudo_masks
 from medseg.weak.refine import crf_refine
@@ -27,13 +29,15 @@ def positive_images(labels: torch.Tensor, cfg: Config) -> torch.Tensor:
 
 
 def batch_maps(predictor: Predictor, images: torch.Tensor, labels: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """The lesion maps of a batch `(B, 1, S, S)` in [0, 1], refined by a CRF with `weak.refine: crf`."""
+    """The lesion maps of a batch `(B, 1, S, S)` in [0, 1]: inside the body region with `weak.body_margin`, refined by
+    a CRF with `weak.refine: crf`."""
     lesion_class = labels if typed(cfg) else 0  # a type's own map, or the one "lesion present" logit
     positive = positive_images(labels, cfg)
     with torch.enable_grad():
         maps = lesion_maps(predictor.model, images, cfg.weak.maps, lesion_class, augment=cfg.weak.augment_maps)
-    maps = maps.cpu()
-    positive = positive.cpu()
+    maps, positive = maps.cpu(), positive.cpu()
+    if cfg.weak.body_margin is not None:
+        maps = scale_to_peak(maps * body_regions(images.cpu(), cfg.weak.body_margin))
     return crf_refine(images.cpu(), maps, positive) if cfg.weak.refine == "crf" else maps * positive.view(-1, 1, 1, 1)
 
 
