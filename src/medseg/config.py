@@ -217,6 +217,11 @@ class WeakConfig(_Section):
         "the validation patients (pointing game ≥ 0.3); the one that localises best is kept",
     )
     maps: Literal["cam", "acam", "gradcam", "layercam"] = "acam"
+    choose_maps: list[Literal["cam", "acam", "gradcam", "layercam"]] | None = Field(
+        None,
+        description="choose the maps among these on the validation patients (needs choose_thresholds): the kind whose "
+        "maps, at their own θ_FG, best match the validation masks; weak.maps then only judges the classifier tries",
+    )
     augment_maps: bool = Field(False, description="average the maps over flips and scales (0.75, 1, 1.25)")
     body_margin: float | None = Field(
         None,
@@ -254,6 +259,8 @@ class WeakConfig(_Section):
     def _thresholds_ordered(self) -> WeakConfig:
         if not self.background < self.foreground:  # refused before the classifier trains, not after
             raise ValueError(f"weak.background ({self.background}) must be below weak.foreground ({self.foreground})")
+        if self.choose_maps and not self.choose_thresholds:
+            raise ValueError("weak.choose_maps compares the maps at their own thresholds: set weak.choose_thresholds")
         return self
 
 

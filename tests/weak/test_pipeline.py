@@ -73,13 +73,17 @@ def _config(root, tmp_path, **weak):
 def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tmp_path):
     root = _phantom_folder(tmp_path / "data")
     weak = {"maps": "layercam", "augment_maps": True, "body_margin": 0.05, "refine": "crf", "rounds": 2}
-    weak["choose_thresholds"] = True
+    weak.update(choose_thresholds=True, choose_maps=["cam", "layercam"])
     run = tmp_path / "run"
     train_weak(load_config(_config(root, tmp_path, classifier_tries=2, **weak)), run, show_progress=False)
     report = json.loads((run / "weak.json").read_text())
     chosen = next(t for t in report["classifier_tries"] if t["folder"] == report["classifier"])
     assert chosen["val_pointing_game"] == pytest.approx(report["stage1"]["val"]["pointing_game"]), "the same maps"
     assert report["stage1"]["body_margin"] == 0.05
+    choice = report["maps_choice"]
+    assert set(choice["validation_dice"]) == {"cam", "layercam"}
+    assert choice["maps"] == max(choice["validation_dice"], key=choice["validation_dice"].get)
+    assert report["stage1"]["maps"] == choice["maps"], "stage 1's pseudo-masks come from the chosen maps"
     thresholds = report["stage1"]["thresholds"]
     assert thresholds["validation_dice"] and thresholds["foreground"] == pytest.approx(4 * thresholds["background"])
     assert "pseudo_mask" in report["round2"]["train"], "round 2's pseudo-masks came from round 1's network"
@@ -199,3 +203,9 @@ def test_when_no_classifier_localises_the_best_try_is_kept(tmp_path):
     chosen = choose_classifier(cfg, run, show_progress=False, pointing=lambda folder, _: scores[folder.path.name])
     assert chosen.path.name == "classifier" and RunFolder(run.path).classifier.path.name == "classifier"
     assert (run.path / "classifier-try2" / "last.pt").is_file()
+
+
+def test_choosing_maps_needs_thresholds_chosen_on_validation(tmp_path):
+    raw = _config(tmp_path / "data", tmp_path, choose_maps=["cam", "layercam"])
+    with pytest.raises(ValueError, match="choose_thresholds"):
+        load_config(raw)

@@ -8,8 +8,8 @@
                                      classifier's maps (refined by a CRF with `weak.refine: crf`)
     <run>/round<k>/                  with `weak.rounds` > 1: the segmentation run of round k < last, whose
                                      confident predictions are round k+1's pseudo-masks (pseudo_masks_round<k+1>.npz)
-    <run>/weak.json                  every stage's figures: classifier, maps, thresholds, each round's pseudo-masks
-                                     against the true masks where known
+    <run>/weak.json                  every stage's figures: classifier, the maps chosen (`weak.choose_maps`),
+                                     thresholds, each round's pseudo-masks against the true masks where known
     <run>/...                        the last round's segmentation run: its config.yaml, checkpoints, metrics;
                                      its test evaluation uses the true masks
     <run>/weak_panels/               a few test slices: image | map | refined pseudo-mask | prediction | truth
@@ -50,6 +50,7 @@ __all__ = [
     "classifier_config",
     "classifier_try_config",
     "choose_classifier",
+    "choose_maps",
     "validation_pointing",
     "segmentation_config",
     "write_pseudo_masks",
@@ -137,6 +138,24 @@ def _choose_thresholds(val: dict, cfg: Config) -> tuple[float, float, dict[str, 
     scores = {f"{t:g}": float(map_dice(maps, truth, t).mean()) if len(maps) else 0.0 for t in FOREGROUND_GRID}
     best = max(FOREGROUND_GRID, key=lambda t: scores[f"{t:g}"])
     return best, best / 4, scores
+
+
+def _with_maps(cfg: Config, maps: str) -> Config:
+    return cfg.model_copy(update={"weak": cfg.weak.model_copy(update={"maps": maps})})
+
+
+@torch.no_grad()
+def choose_maps(classifier: RunFolder, cfg: Config) -> tuple[str, dict[str, float]]:
+    """Among `weak.choose_maps`, the kind of map whose maps (as `cfg.weak` makes them otherwise), at their own θ_FG,
+    have the best mean Dice against the validation lesion masks; and every candidate's Dice."""
+    predictor = Predictor.load(classifier.path, "best")
+    dataset = _true_dataset(cfg, classifier)
+    scores = {}
+    for maps in cfg.weak.choose_maps:
+        variant = _with_maps(cfg, maps)
+        foreground, _, dice = _choose_thresholds(_split_maps(predictor, dataset, dataset.rows("val"), variant), variant)
+        scores[maps] = dice[f"{foreground:g}"]
+    return max(cfg.weak.choose_maps, key=scores.__getitem__), scores
 
 
 # Below this share of validation lesion images whose map peaks inside the lesion, the maps do not localise (on LGG
@@ -330,11 +349,26 @@ def choose_classifier(
     return run.classifier
 
 
+def _chosen_maps(cfg: Config, run: RunFolder, classifier: RunFolder) -> Config:
+    """The config with the kind of map `weak.choose_maps` chose on the validation patients (measured once, recorded
+    in weak.json as `maps_choice`, reused when the run resumes); the config as it is without candidates."""
+    if not cfg.weak.choose_maps:
+        return cfg
+    ctx = setup_distributed()
+    recorded = json.loads(run.weak_path.read_text()) if run.weak_path.is_file() else {}
+    if ctx.is_main and "maps_choice" not in recorded:
+        maps, scores = choose_maps(classifier, cfg)
+        _record(run, "maps_choice", {"maps": maps, "validation_dice": scores})
+    ctx.barrier()
+    return _with_maps(cfg, json.loads(run.weak_path.read_text())["maps_choice"]["maps"])
+
+
 def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult:
     ctx = setup_distributed()
     if not run.pseudo_masks_path.is_file():  # else stage 1 is done and its classifier chosen
         choose_classifier(cfg, run, show_progress)
     classifier = run.classifier
+    cfg = _chosen_maps(cfg, run, classifier)
     if ctx.is_main and not run.pseudo_masks_path.is_file():
         stage1 = write_pseudo_masks(classifier, cfg, run.pseudo_masks_path)
         warning = localisation_warning(stage1)
