@@ -115,10 +115,12 @@ def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only:
     if chosen.path.name != "classifier":
         results["classifier_first"] = evaluate_run(classifier, "test")["metrics"]
     results["classifier_tries"] = json.loads((weak_dir / "weak.json").read_text()).get("classifier_tries")
+    results["weak_config"] = cfg.weak.model_dump(mode="json")
     earlier = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
     same = earlier.get("classifier_used", "classifier") == chosen.path.name
-    results["maps"] = earlier.get("maps", {}) if same else {}  # the same classifier gives the same maps
-    margin = cfg.weak.body_margin or BODY_MARGIN
+    same = same and earlier.get("weak_config") == results["weak_config"]
+    results["maps"] = earlier.get("maps", {}) if same else {}  # the same classifier and recipe give the same maps
+    margin = cfg.weak.body_margin if cfg.weak.body_margin is not None else BODY_MARGIN
     for maps, refine, body in MAPS:
         name = _map_name(maps, refine, body)
         if name in results["maps"] or (only and name not in only):
@@ -175,8 +177,19 @@ def _cell(values: list[float], digits: int = 3) -> str:
 
 
 def table(dataset: str) -> None:
+    """The tables of each recipe (config and overrides) recorded for `dataset`, its seeds averaged."""
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["dataset"] == dataset]
+    recipes: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["dataset"] == dataset:
+            recipes.setdefault((row["config"], " ".join(row.get("overrides", []))), []).append(row)
+    for (config, overrides), kept in recipes.items():
+        print(f"\n## {config} {overrides}".rstrip())
+        recipe_table(kept)
+
+
+def recipe_table(rows: list[dict]) -> None:
+    """One recipe's tables: classifier, tries, every map as seeds, each round against full supervision."""
     print(f"{len(rows)} seeds; " + "; ".join(sorted({f"{r['cpu']} (bf16 {r['bf16']})" for r in rows})))
     metrics = [r["classifier"] for r in rows]
     print(
@@ -184,7 +197,8 @@ def table(dataset: str) -> None:
         f"ROC AUC {_cell([m.get('roc_auc', {}).get('mean') for m in metrics])}"
     )
     for r in rows:
-        tries = ", ".join(f"{t['folder']} {t['val_pointing_game']:.2f}" for t in r.get("classifier_tries") or [])
+        tries = r.get("classifier_tries") or []
+        tries = ", ".join(f"{t['folder']} {_figure(t['val_pointing_game'], 2)}" for t in tries)
         if tries:
             print(f"seed {r['seed']}: validation pointing game of each classifier try: {tries}")
     print("\n| seeds (θ_FG on validation) | test pointing game | train pseudo-mask Dice | precision | recall |")
@@ -221,24 +235,29 @@ def table(dataset: str) -> None:
 
 
 def stage1_table(dataset: str) -> None:
-    """Per recorded stage-1 row (seed, overrides): the kept classifier's test ROC AUC, its tries, and per map the
+    """Per recorded stage-1 row (recipe, seed): the kept classifier's test ROC AUC, its tries, and per map the
     pointing game on validation and test and the training pseudo-masks' Dice."""
-    rows = [json.loads(line) for line in STAGE1_RESULTS.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["dataset"] == dataset]
+    lines = STAGE1_RESULTS.read_text().splitlines() if STAGE1_RESULTS.is_file() else []
+    rows = [r for r in map(json.loads, filter(None, lines)) if r["dataset"] == dataset]
     print(
-        "| overrides | seed | CPU | ROC AUC (test) | tries (validation pointing) | map | pointing val / test | "
+        "| recipe | seed | CPU | ROC AUC (test) | tries (validation pointing) | map | pointing val / test | "
         "pseudo-mask Dice (train) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        tries = ", ".join(f"{t['val_pointing_game']:.2f}" for t in r.get("classifier_tries") or []) or "1"
-        head = f"| {' '.join(r['overrides']) or '—'} | {r['seed']} | {r['cpu']} | "
-        head += f"{r['classifier'].get('roc_auc', {}).get('mean', float('nan')):.3f} | {tries}"
+        tries = ", ".join(_figure(t["val_pointing_game"], 2) for t in r.get("classifier_tries") or []) or "one"
+        head = f"| {r['config']} {' '.join(r['overrides'])} | {r['seed']} | {r['cpu']} | "
+        head += f"{_figure(r['classifier'].get('roc_auc', {}).get('mean'), 3)} | {tries}"
         for name, figures in r["maps"].items():
-            pointing = f"{figures['val'].get('pointing_game', float('nan')):.2f} / "
-            pointing += f"{figures['test'].get('pointing_game', float('nan')):.2f}"
-            print(f"{head} | {name} | {pointing} | {figures['train']['pseudo_mask']['dice']:.3f} |")
+            pointing = f"{_figure(figures['val'].get('pointing_game'), 2)} / "
+            pointing += _figure(figures["test"].get("pointing_game"), 2)
+            dice = _figure(figures["train"].get("pseudo_mask", {}).get("dice"), 3)
+            print(f"{head} | {name} | {pointing} | {dice} |")
             head = "| | | | |"
+
+
+def _figure(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> None:
@@ -254,7 +273,9 @@ def main() -> None:
         action="store_true",
         help="only the classifier(s) and the maps (no segmentation); rows go to results/weak_stage1.jsonl",
     )
-    parser.add_argument("--maps", nargs="+", help="only these map variants (e.g. layercam+crf layercam+crf+body)")
+    parser.add_argument(
+        "--maps", nargs="+", choices=[_map_name(*kinds) for kinds in MAPS], help="only these map variants"
+    )
     args = parser.parse_args()
     if args.table:
         (stage1_table if args.stage1 else table)(args.dataset)

@@ -6,8 +6,9 @@ import torch
 from medseg.weak.body import body_regions
 
 
-def _head(size: int = 64, radius: float = 24.0) -> torch.Tensor:
-    """`(1, 3, S, S)`: a bright disc (the head) with a dark hole inside (a ventricle), black air around."""
+def _head(size: int = 64, radius: float = 24.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(1, 3, S, S)` and each pixel's distance from the centre `(S, S)`: a bright disc (the head) with a dark hole
+    inside (a ventricle), black air around."""
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     distance = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2).float().sqrt()
     image = (distance < radius).float() * 0.8
@@ -31,6 +32,12 @@ def test_no_margin_keeps_the_whole_head_and_only_the_largest_piece():
     region = body_regions(image, margin=0.0)[0, 0]
     assert region[distance < 23].all()
     assert not region[0:3, 0:3].any()
+
+
+def test_a_body_that_fills_the_frame_is_shrunk_from_every_side():
+    region = body_regions(torch.ones(1, 1, 40, 40), margin=0.1)[0, 0]  # 4 pixels at 40²
+    assert region[5:35, 5:35].all()
+    assert not region[:4].any() and not region[-4:].any() and not region[:, :4].any() and not region[:, -4:].any()
 
 
 def test_a_black_image_gets_no_prior():

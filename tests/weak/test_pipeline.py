@@ -19,6 +19,7 @@ from medseg.models import build_model
 from medseg.run_folder import RunFolder
 from medseg.weak.pipeline import (
     LOCALISATION_FLOOR,
+    _chosen_maps,
     choose_classifier,
     classifier_config,
     localisation_warning,
@@ -26,6 +27,7 @@ from medseg.weak.pipeline import (
     write_pseudo_masks,
 )
 from medseg.weak.refine import crf_refine
+from medseg.weak.seeds import batch_maps
 from tests.conftest import write_png
 
 
@@ -70,20 +72,22 @@ def _config(root, tmp_path, **weak):
     }
 
 
-def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tmp_path):
+def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tmp_path, monkeypatch):
     root = _phantom_folder(tmp_path / "data")
     weak = {"maps": "layercam", "augment_maps": True, "body_margin": 0.05, "refine": "crf", "rounds": 2}
     weak.update(choose_thresholds=True, choose_maps=["cam", "layercam"])
-    run = tmp_path / "run"
-    train_weak(load_config(_config(root, tmp_path, classifier_tries=2, **weak)), run, show_progress=False)
+    cfg, run = load_config(_config(root, tmp_path, classifier_tries=2, **weak)), tmp_path / "run"
+    train_weak(cfg, run, show_progress=False)
     report = json.loads((run / "weak.json").read_text())
-    chosen = next(t for t in report["classifier_tries"] if t["folder"] == report["classifier"])
-    assert chosen["val_pointing_game"] == pytest.approx(report["stage1"]["val"]["pointing_game"]), "the same maps"
-    assert report["stage1"]["body_margin"] == 0.05
     choice = report["maps_choice"]
     assert set(choice["validation_dice"]) == {"cam", "layercam"}
     assert choice["maps"] == max(choice["validation_dice"], key=choice["validation_dice"].get)
     assert report["stage1"]["maps"] == choice["maps"], "stage 1's pseudo-masks come from the chosen maps"
+    if choice["maps"] == "layercam":  # the tries are judged with weak.maps
+        chosen = next(t for t in report["classifier_tries"] if t["folder"] == report["classifier"])
+        assert chosen["val_pointing_game"] == pytest.approx(report["stage1"]["val"]["pointing_game"]), "same maps"
+    monkeypatch.setattr("medseg.weak.pipeline.choose_maps", lambda *args: pytest.fail("measured again on resume"))
+    assert _chosen_maps(cfg, RunFolder(run), RunFolder(run).classifier).weak.maps == choice["maps"]
     thresholds = report["stage1"]["thresholds"]
     assert thresholds["validation_dice"] and thresholds["foreground"] == pytest.approx(4 * thresholds["background"])
     assert "pseudo_mask" in report["round2"]["train"], "round 2's pseudo-masks came from round 1's network"
@@ -209,3 +213,20 @@ def test_choosing_maps_needs_thresholds_chosen_on_validation(tmp_path):
     raw = _config(tmp_path / "data", tmp_path, choose_maps=["cam", "layercam"])
     with pytest.raises(ValueError, match="choose_thresholds"):
         load_config(raw)
+
+
+def test_maps_are_kept_inside_the_body_unless_nothing_is_left_there(tmp_path, monkeypatch):
+    """Two heads in the middle of a black frame, with given maps: one map peaks outside the head and has evidence
+    inside it (masked, then peaks at 1 inside), the other lies wholly outside the head (kept as it was rather than
+    turned into an all-background map)."""
+    images = torch.zeros(2, 1, 48, 48)
+    images[:, :, 8:40, 8:40] = 0.8  # the head; with a margin of 0.1, 5 pixels of its rim go too
+    given = torch.zeros(2, 1, 48, 48)
+    given[:, 0, 2, 2] = 1.0  # the air in a corner
+    given[0, 0, 20:24, 20:24] = 0.3  # inside the head
+    monkeypatch.setattr("medseg.weak.seeds.lesion_maps", lambda *args, **kwargs: given.clone())
+    predictor = type("Predictor", (), {"model": None})()
+    cfg = load_config(_config(tmp_path / "data", tmp_path, maps="cam", body_margin=0.1))
+    maps = batch_maps(predictor, images, torch.ones(2, dtype=torch.long), cfg)
+    assert maps[0, 0, 2, 2] == 0 and maps[0, 0, 20:24, 20:24].eq(1).all()
+    assert torch.equal(maps[1], given[1])

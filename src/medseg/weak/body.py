@@ -23,7 +23,8 @@ def _body_region(image: np.ndarray, margin_px: int, threshold: float) -> np.ndar
     if count == 0:
         return np.ones(image.shape, dtype=bool)
     largest = labels == 1 + int(np.bincount(labels.ravel())[1:].argmax())
-    region = ndimage.distance_transform_edt(largest) > margin_px  # more than the margin from the outside
+    # more than the margin from the outside; the frame counts as outside (the padding), for a head that touches it
+    region = ndimage.distance_transform_edt(np.pad(largest, 1))[1:-1, 1:-1] > margin_px
     return region if region.any() else np.ones(image.shape, dtype=bool)
 
 

@@ -37,7 +37,9 @@ def batch_maps(predictor: Predictor, images: torch.Tensor, labels: torch.Tensor,
         maps = lesion_maps(predictor.model, images, cfg.weak.maps, lesion_class, augment=cfg.weak.augment_maps)
     maps, positive = maps.cpu(), positive.cpu()
     if cfg.weak.body_margin is not None:
-        maps = scale_to_peak(maps * body_regions(images.cpu(), cfg.weak.body_margin))
+        inside = maps * body_regions(images.cpu(), cfg.weak.body_margin)
+        empty = inside.amax((1, 2, 3)) == 0  # no evidence left inside the body: the map as it was, not all background
+        maps = torch.where(empty.view(-1, 1, 1, 1), maps, scale_to_peak(inside))
     return crf_refine(images.cpu(), maps, positive) if cfg.weak.refine == "crf" else maps * positive.view(-1, 1, 1, 1)
 
 
