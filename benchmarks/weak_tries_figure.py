@@ -63,7 +63,7 @@ def main() -> None:
         axis.axis("off")
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out, dpi=70)
+    figure.savefig(args.out, dpi=50)
     print(f"wrote {args.out}")
 
 
