@@ -198,7 +198,7 @@ def recipe_table(rows: list[dict]) -> None:
     )
     for r in rows:
         tries = r.get("classifier_tries") or []
-        tries = ", ".join(f"{t['folder']} {_figure(t['val_pointing_game'], 2)}" for t in tries)
+        tries = ", ".join(f"{t['folder']} {_cell([t['val_pointing_game']], 2)}" for t in tries)
         if tries:
             print(f"seed {r['seed']}: validation pointing game of each classifier try: {tries}")
     print("\n| seeds (θ_FG on validation) | test pointing game | train pseudo-mask Dice | precision | recall |")
@@ -245,19 +245,15 @@ def stage1_table(dataset: str) -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        tries = ", ".join(_figure(t["val_pointing_game"], 2) for t in r.get("classifier_tries") or []) or "one"
+        tries = ", ".join(_cell([t["val_pointing_game"]], 2) for t in r.get("classifier_tries") or []) or "one"
         head = f"| {r['config']} {' '.join(r['overrides'])} | {r['seed']} | {r['cpu']} | "
-        head += f"{_figure(r['classifier'].get('roc_auc', {}).get('mean'), 3)} | {tries}"
+        head += f"{_cell([r['classifier'].get('roc_auc', {}).get('mean')], 3)} | {tries}"
         for name, figures in r["maps"].items():
-            pointing = f"{_figure(figures['val'].get('pointing_game'), 2)} / "
-            pointing += _figure(figures["test"].get("pointing_game"), 2)
-            dice = _figure(figures["train"].get("pseudo_mask", {}).get("dice"), 3)
+            pointing = f"{_cell([figures['val'].get('pointing_game')], 2)} / "
+            pointing += _cell([figures["test"].get("pointing_game")], 2)
+            dice = _cell([figures["train"].get("pseudo_mask", {}).get("dice")], 3)
             print(f"{head} | {name} | {pointing} | {dice} |")
             head = "| | | | |"
-
-
-def _figure(value: float | None, digits: int) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from medseg.data.dataset import iterate_batches
 from medseg.inference import Predictor
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
-from medseg.weak.pipeline import _true_dataset
+from medseg.weak.pipeline import true_dataset
 from medseg.weak.seeds import batch_maps
 
 matplotlib.use("Agg")
@@ -41,7 +41,7 @@ def main() -> None:
     figure, axes = plt.subplots(1 + len(tries), args.slices, figsize=(2 * args.slices, 2.1 * (1 + len(tries))))
     for row, attempt in enumerate(tries, start=1):
         classifier = RunFolder(args.run / attempt["folder"])
-        predictor, dataset = Predictor.load(classifier.path, "best"), _true_dataset(cfg, classifier)
+        predictor, dataset = Predictor.load(classifier.path, "best"), true_dataset(cfg, classifier)
         lesion = [r for r in dataset.rows("val") if (dataset.store.mask(r) == 1).any()]
         rows = np.array(lesion[:: max(1, len(lesion) // args.slices)][: args.slices])
         batch = next(iterate_batches(dataset.store, rows, len(rows), labels=dataset.labels))

@@ -51,6 +51,7 @@ __all__ = [
     "classifier_try_config",
     "choose_classifier",
     "choose_maps",
+    "true_dataset",
     "validation_pointing",
     "segmentation_config",
     "write_pseudo_masks",
@@ -111,7 +112,7 @@ def segmentation_config(cfg: Config, run: RunFolder, masks: Path) -> Config:
 
 
 # -- stage 1: maps and pseudo-masks -------------------------------------------------------------------------------
-def _true_dataset(cfg: Config, classifier: RunFolder) -> Dataset:
+def true_dataset(cfg: Config, classifier: RunFolder) -> Dataset:
     """The pipeline's data with its true masks (read for the image-level labels and to measure quality), on the
     classifier's split."""
     data = cfg.data.model_copy(update={"mask_override": None, "split_file": None})
@@ -149,7 +150,7 @@ def choose_maps(classifier: RunFolder, cfg: Config) -> tuple[str, dict[str, floa
     """Among `weak.choose_maps`, the kind of map whose maps (as `cfg.weak` makes them otherwise), at their own θ_FG,
     have the best mean Dice against the validation lesion masks; and every candidate's Dice."""
     predictor = Predictor.load(classifier.path, "best")
-    dataset = _true_dataset(cfg, classifier)
+    dataset = true_dataset(cfg, classifier)
     scores = {}
     for maps in cfg.weak.choose_maps:
         variant = _with_maps(cfg, maps)
@@ -178,7 +179,7 @@ def validation_pointing(classifier: RunFolder, cfg: Config) -> float | None:
     """The pointing game of the classifier's maps (as `cfg.weak` makes them) on the validation images with a
     lesion; None without such images."""
     predictor = Predictor.load(classifier.path, "best")
-    dataset = _true_dataset(cfg, classifier)
+    dataset = true_dataset(cfg, classifier)
     return _pointing_game(_split_maps(predictor, dataset, dataset.rows("val"), cfg))
 
 
@@ -221,7 +222,7 @@ def write_pseudo_masks(classifier: RunFolder, cfg: Config, out: Path) -> dict:
     training and validation images' pseudo-masks to `out` and returns the figures: thresholds (chosen on the
     validation split if asked) and, per split, the maps' pointing game and the pseudo-masks against the true masks."""
     predictor = Predictor.load(classifier.path, "best")
-    dataset = _true_dataset(cfg, classifier)
+    dataset = true_dataset(cfg, classifier)
     splits = {name: _split_maps(predictor, dataset, dataset.rows(name), cfg) for name in ("train", "val", "test")}
     foreground, background, scores = cfg.weak.foreground, cfg.weak.background, None
     if cfg.weak.choose_thresholds:
@@ -248,7 +249,7 @@ def relabel(segmentation: RunFolder, classifier: RunFolder, cfg: Config, out: Pa
     without lesion stay background); saved to `out`; returns their quality against the true masks."""
     predictor = Predictor.load(segmentation.path)
     labels_from = Predictor.load(classifier.path, "best").method
-    dataset = _true_dataset(cfg, classifier)
+    dataset = true_dataset(cfg, classifier)
     ids, masks, report = [], [], {}
     high = cfg.weak.confident
     for name in ("train", "val"):
