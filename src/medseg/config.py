@@ -209,6 +209,11 @@ class WeakConfig(_Section):
     epochs: int = Field(10, ge=1, description="classifier training epochs")
     lr: float | None = Field(None, gt=0, le=1, description="classifier learning rate (default: train.lr)")
     balanced: bool = Field(False, description="classifier: weigh each class's images equally in every batch's loss")
+    level_balanced: bool = Field(
+        False,
+        description="classifier: weigh the images so that each class weighs the same and has the same distribution "
+        "over slice levels (position in the patient's volume), so that the level cannot stand in for the lesion",
+    )
     classifier_tries: int = Field(
         1,
         ge=1,

@@ -1,5 +1,6 @@
 """Image-level supervision: labels from masks or from the readers, loss, validation scores."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,3 +64,24 @@ def test_unknown_pixels_do_not_make_an_image_positive():
     mask = torch.full((2, 4, 4), 255, dtype=torch.long)
     mask[1, 0, 0] = 1
     assert image_labels({"mask": mask}, "mask", None).tolist() == [0, 1]
+
+
+def test_level_balanced_loss_weighs_each_training_image_by_its_level_and_class(phantom_config):
+    from medseg.methods.level_balance import level_balanced_weights
+
+    cfg = _config(phantom_config, level_balanced=True, level_bins=2)
+    method = build_method(cfg)
+    dataset = prepare_dataset(cfg.data, cfg.seed)
+    batch = next(iterate_batches(dataset.store, dataset.rows("train"), 8, labels=dataset.labels))
+    with pytest.raises(RuntimeError, match="call attach_data first"):
+        method.training_step(batch)
+    method.attach_data(dataset, dataset.rows("train"))
+    train = np.sort(dataset.rows("train"))
+    labels = image_labels({"mask": torch.from_numpy(np.asarray(dataset.store.masks[train]))}, "mask", None)
+    expected = level_balanced_weights(dataset.levels[train], labels.numpy(), 2)
+    np.testing.assert_allclose(method.row_weights[train].numpy(), expected, rtol=1e-6)
+    assert (method.row_weights[dataset.rows("val")] == 0).all(), "only training images weigh"
+    logits, labels = torch.randn(8, 1), image_labels(batch, "mask", None)
+    losses = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], labels.float(), reduction="none")
+    weighted = (losses * torch.from_numpy(expected)[np.searchsorted(train, batch["row"].numpy())]).sum() / 8
+    torch.testing.assert_close(method._loss(logits, labels, batch["row"]), weighted.float())

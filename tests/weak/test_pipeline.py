@@ -230,3 +230,11 @@ def test_maps_are_kept_inside_the_body_unless_nothing_is_left_there(tmp_path, mo
     maps = batch_maps(predictor, images, torch.ones(2, dtype=torch.long), cfg)
     assert maps[0, 0, 2, 2] == 0 and maps[0, 0, 20:24, 20:24].eq(1).all()
     assert torch.equal(maps[1], given[1])
+
+
+def test_a_level_balanced_classifier_trains_with_weights_from_its_training_slices(tmp_path):
+    root = _phantom_folder(tmp_path / "data")
+    cfg = classifier_config(load_config(_config(root, tmp_path, level_balanced=True)))
+    assert cfg.method["level_balanced"] is True
+    result = train(cfg, tmp_path / "classifier", show_progress=False)  # the trainer attaches the training rows
+    assert result.epochs_done == 1

@@ -12,6 +12,7 @@ import torch
 
 from medseg.config import DataConfig
 from medseg.data.case import Case
+from medseg.data.levels import slice_levels
 from medseg.data.pseudo_masks import override_masks
 from medseg.data.readers import Reader, build_reader
 from medseg.data.splits import UNLABELED, draw_labeled, read_splits, split_by_group
@@ -39,6 +40,13 @@ class Dataset:
         """Image-level label of every store row, `(N,)` int64; -1 where the case has none."""
         by_id = {c.id: -1 if c.label is None else int(c.label) for c in self.cases}
         return np.array([by_id[case_id] for case_id in self.store.ids], dtype=np.int64)
+
+    @cached_property
+    def levels(self) -> np.ndarray:
+        """Each store row's position in its group (patient / volume), `(N,)` float32 from 0 (first slice) to 1
+        (last); see `medseg.data.levels.slice_levels`."""
+        by_id = slice_levels(self.cases)
+        return np.array([by_id[case_id] for case_id in self.store.ids], dtype=np.float32)
 
     def case(self, case_id: str) -> Case:
         """The case of an id."""

@@ -249,6 +249,7 @@ def build_training(cfg: Config, run: RunFolder, ctx: Distributed, dataset: Datas
         average=WeightAverage(model, cfg.train.ema) if cfg.train.ema else None,
         steps_per_epoch=steps_per_epoch,
     )
+    method.attach_data(dataset, dataset.rows("train"))
     if saved is None:
         method.on_train_start()
     else:

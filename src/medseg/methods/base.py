@@ -8,8 +8,9 @@ validation measures) is declared as class attributes.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -17,6 +18,9 @@ from medseg.losses import IGNORE_INDEX, hard_prediction, probabilities
 from medseg.metrics import dice_scores
 from medseg.models import build_model
 from medseg.registry import Registry, check_spec, complete_spec
+
+if TYPE_CHECKING:
+    from medseg.data.dataset import Dataset
 
 __all__ = ["Method", "METHODS", "register_method", "build_method", "complete_method_spec", "segmentation_scores"]
 
@@ -103,6 +107,10 @@ class Method:
 
     def on_train_start(self) -> None:
         """Once, before the first step of a new run (not on resume): e.g. load weights a stage starts from."""
+
+    def attach_data(self, dataset: Dataset, rows: np.ndarray) -> None:
+        """Before the first step of a new or resumed run: the dataset and its store rows the run trains on (e.g. to
+        derive per-image loss weights; nothing derived here is saved, so it is derived again on resume)."""
 
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs beyond the model's weights (a teacher's weights), saved in checkpoints."""

@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medseg.data.dataset import Dataset, iterate_batches
 from medseg.losses import IGNORE_INDEX
 from medseg.methods.base import Method, register_method
+from medseg.methods.level_balance import level_balanced_weights
 
 __all__ = ["Classification", "image_labels"]
 
@@ -55,6 +58,10 @@ class Classification(Method):
         label_from: "mask" (lesion present = the mask is not empty) or "case" (the reader's labels).
         classes: with `label_from: case`, the label values in class-index order.
         balanced: weigh each class present in a batch equally (slices with lesions are often the fewer).
+        level_balanced: weigh the training images so that every class weighs the same in total and has the same
+            distribution over slice levels (`medseg.methods.level_balance`): where a slice lies in its volume then
+            tells nothing about its class. Replaces `balanced`.
+        level_bins: the level bins of `level_balanced`.
     """
 
     task = "classification"
@@ -66,6 +73,8 @@ class Classification(Method):
         label_from: str = "mask",
         classes: Sequence[int] | None = None,
         balanced: bool = False,
+        level_balanced: bool = False,
+        level_bins: int = 10,
     ) -> None:
         super().__init__(model_spec)
         if label_from not in ("mask", "case"):
@@ -73,6 +82,9 @@ class Classification(Method):
         self.label_from = label_from
         self.classes = list(classes) if classes is not None else None
         self.balanced = balanced
+        self.level_balanced = level_balanced
+        self.level_bins = level_bins
+        self.row_weights: torch.Tensor | None = None  # with level_balanced: `(N,)` per store row, from attach_data
 
     @classmethod
     def complete_model_spec(cls, model_spec: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -86,12 +98,31 @@ class Classification(Method):
             )
         return {**model_spec, "out_channels": outputs}
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(Binary) cross-entropy; with `balanced`, each class present in the batch weighs as much as any other."""
+    def attach_data(self, dataset: Dataset, rows: np.ndarray) -> None:
+        """With `level_balanced`: the loss weight of every training row, from its label and slice level."""
+        if not self.level_balanced:
+            return
+        rows = np.sort(rows)  # iterate_batches yields each batch's rows sorted
+        labels = [
+            image_labels(batch, self.label_from, self.classes).numpy()
+            for batch in iterate_batches(dataset.store, rows, 256, labels=dataset.labels)
+        ]
+        weights = np.zeros(len(dataset.store.ids), np.float32)
+        weights[rows] = level_balanced_weights(dataset.levels[rows], np.concatenate(labels), self.level_bins)
+        self.row_weights = torch.from_numpy(weights)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """(Binary) cross-entropy; with `balanced`, each class present in the batch weighs as much as any other;
+        with `level_balanced`, each image of store row `rows` `(B,)` by its weight from `attach_data`."""
         if logits.shape[1] == 1:
             losses = F.binary_cross_entropy_with_logits(logits[:, 0].float(), labels.float(), reduction="none")
         else:
             losses = F.cross_entropy(logits.float(), labels, reduction="none")
+        if self.level_balanced:
+            if self.row_weights is None or rows is None:
+                raise RuntimeError("level_balanced needs the training rows' weights: call attach_data first")
+            weights = self.row_weights.to(losses.device)[rows]
+            return (losses * weights).sum() / len(weights)
         if not self.balanced:
             return losses.mean()
         counts = torch.bincount(labels, minlength=max(int(labels.max()) + 1, 1)).float()
@@ -100,7 +131,7 @@ class Classification(Method):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         labels = image_labels(batch, self.label_from, self.classes)
-        return {"loss": self._loss(self.model(batch["image"]), labels)}
+        return {"loss": self._loss(self.model(batch["image"]), labels, batch.get("row"))}
 
     @staticmethod
     def predicted_classes(probabilities: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,8 @@ def classifier_config(cfg: Config) -> Config:
     raw["name"] = f"{cfg.name}-classifier"
     raw["model"] = {k: v for k, v in cfg.weak.classifier.items() if k != "out_channels"}
     raw["method"] = {"name": "classification", "label_from": cfg.weak.label_from, "balanced": cfg.weak.balanced}
+    if cfg.weak.level_balanced:
+        raw["method"]["level_balanced"] = True
     if cfg.weak.classes is not None:
         raw["method"]["classes"] = cfg.weak.classes
     raw["train"] = {**raw["train"], "epochs": cfg.weak.epochs, "lr": cfg.weak.lr or cfg.train.lr}

@@ -1,0 +1,45 @@
+"""Loss weights that make the slice level useless to a classifier.
+
+On LGG the slice's position in the volume alone tells tumour slices from tumour-free ones with a ROC AUC of 0.85
+(tumours lie in the middle slices, the top and bottom of the head are tumour-free), and classifiers that learn this
+shortcut point at the same anatomy on every slice. Weighted so that each class has the same distribution over
+slice levels, the level carries no information about the class, and only the lesion does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["level_balanced_weights"]
+
+
+def level_balanced_weights(levels: np.ndarray, labels: np.ndarray, bins: int = 10) -> np.ndarray:
+    """Per-image loss weights `(N,)`, mean 1, for images at slice `levels` `(N,)` in [0, 1] with class `labels`
+    `(N,)` (int, ≥ 0).
+
+    The level range is cut into `bins` equal bins. Every class gets the same total weight, spread over the bins as
+    the target distribution: in each bin, the smallest share of any class's images there (renormalised), so that
+    no class needs more images in a bin than it has. An image in a bin that some class lacks weighs 0.
+
+    Raises:
+        ValueError: fewer than two classes, or no level bin holds images of every class.
+    """
+    levels, labels = np.asarray(levels, np.float64), np.asarray(labels, np.int64)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise ValueError(f"level balancing needs images of two classes or more, got only class {classes.tolist()}")
+    index = np.searchsorted(classes, labels)
+    level_bin = np.minimum((np.clip(levels, 0, 1) * bins).astype(np.int64), bins - 1)
+    counts = np.zeros((len(classes), bins))
+    np.add.at(counts, (index, level_bin), 1)
+    target = (counts / counts.sum(1, keepdims=True)).min(0)
+    if target.sum() == 0:
+        raise ValueError(
+            "level balancing: no slice level holds images of every class (the level alone separates them); "
+            "turn it off or add data"
+        )
+    target /= target.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_cell = np.where(counts > 0, target / counts, 0.0)  # each class's total weight is 1
+    weights = per_cell[index, level_bin]
+    return weights * len(weights) / weights.sum()
