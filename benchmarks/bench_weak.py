@@ -30,6 +30,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
+from monai.metrics import compute_roc_auc
+
 from bench_semi import machine
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
@@ -37,8 +41,9 @@ from medseg.data.dataset import prepare_dataset
 from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
+from medseg.methods.level_balance import level_bins, level_log_odds
 from medseg.run_folder import RunFolder
-from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, write_pseudo_masks
+from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, true_dataset, write_pseudo_masks
 
 RESULTS = Path(__file__).parent / "results" / "weak.jsonl"
 STAGE1_RESULTS = Path(__file__).parent / "results" / "weak_stage1.jsonl"
@@ -97,6 +102,21 @@ def _test_figures(run_dir: Path, which: str = "best") -> dict[str, float]:
     }
 
 
+def auc_with_level_prior(classifier: RunFolder, cfg: Config, bins: int = 10) -> float:
+    """Test ROC AUC of a level-balanced classifier's logit plus the training slices' level log-odds
+    (`level_log_odds`): a detector that uses both the image and where the slice lies in the volume."""
+    dataset = true_dataset(cfg, classifier)
+    train = np.sort(dataset.rows("train"))
+    has_lesion = (np.asarray(dataset.store.masks[train]) > 0).reshape(len(train), -1).any(1)
+    odds = level_log_odds(dataset.levels[train], has_lesion, bins)
+    with (classifier.path / "eval" / "test" / "cases.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    levels = dataset.levels[dataset.store.index([r["id"] for r in rows])]
+    probability = torch.tensor([float(r["probability"]) for r in rows], dtype=torch.float64).clamp(1e-7, 1 - 1e-7)
+    score = torch.logit(probability) + torch.from_numpy(odds[level_bins(levels, bins)])
+    return float(compute_roc_auc(score, torch.tensor([int(r["label"]) for r in rows])))
+
+
 def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only: list[str] | None = None) -> dict:
     raw = cfg.model_dump(mode="json")
     raw["seed"] = seed
@@ -111,6 +131,8 @@ def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only:
         write_text_atomic(weak_dir / "weak.yaml", cfg.to_yaml())
     chosen = choose_classifier(cfg, RunFolder(weak_dir), show_progress=False)  # more tries if the first misleads
     results: dict = {"seed": seed, "classifier": evaluate_run(chosen.path, "test")["metrics"]}
+    if cfg.weak.level_balanced:
+        results["classifier"]["roc_auc_with_level_prior"] = auc_with_level_prior(chosen, cfg)
     results["classifier_used"] = chosen.path.name
     if chosen.path.name != "classifier":
         results["classifier_first"] = evaluate_run(classifier, "test")["metrics"]

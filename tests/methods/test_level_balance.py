@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from medseg.methods.level_balance import level_balanced_weights
+from medseg.methods.level_balance import level_balanced_weights, level_log_odds
 
 
 def _mass(weights, mask):
@@ -29,3 +29,12 @@ def test_a_level_that_alone_separates_the_classes_and_a_single_class_are_refused
         level_balanced_weights(np.array([0.1, 0.15, 0.9, 0.95]), np.array([0, 0, 1, 1]), bins=4)
     with pytest.raises(ValueError, match="two classes or more"):
         level_balanced_weights(np.array([0.1, 0.9]), np.array([1, 1]))
+
+
+def test_the_level_log_odds_favour_lesions_where_the_training_lesions_lie():
+    levels = np.array([0.05, 0.1, 0.5, 0.5, 0.55, 0.95])
+    labels = np.array([0, 0, 1, 1, 0, 0])
+    odds = level_log_odds(levels, labels, bins=2)
+    assert odds[1] > 0 > odds[0]  # every lesion in the upper half, half of the tumour-free slices
+    counts_lesion, counts_free = np.array([0, 2]) + 1, np.array([2, 2]) + 1
+    np.testing.assert_allclose(odds, np.log(counts_lesion / 4) - np.log(counts_free / 6))

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["level_balanced_weights"]
+__all__ = ["level_balanced_weights", "level_log_odds", "level_bins"]
+
+
+def level_bins(levels: np.ndarray, bins: int) -> np.ndarray:
+    """The bin `(N,)` int of each level in [0, 1] among `bins` equal bins."""
+    return np.minimum((np.clip(np.asarray(levels, np.float64), 0, 1) * bins).astype(np.int64), bins - 1)
 
 
 def level_balanced_weights(levels: np.ndarray, labels: np.ndarray, bins: int = 10) -> np.ndarray:
@@ -28,8 +33,7 @@ def level_balanced_weights(levels: np.ndarray, labels: np.ndarray, bins: int = 1
     classes = np.unique(labels)
     if len(classes) < 2:
         raise ValueError(f"level balancing needs images of two classes or more, got only class {classes.tolist()}")
-    index = np.searchsorted(classes, labels)
-    level_bin = np.minimum((np.clip(levels, 0, 1) * bins).astype(np.int64), bins - 1)
+    index, level_bin = np.searchsorted(classes, labels), level_bins(levels, bins)
     counts = np.zeros((len(classes), bins))
     np.add.at(counts, (index, level_bin), 1)
     target = (counts / counts.sum(1, keepdims=True)).min(0)
@@ -43,3 +47,13 @@ def level_balanced_weights(levels: np.ndarray, labels: np.ndarray, bins: int = 1
         per_cell = np.where(counts > 0, target / counts, 0.0)  # each class's total weight is 1
     weights = per_cell[index, level_bin]
     return weights * len(weights) / weights.sum()
+
+
+def level_log_odds(levels: np.ndarray, labels: np.ndarray, bins: int = 10) -> np.ndarray:
+    """`(bins,)` log p(level bin | lesion) − log p(level bin | no lesion) over binary `labels` (Laplace-smoothed):
+    added to a level-balanced classifier's logit, it gives back what the level says about a lesion, for a
+    detection score on images as they come (the classifier's own score ignores the level by construction)."""
+    level_bin, labels = level_bins(levels, bins), np.asarray(labels, np.int64)
+    counts = np.stack([np.bincount(level_bin[labels == c], minlength=bins) for c in (1, 0)]).astype(np.float64) + 1
+    shares = counts / counts.sum(1, keepdims=True)
+    return np.log(shares[0]) - np.log(shares[1])
