@@ -136,7 +136,8 @@ def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only:
     results["classifier_used"] = chosen.path.name
     if chosen.path.name != "classifier":
         results["classifier_first"] = evaluate_run(classifier, "test")["metrics"]
-    results["classifier_tries"] = json.loads((weak_dir / "weak.json").read_text()).get("classifier_tries")
+    report = json.loads((weak_dir / "weak.json").read_text()) if (weak_dir / "weak.json").is_file() else {}
+    results["classifier_tries"] = report.get("classifier_tries")  # none recorded with one try
     results["weak_config"] = cfg.weak.model_dump(mode="json")
     earlier = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
     same = earlier.get("classifier_used", "classifier") == chosen.path.name
