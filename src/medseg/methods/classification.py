@@ -79,6 +79,8 @@ class Classification(Method):
         super().__init__(model_spec)
         if label_from not in ("mask", "case"):
             raise ValueError(f"method.label_from must be mask or case, got {label_from!r}")
+        if level_bins < 1:
+            raise ValueError(f"method.level_bins must be at least 1, got {level_bins}")
         self.label_from = label_from
         self.classes = list(classes) if classes is not None else None
         self.balanced = balanced
