@@ -30,7 +30,6 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from monai.metrics import compute_roc_auc
 
@@ -41,6 +40,7 @@ from medseg.data.dataset import prepare_dataset
 from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
+from medseg.methods.classification import row_labels
 from medseg.methods.level_balance import level_bins, level_log_odds
 from medseg.run_folder import RunFolder
 from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, true_dataset, write_pseudo_masks
@@ -106,9 +106,8 @@ def auc_with_level_prior(classifier: RunFolder, cfg: Config, bins: int = 10) -> 
     """Test ROC AUC of a level-balanced classifier's logit plus the training slices' level log-odds
     (`level_log_odds`): a detector that uses both the image and where the slice lies in the volume."""
     dataset = true_dataset(cfg, classifier)
-    train = np.sort(dataset.rows("train"))
-    has_lesion = (np.asarray(dataset.store.masks[train]) > 0).reshape(len(train), -1).any(1)
-    odds = level_log_odds(dataset.levels[train], has_lesion, bins)
+    train = dataset.rows("train")
+    odds = level_log_odds(dataset.levels[train], row_labels(dataset, train, "mask", None), bins)
     with (classifier.path / "eval" / "test" / "cases.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     levels = dataset.levels[dataset.store.index([r["id"] for r in rows])]

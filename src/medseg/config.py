@@ -308,6 +308,15 @@ class Config(_Section):
             raise ValueError("data.resolution: native trains on patches: set augment.patch (and only then)")
         return self
 
+    @model_validator(mode="after")
+    def _level_balance_on_whole_slices(self) -> Config:
+        if self.weak.level_balanced and self.augment.patch is not None:
+            raise ValueError(
+                "weak.level_balanced weighs each slice by its image label, but with augment.patch the classifier "
+                "trains on patches that may not hold the lesion: turn one of them off"
+            )
+        return self
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 

@@ -75,13 +75,25 @@ def test_level_balanced_loss_weighs_each_training_image_by_its_level_and_class(p
     batch = next(iterate_batches(dataset.store, dataset.rows("train"), 8, labels=dataset.labels))
     with pytest.raises(RuntimeError, match="call attach_data first"):
         method.training_step(batch)
-    method.attach_data(dataset, dataset.rows("train"))
-    train = np.sort(dataset.rows("train"))
-    labels = image_labels({"mask": torch.from_numpy(np.asarray(dataset.store.masks[train]))}, "mask", None)
-    expected = level_balanced_weights(dataset.levels[train], labels.numpy(), 2)
+    train = dataset.rows("train")[::-1].copy()  # in any order
+    method.attach_data(dataset, train)
+    labels = np.array([int((dataset.store.mask(int(r)) == 1).any()) for r in train])
+    assert 0 < labels.sum() < len(labels)
+    expected = level_balanced_weights(dataset.levels[train], labels, 2)
     np.testing.assert_allclose(method.row_weights[train].numpy(), expected, rtol=1e-6)
     assert (method.row_weights[dataset.rows("val")] == 0).all(), "only training images weigh"
     logits, labels = torch.randn(8, 1), image_labels(batch, "mask", None)
     losses = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], labels.float(), reduction="none")
-    weighted = (losses * torch.from_numpy(expected)[np.searchsorted(train, batch["row"].numpy())]).sum() / 8
-    torch.testing.assert_close(method._loss(logits, labels, batch["row"]), weighted.float())
+    weighted = (losses * method.row_weights[batch["row"]]).sum() / 8
+    torch.testing.assert_close(method._loss(logits, labels, batch["row"]), weighted)
+    with pytest.raises(ValueError, match="the batch has no 'row'"):
+        method._loss(logits, labels)
+
+
+def test_level_balancing_refuses_patches_that_may_not_hold_the_lesion(phantom_config):
+    config = phantom_config()
+    config["data"]["resolution"] = "native"
+    config["augment"] = {"patch": 32}
+    config["weak"] = {"level_balanced": True}
+    with pytest.raises(ValueError, match="weak.level_balanced weighs each slice"):
+        load_config(config)

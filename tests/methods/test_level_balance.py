@@ -38,3 +38,13 @@ def test_the_level_log_odds_favour_lesions_where_the_training_lesions_lie():
     assert odds[1] > 0 > odds[0]  # every lesion in the upper half, half of the tumour-free slices
     counts_lesion, counts_free = np.array([0, 2]) + 1, np.array([2, 2]) + 1
     np.testing.assert_allclose(odds, np.log(counts_lesion / 4) - np.log(counts_free / 6))
+
+
+def test_three_classes_each_weigh_the_same_in_every_shared_bin():
+    levels = np.array([0.1, 0.2, 0.6, 0.1, 0.7, 0.8, 0.15, 0.65, 0.9, 0.95])
+    labels = np.array([2, 2, 2, 5, 5, 5, 7, 7, 7, 7])  # any label values
+    weights = level_balanced_weights(levels, labels, bins=2)
+    for low in (True, False):
+        in_bin = (levels < 0.5) == low
+        masses = [_mass(weights, in_bin & (labels == c)) for c in (2, 5, 7)]
+        assert masses == pytest.approx([masses[0]] * 3) and masses[0] > 0

@@ -19,8 +19,8 @@ def slice_levels(cases: Iterable[Case]) -> dict[str, float]:
     """Each case's relative position in its group, 0 (first slice) to 1 (last).
 
     Slices are ordered by `Case.slice` where every case of the group has one, else by their ids with numbers
-    compared as numbers (`TCGA_x_2` before `TCGA_x_10`, as slices of a folder are named). A group of one case
-    (a patient with a single slice, as in figshare) is at 0.5.
+    compared as numbers (`TCGA_x_2` before `TCGA_x_10`, as slices of a folder are named). A group of one case is
+    at 0.5. Where a group's slices are not one volume (figshare's patients), the ranks mean nothing.
     """
     groups: dict[str, list[Case]] = {}
     for case in cases:

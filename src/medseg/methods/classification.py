@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.data.dataset import Dataset, iterate_batches
+from medseg.data.dataset import Dataset
 from medseg.losses import IGNORE_INDEX
 from medseg.methods.base import Method, register_method
 from medseg.methods.level_balance import level_balanced_weights
 
-__all__ = ["Classification", "image_labels"]
+__all__ = ["Classification", "image_labels", "row_labels"]
 
 
 def image_labels(batch: dict[str, torch.Tensor], label_from: str, classes: Sequence[int] | None) -> torch.Tensor:
@@ -42,6 +42,15 @@ def image_labels(batch: dict[str, torch.Tensor], label_from: str, classes: Seque
         shown = ["none" if v < 0 else v for v in unknown]
         raise ValueError(f"image labels {shown} are missing or not in method.classes {list(classes)}")
     return torch.tensor([index[v] for v in values], device=batch["label"].device)
+
+
+def row_labels(dataset: Dataset, rows: np.ndarray, label_from: str, classes: Sequence[int] | None) -> np.ndarray:
+    """Class indices `(len(rows),)` of store rows, as `image_labels` gives them, in the order of `rows` (reads the
+    masks, not the images)."""
+    if label_from == "mask":
+        masks = (dataset.store.mask(int(r)) for r in rows)
+        return np.array([((m > 0) & (m != IGNORE_INDEX)).any() for m in masks], dtype=np.int64)
+    return image_labels({"label": torch.from_numpy(dataset.labels[rows])}, label_from, classes).numpy()
 
 
 def class_outputs(label_from: str, classes: Sequence[int] | None) -> int:
@@ -101,16 +110,12 @@ class Classification(Method):
         return {**model_spec, "out_channels": outputs}
 
     def attach_data(self, dataset: Dataset, rows: np.ndarray) -> None:
-        """With `level_balanced`: the loss weight of every training row, from its label and slice level."""
+        """With `level_balanced`: the loss weight of every training row, from its image label and slice level."""
         if not self.level_balanced:
             return
-        rows = np.sort(rows)  # iterate_batches yields each batch's rows sorted
-        labels = [
-            image_labels(batch, self.label_from, self.classes).numpy()
-            for batch in iterate_batches(dataset.store, rows, 256, labels=dataset.labels)
-        ]
         weights = np.zeros(len(dataset.store.ids), np.float32)
-        weights[rows] = level_balanced_weights(dataset.levels[rows], np.concatenate(labels), self.level_bins)
+        labels = row_labels(dataset, rows, self.label_from, self.classes)
+        weights[rows] = level_balanced_weights(dataset.levels[rows], labels, self.level_bins)
         self.row_weights = torch.from_numpy(weights)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -121,9 +126,13 @@ class Classification(Method):
         else:
             losses = F.cross_entropy(logits.float(), labels, reduction="none")
         if self.level_balanced:
-            if self.row_weights is None or rows is None:
+            if self.row_weights is None:
                 raise RuntimeError("level_balanced needs the training rows' weights: call attach_data first")
-            weights = self.row_weights.to(losses.device)[rows]
+            if rows is None:
+                raise ValueError("level_balanced weighs each image by its store row: the batch has no 'row'")
+            if self.row_weights.device != losses.device:
+                self.row_weights = self.row_weights.to(losses.device)
+            weights = self.row_weights[rows]
             return (losses * weights).sum() / len(weights)
         if not self.balanced:
             return losses.mean()

@@ -3,7 +3,9 @@
 On LGG the slice's position in the volume alone tells tumour slices from tumour-free ones with a ROC AUC of 0.85
 (tumours lie in the middle slices, the top and bottom of the head are tumour-free), and classifiers that learn this
 shortcut point at the same anatomy on every slice. Weighted so that each class has the same distribution over
-slice levels, the level carries no information about the class, and only the lesion does.
+the training set's level bins, the bin tells nothing about the class (finer cues of the level, inside a bin or
+through anatomy that follows it, remain learnable). Slices in a bin that lacks a class (on LGG the top and bottom
+of the head) weigh nothing.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def level_balanced_weights(levels: np.ndarray, labels: np.ndarray, bins: int = 1
 
 def level_log_odds(levels: np.ndarray, labels: np.ndarray, bins: int = 10) -> np.ndarray:
     """`(bins,)` log p(level bin | lesion) − log p(level bin | no lesion) over binary `labels` (Laplace-smoothed):
-    added to a level-balanced classifier's logit, it gives back what the level says about a lesion, for a
-    detection score on images as they come (the classifier's own score ignores the level by construction)."""
+    added to a level-balanced classifier's logit, it gives back what the level bin says about a lesion, for a
+    detection score on images as they come (the classifier was trained not to use the bin)."""
     level_bin, labels = level_bins(levels, bins), np.asarray(labels, np.int64)
     counts = np.stack([np.bincount(level_bin[labels == c], minlength=bins) for c in (1, 0)]).astype(np.float64) + 1
     shares = counts / counts.sum(1, keepdims=True)
