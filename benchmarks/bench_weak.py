@@ -102,9 +102,11 @@ def _test_figures(run_dir: Path, which: str = "best") -> dict[str, float]:
     }
 
 
-def auc_with_level_prior(classifier: RunFolder, cfg: Config, bins: int = 10) -> float:
+def auc_with_level_prior(classifier: RunFolder, cfg: Config) -> float:
     """Test ROC AUC of a level-balanced classifier's logit plus the training slices' level log-odds
-    (`level_log_odds`): a detector that uses both the image and where the slice lies in the volume."""
+    (`level_log_odds`, over the classifier's own level bins): a detector that uses both the image and where the slice
+    lies in the volume."""
+    bins = classifier.config.method.get("level_bins", 10)
     dataset = true_dataset(cfg, classifier)
     train = dataset.rows("train")
     odds = level_log_odds(dataset.levels[train], row_labels(dataset, train, "mask", None), bins)

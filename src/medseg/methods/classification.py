@@ -48,8 +48,8 @@ def row_labels(dataset: Dataset, rows: np.ndarray, label_from: str, classes: Seq
     """Class indices `(len(rows),)` of store rows, as `image_labels` gives them, in the order of `rows` (reads the
     masks, not the images)."""
     if label_from == "mask":
-        masks = (dataset.store.mask(int(r)) for r in rows)
-        return np.array([((m > 0) & (m != IGNORE_INDEX)).any() for m in masks], dtype=np.int64)
+        masks = (torch.from_numpy(np.array(dataset.store.mask(int(r)))[None]) for r in rows)
+        return np.array([int(image_labels({"mask": m}, "mask", None)[0]) for m in masks], dtype=np.int64)
     return image_labels({"label": torch.from_numpy(dataset.labels[rows])}, label_from, classes).numpy()
 
 
@@ -116,7 +116,7 @@ class Classification(Method):
         weights = np.zeros(len(dataset.store.ids), np.float32)
         labels = row_labels(dataset, rows, self.label_from, self.classes)
         weights[rows] = level_balanced_weights(dataset.levels[rows], labels, self.level_bins)
-        self.row_weights = torch.from_numpy(weights)
+        self.row_weights = torch.from_numpy(weights).to(next(self.model.parameters()).device)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """(Binary) cross-entropy; with `balanced`, each class present in the batch weighs as much as any other;
@@ -130,8 +130,6 @@ class Classification(Method):
                 raise RuntimeError("level_balanced needs the training rows' weights: call attach_data first")
             if rows is None:
                 raise ValueError("level_balanced weighs each image by its store row: the batch has no 'row'")
-            if self.row_weights.device != losses.device:
-                self.row_weights = self.row_weights.to(losses.device)
             weights = self.row_weights[rows]
             return (losses * weights).sum() / len(weights)
         if not self.balanced:
