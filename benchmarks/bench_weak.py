@@ -42,6 +42,7 @@ from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.methods.classification import row_labels
 from medseg.methods.level_balance import level_bins, level_log_odds
+from medseg.postprocessing_choice import PLAIN, as_overrides, choose_postprocessing
 from medseg.run_folder import RunFolder
 from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, true_dataset, write_pseudo_masks
 
@@ -77,18 +78,20 @@ def _done(run_dir: Path, epochs: int) -> bool:
     return last.is_file() and training_finished(load_checkpoint(last), epochs)
 
 
-def _test_figures(run_dir: Path, which: str = "best") -> dict[str, float]:
-    """Test Dice over the slices with a lesion, and the share of tumour-free slices given a non-empty mask, with
-    the best-validated or the last checkpoint (a weak run validates on pseudo-masks, a full one on true masks)."""
-    label = "test" if which == "best" else f"test-{which}"
-    summary = evaluate_run(run_dir, "test", which=which, label=label)
+def _figures(run_dir: Path, which: str = "best", split: str = "test", plain: bool = True) -> dict:
+    """Dice over a split's slices with a lesion, and the share of tumour-free slices given a non-empty mask, with
+    the best-validated or the last checkpoint (a weak run validates on pseudo-masks, a full one on true masks);
+    without post-processing (`plain`), or as the run's eval settings say (chosen on validation)."""
+    overrides = as_overrides(PLAIN) if plain else None
+    label = (split if which == "best" else f"{split}-{which}") + ("" if plain else "-chosen")
+    summary = evaluate_run(run_dir, split, which=which, overrides=overrides, label=label)
     with (run_dir / "eval" / label / "cases.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     run = RunFolder(run_dir)
     cfg = run.config
     data = cfg.data.model_copy(update={"mask_override": None})
     dataset = prepare_dataset(data, cfg.seed, run.splits())
-    lesion = {dataset.store.ids[r] for r in dataset.rows("test") if (dataset.store.mask(r) == 1).any()}
+    lesion = {dataset.store.ids[r] for r in dataset.rows(split) if (dataset.store.mask(r) == 1).any()}
     on_lesions = [float(r["dice"]) for r in rows if r["id"] in lesion]
     free = [float(r["dice"]) for r in rows if r["id"] not in lesion]  # 1 = no mask predicted, 0 = a false positive
     return {
@@ -116,6 +119,10 @@ def auc_with_level_prior(classifier: RunFolder, cfg: Config) -> float:
     probability = torch.tensor([float(r["probability"]) for r in rows], dtype=torch.float64).clamp(1e-7, 1 - 1e-7)
     score = torch.logit(probability) + torch.from_numpy(odds[level_bins(levels, bins)])
     return float(compute_roc_auc(score, torch.tensor([int(r["label"]) for r in rows])))
+
+
+def _ratio(weak: dict, full: dict) -> float | None:
+    return weak["dice_lesion"] / full["dice_lesion"] if full["dice_lesion"] else None
 
 
 def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only: list[str] | None = None) -> dict:
@@ -166,18 +173,31 @@ def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only:
     rounds = {str(k): weak_run.round_folder(k).path for k in range(1, cfg.weak.rounds)} | {
         str(cfg.weak.rounds): weak_dir
     }
-    results["rounds"] = {k: _test_figures(path) for k, path in rounds.items()}
-    results["rounds_last"] = {k: _test_figures(path, "last") for k, path in rounds.items()}
+    results["rounds"] = {k: _figures(path) for k, path in rounds.items()}
+    results["rounds_last"] = {k: _figures(path, "last") for k, path in rounds.items()}
+    results["rounds_val_last"] = {k: _figures(path, "last", "val") for k, path in rounds.items()}
     full_dir = out / "full"
     if not _done(full_dir, cfg.train.epochs):
         raw = cfg.model_dump(mode="json")
         raw["supervision"] = "masks"
         raw["data"]["split_file"] = str((classifier / "splits.csv").resolve())
         train_or_resume(load_config(raw), full_dir, show_progress=False)
-    results["full"], results["full_last"] = _test_figures(full_dir), _test_figures(full_dir, "last")
+    results["full"], results["full_last"] = _figures(full_dir), _figures(full_dir, "last")
+    results["full_val_last"] = _figures(full_dir, "last", "val")
     for rounds, full in (("rounds", results["full"]), ("rounds_last", results["full_last"])):
         for figures in results[rounds].values():
-            figures["weak_over_full"] = figures["dice_lesion"] / full["dice_lesion"] if full["dice_lesion"] else None
+            figures["weak_over_full"] = _ratio(figures, full)
+    if cfg.weak.choose_postprocessing:  # the full run gets the same choice on its validation patients
+        which = cfg.eval.checkpoint
+        full_choice = choose_postprocessing(full_dir, "val", which)
+        weak, full = _figures(weak_dir, which, plain=False), _figures(full_dir, which, plain=False)
+        results["postprocessed"] = {
+            "checkpoint": which,
+            "weak_choice": results["weak_json"]["postprocessing"],
+            "full_choice": full_choice,
+            "weak": {**weak, "weak_over_full": _ratio(weak, full)},
+            "full": full,
+        }
     write_text_atomic(out / "results.json", json.dumps(results, indent=2, default=float))
     return results
 
@@ -236,26 +256,36 @@ def recipe_table(rows: list[dict]) -> None:
             f"{_cell([p['recall'] for p in pseudo])} |"
         )
     print(
-        "\n| stage | checkpoint | test Dice, lesion slices | / full | false positives on tumour-free slices | minutes |"
+        "\n| stage | checkpoint | test Dice, lesion slices | / full | false positives on tumour-free slices | minutes "
+        "| validation Dice, lesion slices |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for which, rounds, full_key in (("best val", "rounds", "full"), ("last", "rounds_last", "full_last")):
         kept = [r for r in rows if rounds in r]
         for k in kept[0][rounds] if kept else []:
             figures = [r[rounds][k] for r in kept]
-            print(
-                f"| round {k} | {which} | {_cell([f['dice_lesion'] for f in figures])} | "
-                f"{_cell([f['weak_over_full'] for f in figures])} | "
-                f"{_cell([f['false_positive_rate'] for f in figures])} | "
-                f"{statistics.mean(f['minutes'] for f in figures):.1f} |"
-            )
+            val = [r["rounds_val_last"][k]["dice_lesion"] for r in kept if which == "last" and "rounds_val_last" in r]
+            print(f"| round {k} | {which} | {_row(figures)} | {_cell(val)} |")
         full = [r[full_key] for r in kept]
         if full:
-            print(
-                f"| full supervision | {which} | {_cell([f['dice_lesion'] for f in full])} | 1 | "
-                f"{_cell([f['false_positive_rate'] for f in full])} | "
-                f"{statistics.mean(f['minutes'] for f in full):.1f} |"
-            )
+            val = [r["full_val_last"]["dice_lesion"] for r in kept if which == "last" and "full_val_last" in r]
+            full = [{**f, "weak_over_full": 1.0} for f in full]
+            print(f"| full supervision | {which} | {_row(full)} | {_cell(val)} |")
+    chosen = [r["postprocessed"] for r in rows if "postprocessed" in r]
+    if chosen:
+        picks = "; ".join(f"{c['weak_choice']['chosen']} / {c['full_choice']['chosen']}" for c in chosen)
+        print(f"| post-processing chosen on validation (weak / full: {picks}) | {chosen[0]['checkpoint']} | ", end="")
+        print(f"{_row([c['weak'] for c in chosen])} | |")
+        print(f"| full supervision, same choice | {chosen[0]['checkpoint']} | ", end="")
+        print(f"{_row([{**c['full'], 'weak_over_full': 1.0} for c in chosen])} | |")
+
+
+def _row(figures: list[dict]) -> str:
+    """Test Dice on lesion slices | / full | false positives | minutes, over seeds."""
+    return (
+        f"{_cell([f['dice_lesion'] for f in figures])} | {_cell([f['weak_over_full'] for f in figures])} | "
+        f"{_cell([f['false_positive_rate'] for f in figures])} | {statistics.mean(f['minutes'] for f in figures):.1f}"
+    )
 
 
 def stage1_table(dataset: str) -> None:

@@ -75,8 +75,9 @@ def _config(root, tmp_path, **weak):
 def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tmp_path, monkeypatch):
     root = _phantom_folder(tmp_path / "data")
     weak = {"maps": "layercam", "augment_maps": True, "body_margin": 0.05, "refine": "crf", "rounds": 2}
-    weak.update(choose_thresholds=True, choose_maps=["cam", "layercam"])
-    cfg, run = load_config(_config(root, tmp_path, classifier_tries=2, **weak)), tmp_path / "run"
+    weak.update(choose_thresholds=True, choose_maps=["cam", "layercam"], choose_postprocessing=True)
+    raw = _config(root, tmp_path, classifier_tries=2, **weak)
+    cfg, run = load_config({**raw, "eval": {"checkpoint": "last"}}), tmp_path / "run"
     train_weak(cfg, run, show_progress=False)
     report = json.loads((run / "weak.json").read_text())
     choice = report["maps_choice"]
@@ -94,6 +95,11 @@ def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tm
     assert (run / "round1" / "last.pt").is_file() and (run / "last.pt").is_file()
     assert (run / "pseudo_masks_round2.npz").is_file()
     assert list((run / "weak_panels").glob("*.png"))
+    postprocessing = report["postprocessing"]
+    assert (postprocessing["split"], postprocessing["checkpoint"]) == ("val", "last"), "chosen on validation"
+    settings = RunFolder(run).config.eval
+    assert postprocessing["settings"] == settings.model_dump(include={"threshold", "tta", "largest_component"})
+    assert RunFolder(run).classifier.config.eval.checkpoint == "best", "the classifier stands for its maps' weights"
 
 
 def test_pseudo_masks_never_read_a_true_training_mask_and_keep_negative_images_empty(tmp_path):

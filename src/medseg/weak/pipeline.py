@@ -12,6 +12,8 @@
                                      thresholds, each round's pseudo-masks against the true masks where known
     <run>/...                        the last round's segmentation run: its config.yaml, checkpoints, metrics;
                                      its test evaluation uses the true masks
+    <run>/eval/val-*/                with `weak.choose_postprocessing`: the last round on the validation patients'
+                                     true masks with each post-processing; the best is written into config.yaml
     <run>/weak_panels/               a few test slices: image | map | refined pseudo-mask | prediction | truth
 
 True masks are never a training target: the classifier sees only image labels (lesion present: the mask is not
@@ -38,6 +40,7 @@ from medseg.engine.trainer import TrainResult, claim, claim_new, fit_run, resume
 from medseg.inference import Predictor
 from medseg.losses import IGNORE_INDEX
 from medseg.methods.classification import image_labels
+from medseg.postprocessing_choice import choose_postprocessing
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
 from medseg.ui import console
@@ -74,6 +77,7 @@ def classifier_config(cfg: Config) -> Config:
     if cfg.weak.classes is not None:
         raw["method"]["classes"] = cfg.weak.classes
     raw["train"] = {**raw["train"], "epochs": cfg.weak.epochs, "lr": cfg.weak.lr or cfg.train.lr}
+    raw["eval"] = {**raw["eval"], "checkpoint": "best"}  # the run stands for the weights its maps come from
     raw["supervision"] = "masks"
     return resolve_config(load_config(raw))
 
@@ -303,9 +307,14 @@ def resume_weak(run_dir: str | Path, show_progress: bool = True) -> TrainResult:
         return _run_stages(cfg, run, show_progress)
 
 
+def _report(run: RunFolder) -> dict:
+    """weak.json as recorded so far ({} before the first stage's figures)."""
+    return json.loads(run.weak_path.read_text()) if run.weak_path.is_file() else {}
+
+
 def _record(run: RunFolder, key: str, value) -> None:
     """Set `key` of weak.json (kept as it is otherwise)."""
-    report = json.loads(run.weak_path.read_text()) if run.weak_path.is_file() else {}
+    report = _report(run)
     report[key] = value
     write_text_atomic(run.weak_path, json.dumps(report, indent=2))
 
@@ -331,7 +340,7 @@ def choose_classifier(
     `classifier_tries`). A classifier can recognise lesion slices by a shortcut whose maps point away from the lesion
     (on LGG, one seed's maps lit the scalp at the edge of the head); another seed may not."""
     ctx = setup_distributed()
-    recorded = json.loads(run.weak_path.read_text()).get("classifier_tries", []) if run.weak_path.is_file() else []
+    recorded = _report(run).get("classifier_tries", [])
     measured = {t["folder"]: t["val_pointing_game"] for t in recorded}  # a resumed run does not measure them again
     tries = []
     for k in range(1, cfg.weak.classifier_tries + 1):
@@ -358,12 +367,11 @@ def _chosen_maps(cfg: Config, run: RunFolder, classifier: RunFolder) -> Config:
     if not cfg.weak.choose_maps:
         return cfg
     ctx = setup_distributed()
-    recorded = json.loads(run.weak_path.read_text()) if run.weak_path.is_file() else {}
-    if ctx.is_main and "maps_choice" not in recorded:
+    if ctx.is_main and "maps_choice" not in _report(run):
         maps, scores = choose_maps(classifier, cfg)
         _record(run, "maps_choice", {"maps": maps, "validation_dice": scores})
     ctx.barrier()
-    return _with_maps(cfg, json.loads(run.weak_path.read_text())["maps_choice"]["maps"])
+    return _with_maps(cfg, _report(run)["maps_choice"]["maps"])
 
 
 def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult:
@@ -394,6 +402,8 @@ def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult
     saved = load_checkpoint(stage2) if stage2.is_file() else None
     final = segmentation_config(cfg, run, run.round_pseudo_masks_path(cfg.weak.rounds))
     result = fit_run(run, final, ctx, saved, show_progress)
+    if ctx.is_main and cfg.weak.choose_postprocessing and "postprocessing" not in _report(run):
+        _record(run, "postprocessing", choose_postprocessing(run.path, "val"))
     if ctx.is_main:
         write_panels(run, cfg)
     return result

@@ -1,0 +1,63 @@
+"""Post-processing chosen on the validation split: the best mean Dice wins (the simplest of equals), the choice is
+written into the run's eval settings, and the test split is never read."""
+
+from __future__ import annotations
+
+import pytest
+
+from medseg.config import load_config, parse_overrides
+from medseg.engine.trainer import train
+from medseg.evaluation import evaluate_run
+from medseg.postprocessing_choice import PLAIN, as_overrides, candidates, choose_postprocessing
+from medseg.run_folder import RunFolder
+
+
+@pytest.fixture
+def trained_run(phantom_config, tmp_path):
+    run = tmp_path / "run"
+    train(load_config(phantom_config(epochs=1)), run, show_progress=False)
+    return run
+
+
+def _scripted(monkeypatch, score, seen: list):
+    """evaluate_run replaced: the validation Dice is `score(settings)`; every call's split and checkpoint kept."""
+
+    def evaluate(run_dir, split, which=None, overrides=None, label=None):
+        seen.append((split, which))
+        settings = {k: v for k, v in parse_overrides(overrides)["eval"].items() if k in PLAIN}
+        return {"metrics": {"dice": {"mean": score(settings)}}}
+
+    monkeypatch.setattr("medseg.postprocessing_choice.evaluate_run", evaluate)
+
+
+def test_the_best_validation_dice_is_chosen_and_written_into_the_run(trained_run, monkeypatch):
+    def score(settings):  # best: threshold 0.3 with the largest component, flips or not
+        return 0.7 if settings["threshold"] == 0.3 and settings["largest_component"] else 0.5
+
+    seen = []
+    _scripted(monkeypatch, score, seen)
+    choice = choose_postprocessing(trained_run, which="last")
+    assert choice["settings"] == {"threshold": 0.3, "tta": False, "largest_component": True}, "simplest of equals"
+    assert len(choice["dice"]) == len(candidates(binary=True)) == len(seen)
+    assert {split for split, _ in seen} == {"val"} and {which for _, which in seen} == {"last"}
+    settings = RunFolder(trained_run).config.eval
+    assert (settings.threshold, settings.tta, settings.largest_component) == (0.3, False, True)
+
+
+def test_equal_scores_keep_the_plain_settings_and_apply_false_leaves_the_config(trained_run, monkeypatch):
+    _scripted(monkeypatch, lambda settings: 0.6, [])
+    before = (trained_run / "config.yaml").read_text()
+    assert choose_postprocessing(trained_run, apply=False)["settings"] == PLAIN
+    assert (trained_run / "config.yaml").read_text() == before
+
+
+def test_multi_class_masks_have_no_threshold_to_choose():
+    assert {s["threshold"] for s in candidates(binary=False).values()} == {0.5}
+    assert as_overrides({"threshold": 0.4, "tta": True}) == ["eval.threshold=0.4", "eval.tta=true"]
+
+
+def test_the_written_choice_is_what_evaluation_then_uses(trained_run):
+    choice = choose_postprocessing(trained_run)
+    again = evaluate_run(trained_run, "val", label="val-again")
+    assert again["metrics"]["dice"]["mean"] == pytest.approx(choice["dice"][choice["chosen"]])
+    assert choice["checkpoint"] == "best"
