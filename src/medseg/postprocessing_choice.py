@@ -17,7 +17,7 @@ from medseg.run_folder import RunFolder
 __all__ = ["PLAIN", "THRESHOLDS", "candidates", "choose_postprocessing", "as_overrides"]
 
 PLAIN: dict[str, Any] = {"threshold": 0.5, "tta": False, "largest_component": False}
-THRESHOLDS = (0.5, 0.4, 0.3, 0.6, 0.2)
+THRESHOLDS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8)
 
 
 def candidates(binary: bool) -> dict[str, dict[str, Any]]:
