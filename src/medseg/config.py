@@ -251,6 +251,11 @@ class WeakConfig(_Section):
     confident: float = Field(
         0.8, gt=0.5, lt=1, description="self-training: lesion where p ≥ confident, background where p ≤ 1 - confident"
     )
+    choose_confident: bool = Field(
+        False,
+        description="self-training: choose `confident` on the validation patients' true masks (never on test), the "
+        "value whose relabelled lesion masks match them best",
+    )
     choose_postprocessing: bool = Field(
         False,
         description="after the last round, choose flip test-time augmentation and keeping the largest component on "

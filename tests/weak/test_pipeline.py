@@ -15,11 +15,14 @@ from medseg.config import load_config
 from medseg.data.readers.phantoms import make_phantom
 from medseg.engine.trainer import train
 from medseg.explain.cam import layer_cam
+from medseg.losses import IGNORE_INDEX
 from medseg.models import build_model
 from medseg.run_folder import RunFolder
 from medseg.weak.pipeline import (
     LOCALISATION_FLOOR,
+    _choose_confident,
     _chosen_maps,
+    _relabelled,
     choose_classifier,
     classifier_config,
     localisation_warning,
@@ -76,6 +79,7 @@ def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tm
     root = _phantom_folder(tmp_path / "data")
     weak = {"maps": "layercam", "augment_maps": True, "body_margin": 0.05, "refine": "crf", "rounds": 2}
     weak.update(choose_thresholds=True, choose_maps=["cam", "layercam"], choose_postprocessing=True)
+    weak.update(choose_confident=True)
     raw = _config(root, tmp_path, classifier_tries=2, **weak)
     cfg, run = load_config({**raw, "eval": {"checkpoint": "last"}}), tmp_path / "run"
     train_weak(cfg, run, show_progress=False)
@@ -92,6 +96,8 @@ def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tm
     thresholds = report["stage1"]["thresholds"]
     assert thresholds["validation_dice"] and thresholds["foreground"] == pytest.approx(4 * thresholds["background"])
     assert "pseudo_mask" in report["round2"]["train"], "round 2's pseudo-masks came from round 1's network"
+    confident = report["round2"]["validation_dice"]
+    assert report["round2"]["confident"] == float(max(confident, key=confident.get)), "chosen on validation"
     assert (run / "round1" / "last.pt").is_file() and (run / "last.pt").is_file()
     assert (run / "pseudo_masks_round2.npz").is_file()
     assert list((run / "weak_panels").glob("*.png"))
@@ -100,6 +106,19 @@ def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tm
     settings = RunFolder(run).config.eval
     assert postprocessing["settings"] == settings.model_dump(include={"threshold", "tta", "largest_component"})
     assert RunFolder(run).classifier.config.eval.checkpoint == "best", "the classifier stands for its maps' weights"
+
+
+def test_self_training_relabels_with_the_confidence_that_matches_the_validation_masks():
+    truth = np.zeros((2, 8, 8), dtype=np.uint8)
+    truth[0, 2:6, 2:6] = 1  # a 4×4 lesion; image 1 holds none
+    probs = np.full((2, 8, 8), 0.05, dtype=np.float32)
+    probs[0, 1:7, 1:7] = 0.75  # a ring the network is unsure of ...
+    probs[0, 2:6, 2:6] = 0.97  # ... around the lesion it is sure of
+    confident, scores = _choose_confident({"probs": probs, "truth": truth})
+    assert confident == 0.8 and scores["0.8"] == pytest.approx(1.0) and scores["0.7"] < 1.0
+    masks = _relabelled(probs, np.array([True, False]), confident)
+    assert (masks[0] == 1).sum() == 16 and (masks[0][probs[0] == 0.75] == IGNORE_INDEX).all(), "the ring is unknown"
+    assert (masks[1] == 0).all(), "an image labelled without lesion stays background"
 
 
 def test_pseudo_masks_never_read_a_true_training_mask_and_keep_negative_images_empty(tmp_path):

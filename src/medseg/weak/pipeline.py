@@ -59,6 +59,7 @@ __all__ = [
     "segmentation_config",
     "write_pseudo_masks",
     "relabel",
+    "CONFIDENT_GRID",
     "train_weak",
     "resume_weak",
 ]
@@ -248,32 +249,59 @@ def write_pseudo_masks(classifier: RunFolder, cfg: Config, out: Path) -> dict:
 
 
 # -- self-training ------------------------------------------------------------------------------------------------
+CONFIDENT_GRID = (0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def _relabelled(probs: np.ndarray, positive: np.ndarray, confident: float) -> np.ndarray:
+    """`(N, S, S)` lesion probabilities → pseudo-masks: lesion where p ≥ confident, background where p ≤ 1 -
+    confident, unknown between; images labelled without lesion (`positive` False) background everywhere."""
+    mask = np.full(probs.shape, IGNORE_INDEX, dtype=np.uint8)
+    mask[probs >= confident], mask[probs <= 1 - confident] = 1, 0
+    mask[~positive] = 0
+    return mask
+
+
+def _choose_confident(val: dict) -> tuple[float, dict[str, float]]:
+    """The `CONFIDENT_GRID` value whose relabelled lesion masks have the best mean Dice on the validation images that
+    hold a lesion (their true masks); and every candidate's Dice."""
+    lesion = _lesion_images(val["truth"])
+    truth = torch.from_numpy(val["truth"][lesion])
+    probs = torch.from_numpy(val["probs"][lesion])[:, None]
+    scores = {f"{c:g}": float(map_dice(probs, truth, c).mean()) if lesion.any() else 0.0 for c in CONFIDENT_GRID}
+    return max(CONFIDENT_GRID, key=lambda c: scores[f"{c:g}"]), scores
+
+
 @torch.no_grad()
 def relabel(segmentation: RunFolder, classifier: RunFolder, cfg: Config, out: Path) -> dict:
     """The next round's pseudo-masks: a segmentation run's confident predictions on the training and validation
     images (lesion where p ≥ `weak.confident`, background where p ≤ 1 - confident, unknown between; images labelled
-    without lesion stay background); saved to `out`; returns their quality against the true masks."""
+    without lesion stay background), with `weak.choose_confident` the threshold of `CONFIDENT_GRID` that matches
+    the validation patients' masks best; saved to `out`; returns the threshold and the masks' quality against the
+    true masks."""
     predictor = Predictor.load(segmentation.path)
     labels_from = Predictor.load(classifier.path, "best").method
     dataset = true_dataset(cfg, classifier)
-    ids, masks, report = [], [], {}
-    high = cfg.weak.confident
+    splits = {}
     for name in ("train", "val"):
-        pseudo, truth = [], []
+        probs, positive, truth, ids = [], [], [], []
         for batch in iterate_batches(dataset.store, dataset.rows(name), cfg.train.batch_size, labels=dataset.labels):
-            probs = predictor.probabilities(batch["image"])[:, -1]  # the lesion channel
-            mask = torch.full(probs.shape, IGNORE_INDEX, dtype=torch.uint8)
-            mask[probs >= high], mask[probs <= 1 - high] = 1, 0
+            probs.append(predictor.probabilities(batch["image"])[:, -1].numpy())  # the lesion channel
             labels = image_labels(batch, labels_from.label_from, labels_from.classes)
-            mask[~positive_images(labels, cfg)] = 0  # an image labelled without lesion stays background
-            pseudo.append(mask.numpy())
+            positive.append(positive_images(labels, cfg).numpy())
             truth.append(batch["mask"].numpy())
             ids += [dataset.store.ids[r] for r in batch["row"].tolist()]
-        pseudo_all, truth_all = np.concatenate(pseudo), np.concatenate(truth)
-        lesion_rows = _lesion_images(truth_all)
-        report[name] = {"pseudo_mask": mask_quality(pseudo_all[lesion_rows], truth_all[lesion_rows])}
-        masks.append(pseudo_all)
-    save_pseudo_masks(out, ids, np.concatenate(masks))
+        splits[name] = {"probs": np.concatenate(probs), "positive": np.concatenate(positive), "ids": ids}
+        splits[name]["truth"] = np.concatenate(truth)
+    report: dict = {"confident": cfg.weak.confident}
+    if cfg.weak.choose_confident:
+        report["confident"], report["validation_dice"] = _choose_confident(splits["val"])
+    masks = []
+    for name, split in splits.items():
+        pseudo = _relabelled(split["probs"], split["positive"], report["confident"])
+        lesion_rows = _lesion_images(split["truth"])
+        report[name] = {"pseudo_mask": mask_quality(pseudo[lesion_rows], split["truth"][lesion_rows])}
+        masks.append(pseudo)
+    save_pseudo_masks(out, splits["train"]["ids"] + splits["val"]["ids"], np.concatenate(masks))
     return report
 
 
