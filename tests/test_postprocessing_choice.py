@@ -56,8 +56,10 @@ def test_multi_class_masks_have_no_threshold_to_choose():
     assert as_overrides({"threshold": 0.4, "tta": True}) == ["eval.threshold=0.4", "eval.tta=true"]
 
 
-def test_the_written_choice_is_what_evaluation_then_uses(trained_run):
+def test_the_written_choice_is_what_evaluation_then_uses(trained_run, monkeypatch):
+    monkeypatch.setattr("medseg.postprocessing_choice.THRESHOLDS", (0.5, 0.3))  # 8 evaluations, not 28
     choice = choose_postprocessing(trained_run)
+    assert len(choice["dice"]) == 8
     again = evaluate_run(trained_run, "val", label="val-again")
     assert again["metrics"]["dice"]["mean"] == pytest.approx(choice["dice"][choice["chosen"]])
     assert choice["checkpoint"] == "best"
