@@ -9,6 +9,9 @@ pointing game on the test slices. Then the config's recipe runs to the end (its 
 fully supervised network with the same model, budget and split. Test Dice is reported on the lesion slices (each
 round), with the false-positive rate on the tumour-free test slices, for the best-validated checkpoint (a weak run
 validates on pseudo-masks, the full one on true masks) and the last; the headline is weak / full on lesion slices.
+Each round's and the full run's Dice on the validation patients' lesion slices is reported beside them (what a
+choice of rounds can be made on). With `weak.choose_postprocessing`, the full run gets the same choice of
+post-processing on its validation patients as the weak run, and both are reported with it too.
 Finished runs are reused, so an interrupted benchmark continues.
 
     .venv/bin/python benchmarks/bench_weak.py configs/lgg-weak.yaml --seeds 0 1 --out runs/bench-weak/lgg

@@ -267,7 +267,7 @@ def _choose_confident(val: dict) -> tuple[float, dict[str, float]]:
     lesion = _lesion_images(val["truth"])
     truth = torch.from_numpy(val["truth"][lesion])
     probs = torch.from_numpy(val["probs"][lesion])[:, None]
-    scores = {f"{c:g}": float(map_dice(probs, truth, c).mean()) if lesion.any() else 0.0 for c in CONFIDENT_GRID}
+    scores = {f"{c:g}": float(map_dice(probs, truth, c).mean()) for c in CONFIDENT_GRID}
     return max(CONFIDENT_GRID, key=lambda c: scores[f"{c:g}"]), scores
 
 
@@ -293,7 +293,7 @@ def relabel(segmentation: RunFolder, classifier: RunFolder, cfg: Config, out: Pa
         splits[name] = {"probs": np.concatenate(probs), "positive": np.concatenate(positive), "ids": ids}
         splits[name]["truth"] = np.concatenate(truth)
     report: dict = {"confident": cfg.weak.confident}
-    if cfg.weak.choose_confident:
+    if cfg.weak.choose_confident and _lesion_images(splits["val"]["truth"]).any():  # else the configured one
         report["confident"], report["validation_dice"] = _choose_confident(splits["val"])
     masks = []
     for name, split in splits.items():
