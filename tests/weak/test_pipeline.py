@@ -22,13 +22,13 @@ from medseg.weak.pipeline import (
     LOCALISATION_FLOOR,
     _choose_confident,
     _chosen_maps,
-    _relabelled,
     choose_classifier,
     classifier_config,
     localisation_warning,
     train_weak,
     write_pseudo_masks,
 )
+from medseg.weak.pseudo_masks import make_pseudo_masks
 from medseg.weak.refine import crf_refine
 from medseg.weak.seeds import batch_maps
 from tests.conftest import write_png
@@ -116,7 +116,7 @@ def test_self_training_relabels_with_the_confidence_that_matches_the_validation_
     probs[0, 2:6, 2:6] = 0.97  # ... around the lesion it is sure of
     confident, scores = _choose_confident({"probs": probs, "truth": truth})
     assert confident == 0.8 and scores["0.8"] == pytest.approx(1.0) and scores["0.7"] < 1.0
-    masks = _relabelled(probs, np.array([True, False]), confident)
+    masks = make_pseudo_masks(torch.from_numpy(probs)[:, None], torch.tensor([1, 0]), confident, 1 - confident).numpy()
     assert (masks[0] == 1).sum() == 16 and (masks[0][probs[0] == 0.75] == IGNORE_INDEX).all(), "the ring is unknown"
     assert (masks[1] == 0).all(), "an image labelled without lesion stays background"
 

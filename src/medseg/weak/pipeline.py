@@ -46,7 +46,7 @@ from medseg.run_folder import RunFolder
 from medseg.ui import console
 from medseg.weak.maps import map_dice, pointing_hits
 from medseg.weak.panels import write_panels
-from medseg.weak.pseudo_masks import mask_quality
+from medseg.weak.pseudo_masks import make_pseudo_masks, mask_quality
 from medseg.weak.seeds import batch_maps, positive_images, pseudo_masks_of
 
 __all__ = [
@@ -138,13 +138,19 @@ def _split_maps(predictor: Predictor, dataset: Dataset, rows: np.ndarray, cfg: C
     return {"rows": order, "maps": torch.cat(maps), "labels": torch.cat(labels), "truth": np.concatenate(truth)}
 
 
+def _best_threshold(maps: torch.Tensor, truth: np.ndarray, grid: tuple[float, ...]) -> tuple[float, dict[str, float]]:
+    """The value of `grid` whose `maps ≥ value` `(N, 1, S, S)` have the best mean Dice on the images that hold a
+    lesion (`truth`, their true masks); also every candidate's Dice (0 without lesion images)."""
+    lesion = _lesion_images(truth)
+    maps, true = maps[torch.from_numpy(lesion)], torch.from_numpy(truth[lesion])
+    scores = {f"{t:g}": float(map_dice(maps, true, t).mean()) if len(maps) else 0.0 for t in grid}
+    return max(grid, key=lambda t: scores[f"{t:g}"]), scores
+
+
 def _choose_thresholds(val: dict, cfg: Config) -> tuple[float, float, dict[str, float]]:
     """θ_FG from `FOREGROUND_GRID` with the best mean Dice of `map ≥ θ_FG` on the validation images that hold a
     lesion (their true masks), and θ_BG = θ_FG / 4; also every candidate's Dice."""
-    lesion = _lesion_images(val["truth"])
-    maps, truth = val["maps"][torch.from_numpy(lesion)], torch.from_numpy(val["truth"][lesion])
-    scores = {f"{t:g}": float(map_dice(maps, truth, t).mean()) if len(maps) else 0.0 for t in FOREGROUND_GRID}
-    best = max(FOREGROUND_GRID, key=lambda t: scores[f"{t:g}"])
+    best, scores = _best_threshold(val["maps"], val["truth"], FOREGROUND_GRID)
     return best, best / 4, scores
 
 
@@ -252,23 +258,10 @@ def write_pseudo_masks(classifier: RunFolder, cfg: Config, out: Path) -> dict:
 CONFIDENT_GRID = (0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-def _relabelled(probs: np.ndarray, positive: np.ndarray, confident: float) -> np.ndarray:
-    """`(N, S, S)` lesion probabilities → pseudo-masks: lesion where p ≥ confident, background where p ≤ 1 -
-    confident, unknown between; images labelled without lesion (`positive` False) background everywhere."""
-    mask = np.full(probs.shape, IGNORE_INDEX, dtype=np.uint8)
-    mask[probs >= confident], mask[probs <= 1 - confident] = 1, 0
-    mask[~positive] = 0
-    return mask
-
-
 def _choose_confident(val: dict) -> tuple[float, dict[str, float]]:
     """The `CONFIDENT_GRID` value whose relabelled lesion masks have the best mean Dice on the validation images that
     hold a lesion (their true masks); and every candidate's Dice."""
-    lesion = _lesion_images(val["truth"])
-    truth = torch.from_numpy(val["truth"][lesion])
-    probs = torch.from_numpy(val["probs"][lesion])[:, None]
-    scores = {f"{c:g}": float(map_dice(probs, truth, c).mean()) for c in CONFIDENT_GRID}
-    return max(CONFIDENT_GRID, key=lambda c: scores[f"{c:g}"]), scores
+    return _best_threshold(torch.from_numpy(val["probs"])[:, None], val["truth"], CONFIDENT_GRID)
 
 
 @torch.no_grad()
@@ -297,7 +290,9 @@ def relabel(segmentation: RunFolder, classifier: RunFolder, cfg: Config, out: Pa
         report["confident"], report["validation_dice"] = _choose_confident(splits["val"])
     masks = []
     for name, split in splits.items():
-        pseudo = _relabelled(split["probs"], split["positive"], report["confident"])
+        high = report["confident"]  # lesion where p ≥ high, background where p ≤ 1 - high
+        positive = torch.from_numpy(split["positive"]).long()
+        pseudo = make_pseudo_masks(torch.from_numpy(split["probs"])[:, None], positive, high, 1 - high).numpy()
         lesion_rows = _lesion_images(split["truth"])
         report[name] = {"pseudo_mask": mask_quality(pseudo[lesion_rows], split["truth"][lesion_rows])}
         masks.append(pseudo)
