@@ -12,8 +12,9 @@ best-validated checkpoints both evaluated on test; nothing chosen on test), with
 computes bf16 natively, the torch version, the config and its overrides) and copies the split files into
 `benchmarks/splits/<dataset>/`, so anyone reruns exactly the same cases (`data.split_file`). `table` prints, per
 method, test Dice (last and best-validated checkpoint) as mean ± sd over seeds, the paired per-seed margin over
-supervised-only on the same labelled draw, the share of the full-label Dice, steps, minutes and how much the
-validation Dice still moved over the last 30% of training.
+supervised-only on the same labelled draw, the share of the full-label Dice, steps, minutes, how much the
+validation Dice still moved over the last 30% of training, and where many test slices hold no lesion (LGG), the
+Dice over the lesion slices and the share of lesion-free slices given a mask.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def _cell(values: list[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def _present(rows: list[dict], key: str) -> list[float]:
+    """The rows' values of `key` where they have one (older rows lack the lesion-slice figures)."""
+    return [row[key] for row in rows if row.get(key) is not None]
+
+
 def _display(method: str, aliases: list[str]) -> str:
     """The method's text with each `short=text` alias's text replaced by its short name (long overrides)."""
     for alias in aliases:
@@ -105,9 +111,10 @@ def table(args: argparse.Namespace) -> None:
             by_method[(row["method"], row["ratio"])].append(row)
     print(
         "| method | labelled | seeds | steps | minutes | test Dice, last | test Dice, best val "
-        "| margin over supervised (paired, last) | × full | val change, last 30% |"
+        "| margin over supervised (paired, last) | × full | val change, last 30% "
+        "| lesion-slice Dice, last | lesion-free slices given a mask, last |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (method, ratio), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
         last = [r["test_dice_last"] for r in members]
         margins = [
@@ -119,7 +126,9 @@ def table(args: argparse.Namespace) -> None:
             f"| {_display(method, args.alias)} | {ratio:.0%} | {len(members)} | {members[0]['steps']} | "
             f"{statistics.mean(r['minutes'] for r in members):.1f} | {_cell(last)} | "
             f"{_cell([r['test_dice_best'] for r in members])} | "
-            f"{_cell(margins) if ratio != 1.0 and method != args.baseline else '—'} | {share} | {_cell(change, 3)} |"
+            f"{_cell(margins) if ratio != 1.0 and method != args.baseline else '—'} | {share} | {_cell(change, 3)} | "
+            f"{_cell(_present(members, 'test_dice_lesion_last'))} | "
+            f"{_cell(_present(members, 'test_false_positive_rate_last'), 3)} |"
         )
     cpus = sorted({(r["cpu"], r["bf16"]) for r in rows})
     print("\nmachines: " + "; ".join(f"{cpu} (bf16: {'yes' if bf16 else 'no'})" for cpu, bf16 in cpus))

@@ -39,7 +39,6 @@ from monai.metrics import compute_roc_auc
 from bench_semi import machine
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
-from medseg.data.dataset import prepare_dataset
 from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
@@ -88,21 +87,13 @@ def _figures(run_dir: Path, which: str = "best", split: str = "test", plain: boo
     overrides = as_overrides(PLAIN) if plain else None
     label = (split if which == "best" else f"{split}-{which}") + ("" if plain else "-chosen")
     summary = evaluate_run(run_dir, split, which=which, overrides=overrides, label=label)
-    with (run_dir / "eval" / label / "cases.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    run = RunFolder(run_dir)
-    cfg = run.config
-    data = cfg.data.model_copy(update={"mask_override": None})
-    dataset = prepare_dataset(data, cfg.seed, run.splits())
-    lesion = {dataset.store.ids[r] for r in dataset.rows(split) if (dataset.store.mask(r) == 1).any()}
-    on_lesions = [float(r["dice"]) for r in rows if r["id"] in lesion]
-    free = [float(r["dice"]) for r in rows if r["id"] not in lesion]  # 1 = no mask predicted, 0 = a false positive
+    lesion, free = summary["by_truth"]["lesion"], summary["by_truth"]["lesion_free"]
     return {
-        "dice_lesion": statistics.mean(on_lesions),
+        "dice_lesion": lesion["dice"]["mean"],
         "dice_all": summary["metrics"]["dice"]["mean"],
-        "false_positive_rate": 1 - statistics.mean(free) if free else None,
-        "lesion_slices": len(on_lesions),
-        "free_slices": len(free),
+        "false_positive_rate": free["false_positive_rate"],
+        "lesion_slices": lesion["n"],
+        "free_slices": free["n"],
         "minutes": load_checkpoint(run_dir / "last.pt")["seconds"] / 60,
         "epoch": summary["epoch"],
     }
@@ -235,6 +226,14 @@ def table(dataset: str) -> None:
         recipe_table(kept)
 
 
+def _try_figure(entry: dict) -> str:
+    """A classifier try's validation figure: its pointing game, or (weak.choose_classifier) its best maps' Dice."""
+    if "maps_choice" in entry:
+        choice = entry["maps_choice"]
+        return f"{choice['maps']} Dice {_cell([choice['validation_dice'][choice['maps']]], 2)}"
+    return f"pointing {_cell([entry['val_pointing_game']], 2)}"
+
+
 def recipe_table(rows: list[dict]) -> None:
     """One recipe's tables: classifier, tries, every map as seeds, each round against full supervision."""
     print(f"{len(rows)} seeds; " + "; ".join(sorted({f"{r['cpu']} (bf16 {r['bf16']})" for r in rows})))
@@ -245,9 +244,9 @@ def recipe_table(rows: list[dict]) -> None:
     )
     for r in rows:
         tries = r.get("classifier_tries") or []
-        tries = ", ".join(f"{t['folder']} {_cell([t['val_pointing_game']], 2)}" for t in tries)
+        tries = ", ".join(f"{t['folder']} {_try_figure(t)}" for t in tries)
         if tries:
-            print(f"seed {r['seed']}: validation pointing game of each classifier try: {tries}")
+            print(f"seed {r['seed']}: each classifier try on the validation patients: {tries}")
     print("\n| seeds (θ_FG on validation) | test pointing game | train pseudo-mask Dice | precision | recall |")
     print("|---|---|---|---|---|")
     for name in rows[0]["maps"]:
@@ -302,7 +301,7 @@ def stage1_table(dataset: str) -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        tries = ", ".join(_cell([t["val_pointing_game"]], 2) for t in r.get("classifier_tries") or []) or "one"
+        tries = ", ".join(_try_figure(t) for t in r.get("classifier_tries") or []) or "one"
         head = f"| {r['config']} {' '.join(r['overrides'])} | {r['seed']} | {r['cpu']} | "
         head += f"{_cell([r['classifier'].get('roc_auc', {}).get('mean')], 3)} | {tries}"
         for name, figures in r["maps"].items():

@@ -92,6 +92,8 @@ def test_budget_resumes_after_an_interruption_and_keeps_finished_points(tmp_path
     }
     assert {k for k, v in half.items() if v == "train"} < {k for k, v in full.items() if v == "train"}
     assert rows[0]["test_dice_last"] is not None and rows[0]["unlabelled_cases"] > 0
+    split = json.loads((out / "supervised-r0.5-s0" / "eval" / "test" / "summary.json").read_text())["by_truth"]
+    assert rows[0]["test_dice_lesion_last"] == split["lesion"]["dice"]["mean"]
 
 
 def test_a_budget_refuses_a_folder_made_with_another_config_and_checks_every_point_first(tmp_path, phantom_config):

@@ -33,6 +33,10 @@ def trained_run(tmp_path, phantom_config):
 def test_train_evaluates_and_writes_report(trained_run):
     summary = json.loads((trained_run / "eval" / "test" / "summary.json").read_text())
     assert summary["cases"] > 0 and 0 <= summary["metrics"]["dice"]["mean"] <= 1
+    split = summary["by_truth"]  # every case is a lesion case or a lesion-free one
+    assert split["lesion"]["n"] + split["lesion_free"]["n"] == summary["cases"]
+    if split["lesion_free"]["n"] == 0:
+        assert split["lesion"]["dice"]["mean"] == pytest.approx(summary["metrics"]["dice"]["mean"])
     assert (trained_run / "eval" / "test" / "cases.csv").read_text().startswith("id,dice,iou")
     assert list((trained_run / "eval" / "test" / "overlays").glob("worst_*.png"))
     page = (trained_run / "report.html").read_text()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from monai.metrics import DiceMetric, MeanIoU
 
-from medseg.metrics import aggregate, binary_metrics, case_metrics, dice_scores
+from medseg.metrics import aggregate, binary_metrics, by_truth, case_metrics, dice_scores
 
 
 def test_empty_mask_conventions():
@@ -60,3 +60,18 @@ def test_aggregate_leaves_out_nan_and_counts():
     summary = aggregate(rows)
     assert summary["dice"]["mean"] == 0.5 and summary["dice"]["std"] == 0.5
     assert summary["hd95"]["mean"] == 2.0 and summary["hd95"]["n"] == 1
+
+
+def test_by_truth_splits_lesion_dice_from_false_positives():
+    rows = [
+        {"dice": 0.5, "lesion": True, "predicted": True},
+        {"dice": 0.0, "lesion": True, "predicted": False},  # a missed lesion counts in the lesion Dice
+        {"dice": 1.0, "lesion": False, "predicted": False},
+        {"dice": 0.0, "lesion": False, "predicted": True},
+        {"dice": 1.0, "lesion": False, "predicted": False},
+        {"dice": 1.0, "lesion": False, "predicted": False},
+    ]
+    split = by_truth(rows)
+    assert split["lesion"]["n"] == 2 and split["lesion"]["dice"]["mean"] == pytest.approx(0.25)
+    assert split["lesion_free"] == {"false_positive_rate": 0.25, "n": 4}
+    assert by_truth(rows[:2])["lesion_free"] == {"false_positive_rate": None, "n": 0}

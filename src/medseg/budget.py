@@ -186,9 +186,24 @@ def _row(point: Point, run: RunFolder, last: dict, best: dict) -> dict[str, Any]
         "test_dice_last": last["metrics"]["dice"]["mean"],
         "test_dice_best": best["metrics"]["dice"]["mean"],
         "test_hd95_last": last["metrics"]["hd95"]["mean"],
+        # where many test cases hold no lesion (a volume's slices), the Dice of the lesion cases and the share of the
+        # lesion-free ones given a mask say more than the mean over all cases (None in older summaries)
+        "test_dice_lesion_last": _by_truth(last, "lesion", "dice"),
+        "test_dice_lesion_best": _by_truth(best, "lesion", "dice"),
+        "test_false_positive_rate_last": _by_truth(last, "lesion_free", "false_positive_rate"),
         "best_epoch": best["epoch"],
         "epochs": checkpoint["epoch"],
     }
+
+
+def _by_truth(summary: dict, group: str, figure: str) -> float | None:
+    """A figure of an evaluation summary's `by_truth` (`medseg.metrics.by_truth`); None where the summary has none
+    or the group no case."""
+    split = summary.get("by_truth", {}).get(group)
+    if not split or not split["n"]:
+        return None
+    value = split[figure]
+    return value["mean"] if isinstance(value, dict) else value
 
 
 def _check_same_config(run: RunFolder, cfg: Config) -> None:

@@ -221,6 +221,11 @@ class WeakConfig(_Section):
         description="train up to this many classifiers (seeds seed, seed+1, …; one split) until one's maps localise on "
         "the validation patients (pointing game ≥ 0.3); the one that localises best is kept",
     )
+    choose_classifier: bool = Field(
+        False,
+        description="train every one of the classifier_tries and keep the one whose maps best match the validation "
+        "patients' masks (the weak.choose_maps criterion, needs choose_thresholds), not the first that localises",
+    )
     maps: Literal["cam", "acam", "gradcam", "layercam"] = "acam"
     choose_maps: list[Literal["cam", "acam", "gradcam", "layercam"]] | None = Field(
         None,
@@ -276,6 +281,11 @@ class WeakConfig(_Section):
             raise ValueError(f"weak.background ({self.background}) must be below weak.foreground ({self.foreground})")
         if self.choose_maps and not self.choose_thresholds:
             raise ValueError("weak.choose_maps compares the maps at their own thresholds: set weak.choose_thresholds")
+        if self.choose_classifier and not self.choose_thresholds:
+            raise ValueError(
+                "weak.choose_classifier compares the classifiers' maps at their own thresholds: set "
+                "weak.choose_thresholds"
+            )
         return self
 
 

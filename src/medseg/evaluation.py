@@ -14,7 +14,7 @@ from medseg.data.image_io import binarize_mask
 from medseg.data.splits import SPLITS
 from medseg.evaluation_classifier import evaluate_classifier
 from medseg.inference import Predictor
-from medseg.metrics import METRIC_NAMES, aggregate, case_metrics
+from medseg.metrics import METRIC_NAMES, aggregate, by_truth, case_metrics
 from medseg.overlay import overlay, save_png
 from medseg.resolve import resolve_source
 from medseg.run_folder import RunFolder
@@ -155,6 +155,7 @@ def _evaluate(
         "eval": cfg.eval.model_dump(),
         "inference_mode": mode or "default",
         "metrics": aggregate(records),
+        "by_truth": by_truth(records),
     }
     table = [[f"{r[k]:.6f}" if isinstance(r[k], float) else r[k] for k in ("id", *METRIC_NAMES)] for r in records]
     run.write_evaluation(label, ["id", *METRIC_NAMES], table, summary)
@@ -166,16 +167,19 @@ def _metrics(
     predictor: Predictor, dataset, row: int, probs: torch.Tensor, stored_pred: np.ndarray, stored_truth: np.ndarray
 ) -> dict[str, float]:
     """One case's metrics at the stored resolution, or (`eval.resolution: source`) against its source mask, the
-    probabilities `(K, H', W')` upsampled to that mask's size."""
+    probabilities `(K, H', W')` upsampled to that mask's size; with `lesion` and `predicted`, whether the true mask
+    and the prediction hold foreground there."""
     cfg, store = predictor.cfg, dataset.store
     if cfg.eval.resolution == "stored":
         spacing = tuple(store.spacing[row]) if store.spacing is not None else None
-        return case_metrics(stored_pred, stored_truth, cfg.data.num_classes, spacing)
-    case = dataset.case(store.ids[row])
-    truth = binarize_mask(np.asarray(dataset.reader.load_mask(case)), case.mask, cfg.data.num_classes)
-    upsampled = F.interpolate(probs[None].float(), size=truth.shape, mode="bilinear", align_corners=False)
-    pred = predictor.masks_from(upsampled)[0]
-    return case_metrics(pred, truth, cfg.data.num_classes, dataset.reader.spacing(case))
+        pred, truth = stored_pred, stored_truth
+    else:
+        case = dataset.case(store.ids[row])
+        truth = binarize_mask(np.asarray(dataset.reader.load_mask(case)), case.mask, cfg.data.num_classes)
+        upsampled = F.interpolate(probs[None].float(), size=truth.shape, mode="bilinear", align_corners=False)
+        pred, spacing = predictor.masks_from(upsampled)[0], dataset.reader.spacing(case)
+    metrics = case_metrics(pred, truth, cfg.data.num_classes, spacing)
+    return {**metrics, "lesion": bool((truth > 0).any()), "predicted": bool((pred > 0).any())}
 
 
 def _write_overlays(folder: Path, store, records: list[dict], predictions: dict, count: int) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_hausdorff_distance
 
-__all__ = ["METRIC_NAMES", "binary_metrics", "case_metrics", "aggregate", "dice_scores", "hd95"]
+__all__ = ["METRIC_NAMES", "binary_metrics", "case_metrics", "aggregate", "by_truth", "dice_scores", "hd95"]
 
 METRIC_NAMES = ("dice", "iou", "sensitivity", "specificity", "precision", "hd95", "hd95_mm")
 
@@ -104,6 +104,23 @@ def aggregate(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
             "n": int(finite.size),
         }
     return summary
+
+
+def by_truth(rows: list[dict]) -> dict[str, dict[str, float | int | None]]:
+    """The cases split by their true mask, each row with booleans `lesion` (the true mask holds foreground) and
+    `predicted` (the prediction does): Dice over the lesion cases (`lesion.dice`: mean, std, median, n), and the
+    share of lesion-free cases given a non-empty mask (`lesion_free.false_positive_rate`, n). Where most slices hold
+    no lesion (a volume's slices), the mean Dice over every case mostly counts empty answers; these two say how the
+    lesions themselves are segmented and how often one is invented."""
+    lesion = [row for row in rows if row["lesion"]]
+    free = [row for row in rows if not row["lesion"]]
+    return {
+        "lesion": {"dice": aggregate(lesion)["dice"], "n": len(lesion)},
+        "lesion_free": {
+            "false_positive_rate": sum(row["predicted"] for row in free) / len(free) if free else None,
+            "n": len(free),
+        },
+    }
 
 
 def dice_scores(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

@@ -83,7 +83,19 @@ def _table(summary: dict) -> str:
         body.append(
             f"<tr><th>{name}</th><td>{cells[0]}</td><td>{cells[1]}</td><td>{cells[2]}</td><td>{m['n']}</td></tr>"
         )
-    return f"<table>{head}{''.join(body)}</table>"
+    return f"<table>{head}{''.join(body)}</table>{_by_truth(summary)}"
+
+
+def _by_truth(summary: dict) -> str:
+    """A line on the lesion cases' Dice and the lesion-free cases' false positives (summaries since by_truth)."""
+    split = summary.get("by_truth")
+    if not split or not split["lesion"]["n"] or not split["lesion_free"]["n"]:
+        return ""  # all cases of one kind: the table above says it
+    dice, free = split["lesion"]["dice"]["mean"], split["lesion_free"]
+    return (
+        f"<p>Cases whose true mask holds a lesion ({split['lesion']['n']}): Dice {dice:.4f}. Lesion-free cases "
+        f"({free['n']}): a mask predicted on {free['false_positive_rate']:.1%} of them.</p>"
+    )
 
 
 def _gallery(folder: Path, prefix: str) -> str:

@@ -234,6 +234,34 @@ def test_when_no_classifier_localises_the_best_try_is_kept(tmp_path):
     assert (run.path / "classifier-try2" / "last.pt").is_file()
 
 
+def test_with_choose_classifier_every_try_trains_and_the_best_maps_on_validation_win(tmp_path):
+    root = _phantom_folder(tmp_path / "data")
+    cfg = load_config(_config(root, tmp_path, classifier_tries=3, choose_classifier=True, choose_thresholds=True))
+    run = RunFolder(tmp_path / "run")
+    dice = {"classifier": 0.4, "classifier-try2": 0.7, "classifier-try3": 0.5}
+    seen = []
+
+    def maps_score(folder, _):
+        seen.append(folder.path.name)
+        return "cam", {"cam": dice[folder.path.name]}
+
+    def pointing(folder, _):
+        raise AssertionError("the pointing game does not decide here")
+
+    chosen = choose_classifier(cfg, run, show_progress=False, pointing=pointing, maps_score=maps_score)
+    assert seen == ["classifier", "classifier-try2", "classifier-try3"], "every try trains, even after one localises"
+    assert chosen.path.name == "classifier-try2" and run.classifier.path == chosen.path
+    report = json.loads(run.weak_path.read_text())
+    assert report["maps_choice"] == {"maps": "cam", "validation_dice": {"cam": 0.7}}
+    assert [t["maps_choice"]["validation_dice"]["cam"] for t in report["classifier_tries"]] == [0.4, 0.7, 0.5]
+    seen.clear()  # a resumed run takes the recorded figures
+    again = choose_classifier(cfg, run, show_progress=False, pointing=pointing, maps_score=maps_score)
+    assert again.path == chosen.path
+    assert seen == []
+    with pytest.raises(ValueError, match="choose_thresholds"):
+        load_config(_config(root, tmp_path, classifier_tries=3, choose_classifier=True))
+
+
 def test_choosing_maps_needs_thresholds_chosen_on_validation(tmp_path):
     raw = _config(tmp_path / "data", tmp_path, choose_maps=["cam", "layercam"])
     with pytest.raises(ValueError, match="choose_thresholds"):

@@ -160,16 +160,18 @@ def _with_maps(cfg: Config, maps: str) -> Config:
 
 @torch.no_grad()
 def choose_maps(classifier: RunFolder, cfg: Config) -> tuple[str, dict[str, float]]:
-    """Among `weak.choose_maps`, the kind of map whose maps (as `cfg.weak` makes them otherwise), at their own θ_FG,
-    have the best mean Dice against the validation lesion masks; and every candidate's Dice."""
+    """Among `weak.choose_maps` (or `weak.maps` alone), the kind of map whose maps (as `cfg.weak` makes them
+    otherwise), at their own θ_FG, have the best mean Dice against the validation lesion masks; and every
+    candidate's Dice."""
     predictor = Predictor.load(classifier.path, "best")
     dataset = true_dataset(cfg, classifier)
+    kinds = cfg.weak.choose_maps or [cfg.weak.maps]
     scores = {}
-    for maps in cfg.weak.choose_maps:
+    for maps in kinds:
         variant = _with_maps(cfg, maps)
         foreground, _, dice = _choose_thresholds(_split_maps(predictor, dataset, dataset.rows("val"), variant), variant)
         scores[maps] = dice[f"{foreground:g}"]
-    return max(cfg.weak.choose_maps, key=scores.__getitem__), scores
+    return max(kinds, key=scores.__getitem__), scores
 
 
 # Below this share of validation lesion images whose map peaks inside the lesion, the maps do not localise (on LGG
@@ -356,15 +358,20 @@ def choose_classifier(
     run: RunFolder,
     show_progress: bool = True,
     pointing: Callable[[RunFolder, Config], float | None] = validation_pointing,
+    maps_score: Callable[[RunFolder, Config], tuple[str, dict[str, float]]] = choose_maps,
 ) -> RunFolder:
-    """Stage 1's classifier: tries 1, 2, … up to `weak.classifier_tries` (seeds seed, seed+1, …; the first try's
-    split), stopping at the first whose maps localise on the validation patients (`pointing` ≥ `LOCALISATION_FLOOR`);
-    the try with the best pointing game is kept and named in weak.json (`classifier`, with every try's figure in
-    `classifier_tries`). A classifier can recognise lesion slices by a shortcut whose maps point away from the lesion
-    (on LGG, one seed's maps lit the scalp at the edge of the head); another seed may not."""
+    """Stage 1's classifier among tries 1, 2, … up to `weak.classifier_tries` (seeds seed, seed+1, …; the first
+    try's split), named in weak.json (`classifier`, with every try's figure in `classifier_tries`).
+
+    By default the tries stop at the first whose maps localise on the validation patients (`pointing` ≥
+    `LOCALISATION_FLOOR`), and the try with the best pointing game is kept: a classifier can recognise lesion slices
+    by a shortcut whose maps point away from the lesion (on LGG, one seed's maps lit the scalp at the edge of the
+    head); another seed may not. With `weak.choose_classifier`, every try is trained and the one whose maps match the
+    validation masks best (`maps_score`, the `weak.choose_maps` criterion) is kept, with its kind of map recorded as
+    `maps_choice`: classifiers of equal accuracy differ widely in how well their maps outline the lesions."""
     ctx = setup_distributed()
-    recorded = _report(run).get("classifier_tries", [])
-    measured = {t["folder"]: t["val_pointing_game"] for t in recorded}  # a resumed run does not measure them again
+    recorded = {t["folder"]: t for t in _report(run).get("classifier_tries", [])}  # a resumed run reuses them
+    choose = cfg.weak.choose_classifier
     tries = []
     for k in range(1, cfg.weak.classifier_tries + 1):
         folder = run.classifier_try(k)
@@ -372,16 +379,32 @@ def choose_classifier(
         if cfg.weak.classifier_tries == 1:  # nothing to choose from
             return folder
         name = folder.path.name
-        score = measured[name] if name in measured else pointing(folder, cfg)
-        tries.append({"folder": name, "seed": folder.config.seed, "val_pointing_game": score})
-        if score is None or score >= LOCALISATION_FLOOR:
+        entry = recorded.get(name) or {"folder": name, "seed": folder.config.seed}
+        if choose and "maps_choice" not in entry:
+            maps, scores = maps_score(folder, cfg)
+            entry["maps_choice"] = {"maps": maps, "validation_dice": scores}
+        if not choose and "val_pointing_game" not in entry:
+            entry["val_pointing_game"] = pointing(folder, cfg)
+        tries.append(entry)
+        if not choose and (entry["val_pointing_game"] is None or entry["val_pointing_game"] >= LOCALISATION_FLOOR):
             break
-    best = max(tries, key=lambda t: -1.0 if t["val_pointing_game"] is None else t["val_pointing_game"])
+    best = max(tries, key=_try_score)
     if ctx.is_main:
         _record(run, "classifier_tries", tries)
         _record(run, "classifier", best["folder"])
+        if choose:
+            _record(run, "maps_choice", best["maps_choice"])
     ctx.barrier()
     return run.classifier
+
+
+def _try_score(entry: dict) -> float:
+    """A classifier try's figure: its best kind of map's validation Dice, or its validation pointing game (-1 when
+    the validation patients hold no lesion)."""
+    if "maps_choice" in entry:
+        choice = entry["maps_choice"]
+        return choice["validation_dice"][choice["maps"]]
+    return -1.0 if entry["val_pointing_game"] is None else entry["val_pointing_game"]
 
 
 def _chosen_maps(cfg: Config, run: RunFolder, classifier: RunFolder) -> Config:
