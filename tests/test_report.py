@@ -29,3 +29,19 @@ def test_report_is_self_contained_with_curves_table_and_overlays(tmp_path):
     assert page.count("data:image/png;base64,") == 2  # curves + one overlay
     assert "0.8000" in page and "&lt;x&gt;" in page  # table value; config escaped
     assert "http://" not in page and "https://" not in page  # nothing fetched from a network
+
+
+def test_report_names_the_lesion_cases_dice_and_the_false_positives_apart():
+    from medseg.report import _table
+
+    metric = {"mean": 0.8, "std": 0.1, "median": 0.82, "n": 5}
+    summary = {"metrics": {"dice": metric}}
+    assert "lesion" not in _table(summary), "an older summary has no split by truth"
+    summary["by_truth"] = {
+        "lesion": {"dice": {"mean": 0.61, "std": 0.2, "median": 0.7, "n": 2}, "n": 2},
+        "lesion_free": {"false_positive_rate": 0.25, "n": 4},
+    }
+    text = _table(summary)
+    assert "lesion (2): Dice 0.6100" in text and "(4): a mask predicted on 25.0%" in text
+    summary["by_truth"]["lesion_free"] = {"false_positive_rate": None, "n": 0}
+    assert "Lesion-free" not in _table(summary)
