@@ -26,15 +26,11 @@ Every seed's figures go to `OUT/seed<k>/results.json` and one JSON line per seed
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import statistics
 import tempfile
 from pathlib import Path
-
-import torch
-from monai.metrics import compute_roc_auc
 
 from bench_semi import machine
 from medseg.atomic import write_text_atomic
@@ -42,11 +38,9 @@ from medseg.config import Config, load_config
 from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
-from medseg.methods.classification import row_labels
-from medseg.methods.level_balance import level_bins, level_log_odds
 from medseg.postprocessing_choice import PLAIN, as_overrides, choose_postprocessing
 from medseg.run_folder import RunFolder
-from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, true_dataset, write_pseudo_masks
+from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, write_pseudo_masks
 
 RESULTS = Path(__file__).parent / "results" / "weak.jsonl"
 STAGE1_RESULTS = Path(__file__).parent / "results" / "weak_stage1.jsonl"
@@ -99,22 +93,6 @@ def _figures(run_dir: Path, which: str = "best", split: str = "test", plain: boo
     }
 
 
-def auc_with_level_prior(classifier: RunFolder, cfg: Config) -> float:
-    """Test ROC AUC of a level-balanced classifier's logit plus the training slices' level log-odds
-    (`level_log_odds`, over the classifier's own level bins): a detector that uses both the image and where the slice
-    lies in the volume."""
-    bins = classifier.config.method.get("level_bins", 10)
-    dataset = true_dataset(cfg, classifier)
-    train = dataset.rows("train")
-    odds = level_log_odds(dataset.levels[train], row_labels(dataset, train, "mask", None), bins)
-    with (classifier.path / "eval" / "test" / "cases.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    levels = dataset.levels[dataset.store.index([r["id"] for r in rows])]
-    probability = torch.tensor([float(r["probability"]) for r in rows], dtype=torch.float64).clamp(1e-7, 1 - 1e-7)
-    score = torch.logit(probability) + torch.from_numpy(odds[level_bins(levels, bins)])
-    return float(compute_roc_auc(score, torch.tensor([int(r["label"]) for r in rows])))
-
-
 def _ratio(weak: dict, full: dict) -> float | None:
     return weak["dice_lesion"] / full["dice_lesion"] if full["dice_lesion"] else None
 
@@ -133,8 +111,8 @@ def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only:
         write_text_atomic(weak_dir / "weak.yaml", cfg.to_yaml())
     chosen = choose_classifier(cfg, RunFolder(weak_dir), show_progress=False)  # more tries if the first misleads
     results: dict = {"seed": seed, "classifier": evaluate_run(chosen.path, "test")["metrics"]}
-    if cfg.weak.level_balanced:
-        results["classifier"]["roc_auc_with_level_prior"] = auc_with_level_prior(chosen, cfg)
+    if "roc_auc_with_level_prior" in results["classifier"]:  # a level-balanced classifier; a number, as in older rows
+        results["classifier"]["roc_auc_with_level_prior"] = results["classifier"]["roc_auc_with_level_prior"]["mean"]
     results["classifier_used"] = chosen.path.name
     if chosen.path.name != "classifier":
         results["classifier_first"] = evaluate_run(classifier, "test")["metrics"]

@@ -1,5 +1,8 @@
 """Evaluate an image-level classifier on a split: per-image label, probability and prediction; accuracy,
-sensitivity, specificity and ROC AUC (binary, MONAI) or accuracy (multi-class)."""
+sensitivity, specificity and ROC AUC (binary, MONAI) or accuracy (multi-class). A level-balanced classifier was
+trained not to use where a slice lies in its volume; its ROC AUC is also given with that level's evidence added back
+(`roc_auc_with_level_prior`: the logit plus the training images' level log-odds), the detector a user has when
+slices come with their position."""
 
 from __future__ import annotations
 
@@ -8,10 +11,18 @@ import torch
 from monai.metrics import compute_roc_auc
 
 from medseg.data.dataset import Dataset, iterate_batches
-from medseg.methods.classification import image_labels
+from medseg.methods.classification import image_labels, row_labels
+from medseg.methods.level_balance import level_bins, level_log_odds
 from medseg.run_folder import RunFolder
 
 __all__ = ["evaluate_classifier"]
+
+
+def _labelled(method, dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+    """The store rows among `rows` whose image label is known (a mask, or a case label ≥ 0)."""
+    if method.label_from == "mask":
+        return np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
+    return rows[dataset.labels[rows] >= 0]
 
 
 def _rate(hits: int, total: int) -> dict:
@@ -28,17 +39,15 @@ def evaluate_classifier(
         ValueError: no image of the split has a label.
     """
     method, cfg = predictor.method, predictor.cfg
-    if method.label_from == "mask":
-        rows = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
-    else:
-        rows = rows[dataset.labels[rows] >= 0]
+    rows = _labelled(method, dataset, rows)
     if len(rows) == 0:
         raise ValueError(f"{run.eval_dir(label or header['split'])}: no labelled image to evaluate")
-    ids, labels, probabilities = [], [], []
+    order, labels, probabilities = [], [], []
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size, labels=dataset.labels):
         labels.append(image_labels(batch, method.label_from, method.classes))
         probabilities.append(predictor.probabilities(batch["image"]))
-        ids += [dataset.store.ids[r] for r in batch["row"].tolist()]
+        order += batch["row"].tolist()
+    ids = [dataset.store.ids[r] for r in order]
     truth, probs = torch.cat(labels), torch.cat(probabilities)
     predicted = method.predicted_classes(probs)
     binary = probs.shape[1] == 1
@@ -50,6 +59,10 @@ def evaluate_classifier(
         both = bool(positive.any() and negative.any())
         auc = float(compute_roc_auc(probs[:, 0], truth)) if both else None
         metrics["roc_auc"] = {"mean": auc, "std": None, "median": None, "n": len(truth)}
+        prior = _with_level_prior(method, dataset, np.array(order), probs[:, 0]) if both else None
+        if prior is not None:
+            auc = float(compute_roc_auc(prior, truth))
+            metrics["roc_auc_with_level_prior"] = {"mean": auc, "std": None, "median": None, "n": len(truth)}
 
     confidence = probs[:, 0] if binary else probs.max(1).values
     table = [
@@ -59,3 +72,18 @@ def evaluate_classifier(
     summary = {**header, "cases": len(ids), "size": cfg.data.size, "task": "classification", "metrics": metrics}
     run.write_evaluation(label or header["split"], ["id", "label", "probability", "predicted"], table, summary)
     return summary
+
+
+def _with_level_prior(method, dataset: Dataset, rows: np.ndarray, probabilities: torch.Tensor) -> torch.Tensor | None:
+    """Detection scores `(N,)` of store rows `rows`: a level-balanced binary classifier's logit plus the log-odds of
+    the row's level bin among the dataset's training images (their image labels); None for another classifier, or
+    without training images of both classes to learn the odds from (an external data set)."""
+    if not getattr(method, "level_balanced", False):
+        return None
+    known = _labelled(method, dataset, dataset.rows("train"))
+    labels = row_labels(dataset, known, method.label_from, method.classes) if len(known) else np.zeros(0, np.int64)
+    if len(set(labels.tolist())) < 2:
+        return None
+    odds = level_log_odds(dataset.levels[known], labels, method.level_bins)
+    logit = torch.logit(probabilities.double().clamp(1e-7, 1 - 1e-7))
+    return logit + torch.from_numpy(odds[level_bins(dataset.levels[rows], method.level_bins)])

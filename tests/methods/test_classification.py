@@ -97,3 +97,39 @@ def test_level_balancing_refuses_patches_that_may_not_hold_the_lesion(phantom_co
     config["weak"] = {"level_balanced": True}
     with pytest.raises(ValueError, match="weak.level_balanced weighs each slice"):
         load_config(config)
+
+
+def test_a_level_balanced_classifier_is_also_scored_with_the_level_evidence_added_back(
+    phantom_config, tmp_path, monkeypatch
+):
+    """With an image part that says nothing (p = 0.5 everywhere), the score with the prior is the training images'
+    level log-odds alone: its ROC AUC is theirs, while the classifier's own is 0.5. Lesion slices lie high here, half
+    of the others low."""
+    from types import SimpleNamespace
+
+    from monai.metrics import compute_roc_auc
+
+    from medseg.evaluation_classifier import evaluate_classifier
+    from medseg.methods.level_balance import level_bins, level_log_odds
+    from medseg.run_folder import RunFolder
+
+    cfg = _config(phantom_config, level_balanced=True, level_bins=2)
+    dataset = prepare_dataset(cfg.data, cfg.seed)
+    predictor = SimpleNamespace(
+        method=build_method(cfg), cfg=cfg, probabilities=lambda images: torch.full((len(images), 1), 0.5)
+    )
+    label = lambda rows: np.array([int((dataset.store.mask(int(r)) == 1).any()) for r in rows])  # noqa: E731
+    every = np.arange(len(dataset.store.ids))
+    levels = np.where(label(every) == 1, 0.75, np.where(every % 2 == 1, 0.25, 0.75))
+    monkeypatch.setattr(type(dataset), "levels", property(lambda self: levels))
+    test = dataset.rows("test")
+    summary = evaluate_classifier(predictor, dataset, test, RunFolder(tmp_path / "run"), {"split": "test"})
+    train = dataset.rows("train")
+    odds = level_log_odds(dataset.levels[train], label(train), 2)[level_bins(dataset.levels[test], 2)]
+    expected = float(compute_roc_auc(torch.from_numpy(odds), torch.from_numpy(label(test))))
+    assert summary["metrics"]["roc_auc"]["mean"] == 0.5 and expected != 0.5, "the phantoms' levels tell something"
+    assert summary["metrics"]["roc_auc_with_level_prior"]["mean"] == pytest.approx(expected)
+    plain = _config(phantom_config)
+    predictor.method, predictor.cfg = build_method(plain), plain
+    summary = evaluate_classifier(predictor, dataset, test, RunFolder(tmp_path / "plain"), {"split": "test"})
+    assert "roc_auc_with_level_prior" not in summary["metrics"]
