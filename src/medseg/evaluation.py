@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +21,7 @@ from medseg.overlay import overlay, save_png
 from medseg.resolve import resolve_source
 from medseg.run_folder import RunFolder
 
-__all__ = ["evaluate_run", "evaluate_external", "eval_settings", "describe_resolution"]
+__all__ = ["evaluate_run", "evaluate_external", "eval_settings", "describe_resolution", "mean_dice_by_settings"]
 
 
 def describe_resolution(data: DataConfig, at: str = "stored") -> str:
@@ -73,6 +75,44 @@ def evaluate_run(
     dataset = prepare_dataset(data, predictor.cfg.seed, run.splits())
     header = {"split": split, "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
     return _evaluate(predictor, dataset, dataset.rows(split), run, label or split, header, mode)
+
+
+def mean_dice_by_settings(
+    run_dir: str | Path, split: str, settings: dict[str, dict[str, Any]], which: str | None = None, device: str = "auto"
+) -> dict[str, float]:
+    """The mean Dice on `split` (true masks) that `evaluate_run` would report with each named eval setting
+    (`{"threshold", "tta", "largest_component"}`), the network run once per value of `tta`: the threshold and the
+    largest component only change how its probabilities become masks. Writes nothing.
+
+    Raises:
+        ValueError: the split holds no case with a mask.
+    """
+    run = RunFolder(run_dir)
+    base = _predictor(run, which, device, None, None)
+    data = base.cfg.data.model_copy(update={"mask_override": None})
+    dataset = prepare_dataset(data, base.cfg.seed, run.splits())
+    rows = np.array([r for r in dataset.rows(split) if dataset.store.has_mask(int(r))], dtype=np.int64)
+    if len(rows) == 0:
+        raise ValueError(f"{run.path}: {split!r} has no case with a mask to evaluate")
+    dice: dict[str, list[float]] = {name: [] for name in settings}
+    for tta in sorted({bool(s["tta"]) for s in settings.values()}):
+        group = {name: _with_eval(base, s) for name, s in settings.items() if bool(s["tta"]) == tta}
+        forward = next(iter(group.values()))
+        for batch in iterate_batches(dataset.store, rows, base.cfg.train.batch_size):
+            probs = forward.probabilities(batch["image"])
+            for name, predictor in group.items():
+                pred = predictor.masks_from(probs)
+                for k, row in enumerate(batch["row"].tolist()):
+                    truth = batch["mask"][k].numpy()
+                    dice[name].append(_metrics(predictor, dataset, row, probs[k], pred[k], truth)["dice"])
+    return {name: float(np.mean(values)) for name, values in dice.items()}
+
+
+def _with_eval(predictor: Predictor, settings: dict[str, Any]) -> Predictor:
+    """A shallow copy of `predictor` (the same network) whose eval settings are updated with `settings`."""
+    other = copy.copy(predictor)
+    other.cfg = predictor.cfg.model_copy(update={"eval": predictor.cfg.eval.model_copy(update=settings)})
+    return other
 
 
 def evaluate_external(

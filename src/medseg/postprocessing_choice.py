@@ -11,7 +11,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from medseg.evaluation import evaluate_run
+from medseg.evaluation import mean_dice_by_settings
 from medseg.run_folder import RunFolder
 
 __all__ = ["PLAIN", "THRESHOLDS", "candidates", "choose_postprocessing", "as_overrides"]
@@ -40,7 +40,8 @@ def choose_postprocessing(
     run_dir: str | Path, split: str = "val", which: str | None = None, apply: bool = True
 ) -> dict:
     """Evaluate the run's checkpoint `which` (default: its `eval.checkpoint`) on `split`, against the true masks,
-    with each of `candidates`; the one with the best mean Dice is written into the run's config when `apply`.
+    with each of `candidates` (the network runs once without and once with flips); the one with the best mean Dice is
+    written into the run's config when `apply`.
 
     Returns:
         {"split", "checkpoint", "chosen": name, "settings": {threshold, tta, largest_component},
@@ -52,11 +53,7 @@ def choose_postprocessing(
     run = RunFolder(run_dir)
     which = which or run.config.eval.checkpoint
     grid = candidates(binary=run.config.model.get("out_channels", 1) == 1)
-    scores = {}
-    for k, (name, settings) in enumerate(grid.items()):
-        overrides = [*as_overrides(settings), "eval.overlays=0"]
-        summary = evaluate_run(run.path, split, which=which, overrides=overrides, label=f"{split}-pp{k}")
-        scores[name] = float(summary["metrics"]["dice"]["mean"])
+    scores = mean_dice_by_settings(run.path, split, grid, which)
     chosen = max(grid, key=scores.__getitem__)  # the first, simplest, of equals
     if apply:
         cfg = run.config

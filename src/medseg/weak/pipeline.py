@@ -3,7 +3,8 @@
     <run>/weak.yaml                  the pipeline's config, as given (resolved)
     <run>/classifier/                a classification run on the image labels (its own config, metrics, checkpoints)
     <run>/classifier-try<k>/         with `weak.classifier_tries`: another seed's classifier, trained when the
-                                     earlier ones' maps did not localise on the validation patients
+                                     earlier ones' maps did not localise on the validation patients (every try
+                                     with `weak.choose_classifier`)
     <run>/pseudo_masks.npz           round 1's pseudo-masks of the training and validation images, from the
                                      classifier's maps (refined by a CRF with `weak.refine: crf`)
     <run>/round<k>/                  with `weak.rounds` > 1: the segmentation run of round k < last, whose
@@ -12,8 +13,8 @@
                                      thresholds, each round's pseudo-masks against the true masks where known
     <run>/...                        the last round's segmentation run: its config.yaml, checkpoints, metrics;
                                      its test evaluation uses the true masks
-    <run>/eval/val-*/                with `weak.choose_postprocessing`: the last round on the validation patients'
-                                     true masks with each post-processing; the best is written into config.yaml
+    <run>/config.yaml (eval)         with `weak.choose_postprocessing`: the post-processing that scored best on the
+                                     validation patients' true masks
     <run>/weak_panels/               a few test slices: image | map | refined pseudo-mask | prediction | truth
 
 True masks are never a training target: the classifier sees only image labels (lesion present: the mask is not
