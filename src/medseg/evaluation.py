@@ -70,9 +70,7 @@ def evaluate_run(
     """
     run = RunFolder(run_dir)
     predictor = _predictor(run, which, device, overrides, mode)
-    # against the true masks on every split, also for a run trained on pseudo-masks
-    data = predictor.cfg.data.model_copy(update={"mask_override": None})
-    dataset = prepare_dataset(data, predictor.cfg.seed, run.splits())
+    dataset = _with_true_masks(run, predictor)
     header = {"split": split, "checkpoint": predictor.checkpoint.name, "epoch": predictor.epoch}
     return _evaluate(predictor, dataset, dataset.rows(split), run, label or split, header, mode)
 
@@ -89,11 +87,8 @@ def mean_dice_by_settings(
     """
     run = RunFolder(run_dir)
     base = _predictor(run, which, device, None, None)
-    data = base.cfg.data.model_copy(update={"mask_override": None})
-    dataset = prepare_dataset(data, base.cfg.seed, run.splits())
-    rows = np.array([r for r in dataset.rows(split) if dataset.store.has_mask(int(r))], dtype=np.int64)
-    if len(rows) == 0:
-        raise ValueError(f"{run.path}: {split!r} has no case with a mask to evaluate")
+    dataset = _with_true_masks(run, base)
+    rows = _rows_with_masks(dataset, dataset.rows(split), f"{run.path}: {split!r}")
     dice: dict[str, list[float]] = {name: [] for name in settings}
     for tta in sorted({bool(s["tta"]) for s in settings.values()}):
         group = {name: _with_eval(base, s) for name, s in settings.items() if bool(s["tta"]) == tta}
@@ -106,6 +101,25 @@ def mean_dice_by_settings(
                     truth = batch["mask"][k].numpy()
                     dice[name].append(_metrics(predictor, dataset, row, probs[k], pred[k], truth)["dice"])
     return {name: float(np.mean(values)) for name, values in dice.items()}
+
+
+def _with_true_masks(run: RunFolder, predictor: Predictor):
+    """The run's data on its own splits, with the true masks on every split (also for a run trained on
+    pseudo-masks)."""
+    data = predictor.cfg.data.model_copy(update={"mask_override": None})
+    return prepare_dataset(data, predictor.cfg.seed, run.splits())
+
+
+def _rows_with_masks(dataset, rows: np.ndarray, where: str) -> np.ndarray:
+    """The store rows among `rows` that have a mask.
+
+    Raises:
+        ValueError: none has (`where` names the split).
+    """
+    kept = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
+    if len(kept) == 0:
+        raise ValueError(f"{where} has no case with a mask to evaluate")
+    return kept
 
 
 def _with_eval(predictor: Predictor, settings: dict[str, Any]) -> Predictor:
@@ -175,9 +189,7 @@ def _evaluate(
     cfg = predictor.cfg
     if predictor.method.task == "classification":
         return evaluate_classifier(predictor, dataset, rows, run, header, label)
-    rows = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
-    if len(rows) == 0:
-        raise ValueError(f"{run.path}: {label!r} has no case with a mask to evaluate")
+    rows = _rows_with_masks(dataset, rows, f"{run.path}: {label!r}")
     records, predictions = [], {}
     for batch in iterate_batches(dataset.store, rows, cfg.train.batch_size):
         probs = predictor.probabilities(batch["image"])
