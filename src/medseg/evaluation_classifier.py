@@ -11,14 +11,14 @@ import torch
 from monai.metrics import compute_roc_auc
 
 from medseg.data.dataset import Dataset, iterate_batches
-from medseg.methods.classification import image_labels, row_labels
+from medseg.methods.classification import Classification, image_labels, row_labels
 from medseg.methods.level_balance import level_bins, level_log_odds
 from medseg.run_folder import RunFolder
 
 __all__ = ["evaluate_classifier"]
 
 
-def _labelled(method, dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+def _labelled(method: Classification, dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     """The store rows among `rows` whose image label is known (a mask, or a case label ≥ 0)."""
     if method.label_from == "mask":
         return np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
@@ -74,11 +74,13 @@ def evaluate_classifier(
     return summary
 
 
-def _with_level_prior(method, dataset: Dataset, rows: np.ndarray, probabilities: torch.Tensor) -> torch.Tensor | None:
+def _with_level_prior(
+    method: Classification, dataset: Dataset, rows: np.ndarray, probabilities: torch.Tensor
+) -> torch.Tensor | None:
     """Detection scores `(N,)` of store rows `rows`: a level-balanced binary classifier's logit plus the log-odds of
     the row's level bin among the dataset's training images (their image labels); None for another classifier, or
     without training images of both classes to learn the odds from (an external data set)."""
-    if not getattr(method, "level_balanced", False):
+    if not method.level_balanced:
         return None
     known = _labelled(method, dataset, dataset.rows("train"))
     labels = row_labels(dataset, known, method.label_from, method.classes) if len(known) else np.zeros(0, np.int64)
