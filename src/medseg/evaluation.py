@@ -116,7 +116,7 @@ def _rows_with_masks(dataset, rows: np.ndarray, where: str) -> np.ndarray:
     Raises:
         ValueError: none has (`where` names the split).
     """
-    kept = np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
+    kept = dataset.with_masks(rows)
     if len(kept) == 0:
         raise ValueError(f"{where} has no case with a mask to evaluate")
     return kept

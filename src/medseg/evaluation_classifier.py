@@ -21,7 +21,7 @@ __all__ = ["evaluate_classifier"]
 def _labelled(method: Classification, dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     """The store rows among `rows` whose image label is known (a mask, or a case label ≥ 0)."""
     if method.label_from == "mask":
-        return np.array([r for r in rows if dataset.store.has_mask(int(r))], dtype=np.int64)
+        return dataset.with_masks(rows)
     return rows[dataset.labels[rows] >= 0]
 
 

@@ -60,6 +60,10 @@ class Dataset:
         """Store rows of the cases in `split`, in case order."""
         return self.store.index([c.id for c in self.cases if self.assignment.get(c.id) == split])
 
+    def with_masks(self, rows: np.ndarray) -> np.ndarray:
+        """The store rows among `rows` that have a mask, in their order."""
+        return np.array([r for r in rows if self.store.has_mask(int(r))], dtype=np.int64)
+
 
 def prepare_dataset(
     data: DataConfig,
