@@ -5,7 +5,8 @@ best-validated checkpoints both evaluated on test; nothing chosen on test), with
     .venv/bin/python benchmarks/bench_semi.py run configs/figshare-semi.yaml --dataset figshare \
         --ratios 0.1 1 --methods supervised bcp mean_teacher cps cdma --seeds 0 1 2 --out runs/bench-semi/figshare
     .venv/bin/python benchmarks/bench_semi.py table --dataset figshare --ratio 0.1
-    .venv/bin/python benchmarks/bench_semi.py plot --dataset figshare --out benchmarks/semi-figshare.png
+    .venv/bin/python benchmarks/bench_semi.py plot --dataset figshare --out benchmarks/semi-figshare.png \
+        --methods supervised bcp --full supervised
     .venv/bin/python benchmarks/bench_semi.py curves runs/bench-semi/figshare --out benchmarks/semi-curves.png
 
 `run` appends one JSON line per finished point to `benchmarks/results/semi.jsonl` (with the CPU, whether it
@@ -141,17 +142,21 @@ def plot(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     rows = _rows(args.dataset)
-    methods = sorted({r["method"] for r in rows} - {"supervised"})
+    full = [r["test_dice_last"] for r in rows if r["ratio"] == 1.0 and r["method"] == args.full]
+    methods = args.methods or sorted({r["method"] for r in rows if r["ratio"] < 1.0})
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
-    for method in ["supervised", *methods]:
+    for method in methods:
         points: dict[float, list[float]] = defaultdict(list)
         for row in rows:
-            if row["method"] == method or (row["ratio"] == 1.0 and row["method"] == "supervised"):
+            if row["method"] == method and row["ratio"] < 1.0:
                 points[row["ratio"]].append(row["test_dice_last"])
+        if full:  # every curve ends at the full-label upper bound
+            points[1.0] = full
         ratios = sorted(points)
         means = [statistics.mean(points[r]) for r in ratios]
         spreads = [statistics.stdev(points[r]) if len(points[r]) > 1 else 0.0 for r in ratios]
-        axis.errorbar([100 * r for r in ratios], means, yerr=spreads, marker="o", capsize=3, label=method)
+        label = _display(method, args.alias)
+        axis.errorbar([100 * r for r in ratios], means, yerr=spreads, marker="o", capsize=3, label=label)
     axis.set(xscale="log", xlabel="labelled training slices (%)", ylabel="test Dice (last checkpoint)")
     axis.set_title(f"{args.dataset}: label budget (mean ± sd over seeds)")
     axis.grid(alpha=0.3)
@@ -216,6 +221,9 @@ def main() -> None:
     draw = commands.add_parser("plot", help="test Dice against the labelled share")
     draw.add_argument("--dataset", required=True)
     draw.add_argument("--out", type=Path, required=True)
+    draw.add_argument("--methods", nargs="*", default=[], help="the methods to draw (default: every one below 100%%)")
+    draw.add_argument("--full", default="supervised", help="the 100%% method every curve ends at")
+    draw.add_argument("--alias", nargs="*", default=[], help="SHORT=TEXT: print TEXT in method names as SHORT")
     trace = commands.add_parser("curves", help="validation Dice per epoch of the run folders at one share")
     trace.add_argument("runs", type=Path, help="the --out folder of `run`")
     trace.add_argument("--ratio", type=float, default=0.1)

@@ -7,6 +7,7 @@ from medseg.methods import (  # noqa: E402, F401, I001  (registration, after the
     classification,
     cps,
     entropy_minimization,
+    fixmatch,
     mcnet,
     mean_teacher,
     msga,

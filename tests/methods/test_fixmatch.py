@@ -1,0 +1,131 @@
+"""FixMatch: the strong view moves no pixel, CutMix carries pseudo-labels with their pixels, unsure pixels are no
+targets, and the teacher survives a checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from medseg.methods import fixmatch
+from medseg.methods.fixmatch import confidence, gaussian_blur, strong_view
+from tests.helpers import built_method
+
+
+def _patterns(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random 0/1 block patterns `(B, 1, 24, 24)` and their masks (the pattern itself)."""
+    generator = torch.Generator().manual_seed(seed)
+    blocks = (torch.rand(count, 1, 6, 6, generator=generator) > 0.5).float()
+    images = blocks.repeat_interleave(4, 2).repeat_interleave(4, 3)
+    return images, images[:, 0].long()
+
+
+class _Oracle(nn.Module):
+    """Logit +/-20 where the image is above / below 0.5 (times `scale`): it segments the patterns."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1)
+        nn.init.constant_(self.conv.weight, 40.0 * scale)
+        nn.init.constant_(self.conv.bias, -20.0 * scale)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_gaussian_blur_keeps_a_flat_image_and_spreads_a_point_by_its_sigma():
+    flat = torch.full((2, 1, 9, 9), 3.0)
+    torch.testing.assert_close(gaussian_blur(flat, torch.tensor([0.5, 1.5])), flat)
+    point = torch.zeros(2, 1, 9, 9)
+    point[:, :, 4, 4] = 1
+    blurred = gaussian_blur(point, torch.tensor([0.1, 1.5]))
+    assert blurred[0, 0, 4, 4] > 0.99, "a tiny sigma leaves the image as it was"
+    assert blurred[1, 0, 4, 4] < 0.2 and blurred[1, 0, 4, 5] > 0.05
+    torch.testing.assert_close(blurred.sum((1, 2, 3)), torch.ones(2))
+
+
+def test_the_strong_view_changes_intensities_but_moves_no_pixel():
+    torch.manual_seed(0)
+    images = torch.zeros(16, 1, 32, 32)
+    spots = torch.randint(4, 28, (16, 2))
+    for k, (y, x) in enumerate(spots):
+        images[k, 0, y - 2 : y + 3, x - 2 : x + 3] = 5.0
+    strong = strong_view(images)
+    assert strong.shape == images.shape
+    assert (strong - images).abs().mean() > 0.05, "the view is not the image"
+    # the brightest 5×5 window of each view is still its spot (its top-left corner 2 pixels up and left)
+    peaks = torch.nn.functional.avg_pool2d(strong, 5, stride=1).flatten(1).argmax(1)
+    assert torch.equal(peaks // 28, spots[:, 0] - 2) and torch.equal(peaks % 28, spots[:, 1] - 2), "each spot stays put"
+
+
+def test_confidence_is_the_predicted_class_probability():
+    binary = torch.tensor([0.1, 0.5, 0.97]).view(1, 1, 1, 3)
+    torch.testing.assert_close(confidence(binary), torch.tensor([[[0.9, 0.5, 0.97]]]))
+    three = torch.tensor([0.2, 0.7, 0.1]).view(1, 3, 1, 1)
+    torch.testing.assert_close(confidence(three), torch.tensor([[[0.7]]]))
+
+
+@pytest.mark.parametrize("cutmix", [0.0, 1.0])
+def test_pseudo_labels_follow_their_pixels_through_cutmix(phantom_config, monkeypatch, cutmix):
+    """With the strong view left out, a network that segments every pattern (and, as the teacher, labels every
+    pixel right) has almost no loss, CutMix or not; had a pseudo-label been pasted from another image than its
+    pixels, it would be wrong on a share of the rectangle."""
+    monkeypatch.setattr(fixmatch, "strong_view", lambda images: images)
+    config = phantom_config()
+    config["method"] = {"name": "fixmatch", "cutmix": cutmix, "patch": 0.6}
+    method = built_method(config)
+    method.model = _Oracle()
+    images, masks = _patterns(8, seed=1)
+    unlabeled, _ = _patterns(8, seed=2)
+    torch.manual_seed(0)
+    terms = method.training_step({"image": images, "mask": masks, "unlabeled_image": unlabeled})
+    assert terms["confident_share"] == 1.0
+    assert terms["loss"] < 0.02
+
+    if cutmix:  # the pseudo-labels (the second of the three pastes) from another image: now they disagree
+        real, calls = fixmatch.copy_paste, iter(range(3))
+
+        def labels_from_elsewhere(outside, inside, region):
+            return real(outside, inside.roll(1, 0) if next(calls) == 1 else inside, region)
+
+        monkeypatch.setattr(fixmatch, "copy_paste", labels_from_elsewhere)
+        torch.manual_seed(0)
+        wrong = method.training_step({"image": images, "mask": masks, "unlabeled_image": unlabeled})
+        assert wrong["loss_unlabeled"] > 0.2
+
+
+def test_unsure_pixels_are_no_targets(phantom_config):
+    config = phantom_config()
+    config["method"] = {"name": "fixmatch", "threshold": 0.95}
+    method = built_method(config)
+    method.model = _Oracle(scale=0.01)  # logits within ±0.2: no pixel reaches 0.95
+    images, masks = _patterns(4, seed=3)
+    terms = method.training_step({"image": images, "mask": masks, "unlabeled_image": _patterns(4, seed=4)[0]})
+    assert terms["confident_share"] == 0 and terms["loss_unlabeled"] == 0
+    assert terms["loss"].item() == pytest.approx(terms["loss_supervised"].item())
+
+
+def test_the_teacher_follows_the_student_and_survives_a_checkpoint(phantom_config):
+    config = phantom_config()
+    config["method"] = {"name": "fixmatch", "ema_decay": 0.5}
+    method = built_method(config)
+    images, masks = _patterns(4, seed=5)
+    method.training_step({"image": images, "mask": masks, "unlabeled_image": _patterns(4, seed=6)[0]})
+    before = [p.clone() for p in method.ema.model.parameters()]
+    with torch.no_grad():
+        for p in method.model.parameters():
+            p.add_(1.0)
+    method.after_step()
+    for old, new, student in zip(before, method.ema.model.parameters(), method.model.parameters(), strict=True):
+        torch.testing.assert_close(new, (old + student) / 2)
+    restored = built_method(config)
+    restored.load_state_dict(method.state_dict())
+    for a, b in zip(restored.ema.model.parameters(), method.ema.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_invalid_options_are_refused(phantom_config):
+    config = phantom_config()
+    config["method"] = {"name": "fixmatch", "cutmix": 1.5}
+    with pytest.raises(ValueError, match="method.cutmix"):
+        built_method(config)
