@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from medseg.methods import fixmatch
-from medseg.methods.fixmatch import confidence, gaussian_blur, strong_view
+from medseg.methods.fixmatch import confidence, cutmix_boxes, gaussian_blur, paste_from_next, strong_view
 from tests.helpers import built_method
 
 
@@ -36,26 +36,40 @@ class _Oracle(nn.Module):
 def test_gaussian_blur_keeps_a_flat_image_and_spreads_a_point_by_its_sigma():
     flat = torch.full((2, 1, 9, 9), 3.0)
     torch.testing.assert_close(gaussian_blur(flat, torch.tensor([0.5, 1.5])), flat)
-    point = torch.zeros(2, 1, 9, 9)
-    point[:, :, 4, 4] = 1
+    point = torch.zeros(2, 1, 13, 13)  # the window (9 × 9) stays clear of the borders
+    point[:, :, 6, 6] = 1
     blurred = gaussian_blur(point, torch.tensor([0.1, 1.5]))
-    assert blurred[0, 0, 4, 4] > 0.99, "a tiny sigma leaves the image as it was"
-    assert blurred[1, 0, 4, 4] < 0.2 and blurred[1, 0, 4, 5] > 0.05
+    assert blurred[0, 0, 6, 6] > 0.99, "a tiny sigma leaves the image as it was"
+    assert blurred[1, 0, 6, 6] < 0.2 and blurred[1, 0, 6, 7] > 0.05
     torch.testing.assert_close(blurred.sum((1, 2, 3)), torch.ones(2))
 
 
 def test_the_strong_view_changes_intensities_but_moves_no_pixel():
     torch.manual_seed(0)
-    images = torch.zeros(16, 1, 32, 32)
+    images = torch.linspace(0, 1, 32).expand(16, 1, 32, 32).clone()  # a ramp, and a bright spot per image
     spots = torch.randint(4, 28, (16, 2))
     for k, (y, x) in enumerate(spots):
         images[k, 0, y - 2 : y + 3, x - 2 : x + 3] = 5.0
     strong = strong_view(images)
     assert strong.shape == images.shape
-    assert (strong - images).abs().mean() > 0.05, "the view is not the image"
+    changed = (strong - images).abs().amax(dim=(1, 2, 3)) > 0.05
+    assert changed.sum() >= 10, "most views differ from their image (each is left as it is with probability 0.1)"
     # the brightest 5×5 window of each view is still its spot (its top-left corner 2 pixels up and left)
     peaks = torch.nn.functional.avg_pool2d(strong, 5, stride=1).flatten(1).argmax(1)
     assert torch.equal(peaks // 28, spots[:, 0] - 2) and torch.equal(peaks % 28, spots[:, 1] - 2), "each spot stays put"
+
+
+def test_cutmix_boxes_are_one_solid_box_of_the_asked_area_per_chosen_image():
+    torch.manual_seed(0)
+    assert not cutmix_boxes(8, 40, 40, p=0.0).any()
+    boxes = cutmix_boxes(64, 40, 40, p=1.0)
+    for box in boxes:
+        rows, cols = box.any(1).nonzero()[:, 0], box.any(0).nonzero()[:, 0]
+        assert box[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all() and box.sum() == len(rows) * len(cols)
+        assert 0.01 <= box.float().mean() <= 0.45
+    mixed = paste_from_next(torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 40, 40), boxes[:3])
+    assert torch.equal(mixed[:, 0] != torch.arange(3.0).view(3, 1, 1), boxes[:3]), "boxes come from another image"
+    assert torch.equal(mixed[2, 0][boxes[2]], torch.zeros(int(boxes[2].sum()))), "the last image's from the first"
 
 
 def test_confidence_is_the_predicted_class_probability():
@@ -69,10 +83,10 @@ def test_confidence_is_the_predicted_class_probability():
 def test_pseudo_labels_follow_their_pixels_through_cutmix(phantom_config, monkeypatch, cutmix):
     """With the strong view left out, a network that segments every pattern (and, as the teacher, labels every
     pixel right) has almost no loss, CutMix or not; had a pseudo-label been pasted from another image than its
-    pixels, it would be wrong on a share of the rectangle."""
+    pixels, it would be wrong on a share of the box."""
     monkeypatch.setattr(fixmatch, "strong_view", lambda images: images)
     config = phantom_config()
-    config["method"] = {"name": "fixmatch", "cutmix": cutmix, "patch": 0.6}
+    config["method"] = {"name": "fixmatch", "cutmix": cutmix}
     method = built_method(config)
     method.model = _Oracle()
     images, masks = _patterns(8, seed=1)
@@ -83,12 +97,12 @@ def test_pseudo_labels_follow_their_pixels_through_cutmix(phantom_config, monkey
     assert terms["loss"] < 0.02
 
     if cutmix:  # the pseudo-labels (the second of the three pastes) from another image: now they disagree
-        real, calls = fixmatch.copy_paste, iter(range(3))
+        calls = iter(range(3))
 
-        def labels_from_elsewhere(outside, inside, region):
-            return real(outside, inside.roll(1, 0) if next(calls) == 1 else inside, region)
+        def labels_from_elsewhere(x, boxes):
+            return paste_from_next(x.roll(-1, 0) if next(calls) == 1 else x, boxes)
 
-        monkeypatch.setattr(fixmatch, "copy_paste", labels_from_elsewhere)
+        monkeypatch.setattr(fixmatch, "paste_from_next", labels_from_elsewhere)
         torch.manual_seed(0)
         wrong = method.training_step({"image": images, "mask": masks, "unlabeled_image": unlabeled})
         assert wrong["loss_unlabeled"] > 0.2

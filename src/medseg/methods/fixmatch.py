@@ -2,11 +2,13 @@
 to segmentation): an EMA teacher's hard prediction on an unlabelled image as the loader augmented it (the weak view)
 is the target of the student on a strong view of the same image, on the pixels the teacher is sure of only.
 
-The strong view moves no pixel, so the pseudo-label stays aligned with it: per image a random gamma, contrast and
-brightness change, a Gaussian blur and Gaussian noise; then, with probability `cutmix`, a rectangle pasted from
-another unlabelled image of the batch, with that image's pseudo-label and confidence (CutMix).
+The strong view moves no pixel, so the pseudo-label stays aligned with it: per image, as UniMatch's ColorJitter
+and blur do on a grey image, brightness and contrast × [0.5, 1.5] (with probability 0.8) and a Gaussian blur of σ
+in [0.1, 2] pixels (with probability 0.5); then, with probability `cutmix` per image, a random box (2–40% of the
+area) pasted from the next unlabelled image of the batch, with that image's pseudo-label and confidence (CutMix).
 
     loss = hybrid(student(labelled), mask) + weight · hybrid(student(strong), pseudo-label where confidence ≥ threshold)
+
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ import torch.nn.functional as F
 
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
-from medseg.methods.bcp import copy_paste, paste_mask
 from medseg.methods.teacher import EmaTeacher
 
-__all__ = ["FixMatch", "strong_view", "gaussian_blur", "confidence"]
+__all__ = ["FixMatch", "strong_view", "gaussian_blur", "confidence", "cutmix_boxes", "paste_from_next"]
 
 
-def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
+def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, radius: int = 4) -> torch.Tensor:
     """Images `(B, C, H, W)` blurred with a separable Gaussian of standard deviation `sigma` `(B,)` (pixels) per
     image, over a `2 · radius + 1` window with reflected borders."""
     b, c, h, w = images.shape
@@ -37,32 +38,52 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, radius: int = 3) ->
     return x.reshape(b, c, h, w)
 
 
-def strong_view(
-    images: torch.Tensor,
-    gamma: float = 0.3,
-    contrast: float = 0.3,
-    brightness: float = 0.2,
-    blur: float = 1.5,
-    noise: float = 0.05,
-) -> torch.Tensor:
+def strong_view(images: torch.Tensor, jitter: float = 0.5, blur: float = 2.0) -> torch.Tensor:
     """A strong photometric view of `(B, C, H, W)` images that moves no pixel. Per image, on its intensities scaled
-    to [0, 1]: gamma in [1 - gamma, 1 / (1 - gamma)] (log-uniform), contrast × [1 - contrast, 1 + contrast] about
-    the mean, a brightness shift in ±brightness, a Gaussian blur of σ in [0.1, blur] pixels and noise of std
-    `noise`; then back to the image's own range. Draws from torch's global generator."""
-    b = images.shape[0]
-    shape = (b, 1, 1, 1)
+    to [0, 1]: with probability 0.8, brightness × [1 - jitter, 1 + jitter] then contrast about the mean ×
+    [1 - jitter, 1 + jitter], clipped to [0, 1]; with probability 0.5, a Gaussian blur of σ in [0.1, blur]
+    pixels; then back to the image's own range. Draws from torch's global generator."""
+    shape = (images.shape[0], 1, 1, 1)
 
     def uniform(low: float, high: float) -> torch.Tensor:
         return low + (high - low) * torch.rand(shape, device=images.device)
 
+    def chance(p: float) -> torch.Tensor:
+        return torch.rand(shape, device=images.device) < p
+
     low = images.amin(dim=(1, 2, 3), keepdim=True)
     span = (images.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-6)
-    unit = ((images - low) / span).pow(torch.exp(uniform(math.log(1 - gamma), -math.log(1 - gamma))))
-    mean = unit.mean(dim=(1, 2, 3), keepdim=True)
-    unit = (unit - mean) * uniform(1 - contrast, 1 + contrast) + mean + uniform(-brightness, brightness)
-    unit = gaussian_blur(unit, uniform(0.1, blur).flatten())
-    unit = unit + noise * torch.randn_like(unit)
+    unit = (images - low) / span
+    jittered = (unit * uniform(1 - jitter, 1 + jitter)).clamp(0, 1)
+    mean = jittered.mean(dim=(1, 2, 3), keepdim=True)
+    jittered = ((jittered - mean) * uniform(1 - jitter, 1 + jitter) + mean).clamp(0, 1)
+    unit = torch.where(chance(0.8), jittered, unit)
+    unit = torch.where(chance(0.5), gaussian_blur(unit, uniform(0.1, blur).flatten()), unit)
     return unit * span + low
+
+
+def cutmix_boxes(
+    batch: int, height: int, width: int, p: float, area: tuple[float, float] = (0.02, 0.4), device="cpu"
+) -> torch.Tensor:
+    """`(B, H, W)` bool: per image, with probability `p`, one box of a random share `area` of the image and aspect
+    ratio in [0.3, 1 / 0.3] (log-uniform) anywhere inside it; all False otherwise (UniMatch's CutMix boxes)."""
+    boxes = torch.zeros(batch, height, width, dtype=torch.bool, device=device)
+    for k in range(batch):
+        if float(torch.rand(())) >= p:
+            continue
+        share = area[0] + (area[1] - area[0]) * float(torch.rand(()))
+        aspect = math.exp(math.log(0.3) + 2 * math.log(1 / 0.3) * float(torch.rand(())))
+        h = min(height, max(1, round(math.sqrt(share * height * width * aspect))))
+        w = min(width, max(1, round(math.sqrt(share * height * width / aspect))))
+        top, left = int(torch.randint(0, height - h + 1, ())), int(torch.randint(0, width - w + 1, ()))
+        boxes[k, top : top + h, left : left + w] = True
+    return boxes
+
+
+def paste_from_next(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """`x` `(B, C, H, W)` or `(B, H, W)` with each image's `boxes` `(B, H, W)` taken from the next image (the last
+    from the first)."""
+    return torch.where(boxes if x.dim() == 3 else boxes[:, None], x.roll(-1, 0), x)
 
 
 def confidence(probs: torch.Tensor) -> torch.Tensor:
@@ -76,13 +97,13 @@ class FixMatch(Method):
     model_spec: any segmentation model.
     threshold: the teacher's confidence a pixel needs to be a target (0.95, UniMatch's).
     weight: weight of the unlabelled term (1: UniMatch's equal halves).
-    cutmix: probability of pasting a rectangle between the strong views (0.5); patch: its side as a share of the
-        image's (0.5).
+    cutmix: each strong view's probability of a box pasted from the next one (0.5).
     ema_decay: the teacher's per-step decay (0.99; 0 makes the teacher the student of the previous step).
     dice: "batch" or "image" Dice in both terms.
 
-    The teacher predicts in eval mode (its batch-norm running statistics are the student's); it starts as a copy of
-    the student at the first step and is saved with the checkpoints.
+    The teacher predicts in train mode, as UniMatch's weak pass does: its batch norm takes the statistics of the
+    weak views, not running statistics partly gathered on strong views. It starts as a copy of the student at the
+    first step and is saved with the checkpoints.
     """
 
     uses_unlabeled = True
@@ -93,24 +114,20 @@ class FixMatch(Method):
         threshold: float = 0.95,
         weight: float = 1.0,
         cutmix: float = 0.5,
-        patch: float = 0.5,
         ema_decay: float = 0.99,
         dice: str = "batch",
     ) -> None:
         super().__init__(model_spec)
-        if not 0 <= cutmix <= 1 or not 0 < patch < 1 or not 0 <= threshold <= 1:
-            raise ValueError(
-                f"method.cutmix and method.threshold must be in [0, 1] and method.patch in (0, 1), got {cutmix}, "
-                f"{threshold}, {patch}"
-            )
-        self.threshold, self.weight, self.cutmix, self.patch = threshold, weight, cutmix, patch
+        if not 0 <= cutmix <= 1 or not 0 <= threshold <= 1:
+            raise ValueError(f"method.cutmix and method.threshold must be in [0, 1], got {cutmix}, {threshold}")
+        self.threshold, self.weight, self.cutmix = threshold, weight, cutmix
         self.loss = HybridLoss(dice=dice)
         self.ema = EmaTeacher(ema_decay)
 
     @torch.no_grad()
     def pseudo_labels(self, unlabeled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The teacher's hard prediction `(B, H, W)` on the weak view and its confidence `(B, H, W)`."""
-        teacher = self.ema.start(self.model).eval()
+        teacher = self.ema.start(self.model).train(self.model.training)
         probs = probabilities(teacher(unlabeled).float())
         return hard_prediction(probs), confidence(probs)
 
@@ -118,9 +135,9 @@ class FixMatch(Method):
         unlabeled = batch["unlabeled_image"]
         labels, sure = self.pseudo_labels(unlabeled)
         strong = strong_view(unlabeled)
-        if unlabeled.shape[0] > 1 and float(torch.rand(())) < self.cutmix:
-            region = paste_mask(*unlabeled.shape[-2:], self.patch, unlabeled.device)
-            strong, labels, sure = (copy_paste(x, x.roll(1, 0), region) for x in (strong, labels, sure))
+        if unlabeled.shape[0] > 1 and self.cutmix > 0:
+            boxes = cutmix_boxes(unlabeled.shape[0], *unlabeled.shape[-2:], self.cutmix, device=unlabeled.device)
+            strong, labels, sure = (paste_from_next(x, boxes) for x in (strong, labels, sure))
         confident = sure >= self.threshold
         supervised = self.loss(self.model(batch["image"]), batch["mask"])
         unsupervised = self.loss(self.model(strong), torch.where(confident, labels, IGNORE_INDEX))
