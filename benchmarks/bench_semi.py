@@ -110,12 +110,14 @@ def table(args: argparse.Namespace) -> None:
     for row in rows:
         if row["ratio"] in (args.ratio, 1.0):
             by_method[(row["method"], row["ratio"])].append(row)
+    # lesion-slice columns only where test slices without a lesion exist (LGG): elsewhere they repeat the Dice
+    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in rows)
+    lesion_head = "| lesion-slice Dice, last | lesion-free slices given a mask, last " if lesion_free else ""
     print(
         "| method | labelled | seeds | steps | minutes | test Dice, last | test Dice, best val "
-        "| margin over supervised (paired, last) | × full | val change, last 30% "
-        "| lesion-slice Dice, last | lesion-free slices given a mask, last |"
+        f"| margin over supervised (paired, last) | × full | val change, last 30% {lesion_head}|"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * (12 if lesion_free else 10) + "|")
     for (method, ratio), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
         last = [r["test_dice_last"] for r in members]
         margins = [
@@ -123,14 +125,18 @@ def table(args: argparse.Namespace) -> None:
         ]
         share = f"{statistics.mean(last) / statistics.mean(full):.3f}" if full else "—"
         change = [r["val_change_last_30pct"] for r in members if r["val_change_last_30pct"] is not None]
-        print(
+        line = (
             f"| {_display(method, args.alias)} | {ratio:.0%} | {len(members)} | {members[0]['steps']} | "
             f"{statistics.mean(r['minutes'] for r in members):.1f} | {_cell(last)} | "
             f"{_cell([r['test_dice_best'] for r in members])} | "
-            f"{_cell(margins) if ratio != 1.0 and method != args.baseline else '—'} | {share} | {_cell(change, 3)} | "
-            f"{_cell(_present(members, 'test_dice_lesion_last'))} | "
-            f"{_cell(_present(members, 'test_false_positive_rate_last'), 3)} |"
+            f"{_cell(margins) if ratio != 1.0 and method != args.baseline else '—'} | {share} | {_cell(change, 3)} |"
         )
+        if lesion_free:
+            line += (
+                f" {_cell(_present(members, 'test_dice_lesion_last'))} | "
+                f"{_cell(_present(members, 'test_false_positive_rate_last'), 3)} |"
+            )
+        print(line)
     cpus = sorted({(r["cpu"], r["bf16"]) for r in rows})
     print("\nmachines: " + "; ".join(f"{cpu} (bf16: {'yes' if bf16 else 'no'})" for cpu, bf16 in cpus))
 
