@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
-from medseg.methods.teacher import EmaTeacher
+from medseg.methods.teacher import EmaTeacher, TeacherHooks
 
 __all__ = ["BidirectionalCopyPaste", "paste_mask", "copy_paste", "largest_component"]
 
@@ -56,7 +56,7 @@ def largest_component(masks: torch.Tensor) -> torch.Tensor:
 
 
 @register_method("bcp")
-class BidirectionalCopyPaste(Method):
+class BidirectionalCopyPaste(TeacherHooks, Method):
     """Args:
     model_spec: any segmentation model.
     pretrain: share of training spent on copy-pasted labelled images before self-training (the paper: 10k of
@@ -141,13 +141,3 @@ class BidirectionalCopyPaste(Method):
         teacher.train(self.model.training)
         labels = hard_prediction(probabilities(teacher(images).float()))
         return largest_component(labels) if self.largest_component_only else labels
-
-    def after_step(self) -> None:
-        self.ema.update(self.model)
-
-    def state_dict(self) -> dict:
-        """The teacher's weights once self-training has begun, so that a resumed run keeps its teacher."""
-        return self.ema.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ema.load_state_dict(state, self.model)

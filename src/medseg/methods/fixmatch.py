@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
-from medseg.methods.teacher import EmaTeacher
+from medseg.methods.teacher import EmaTeacher, TeacherHooks
 
 __all__ = ["FixMatch", "strong_view", "gaussian_blur", "confidence", "cutmix_boxes", "paste_from_next"]
 
@@ -92,7 +92,7 @@ def confidence(probs: torch.Tensor) -> torch.Tensor:
 
 
 @register_method("fixmatch")
-class FixMatch(Method):
+class FixMatch(TeacherHooks, Method):
     """Args:
     model_spec: any segmentation model.
     threshold: the teacher's confidence a pixel needs to be a target (0.95, UniMatch's).
@@ -147,13 +147,3 @@ class FixMatch(Method):
             "loss_unlabeled": unsupervised.detach(),
             "confident_share": confident.float().mean(),
         }
-
-    def after_step(self) -> None:
-        self.ema.update(self.model)
-
-    def state_dict(self) -> dict:
-        """The teacher's weights, so that a resumed run keeps its teacher."""
-        return self.ema.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ema.load_state_dict(state, self.model)

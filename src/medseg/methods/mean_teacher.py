@@ -11,13 +11,13 @@ from torch import nn
 from medseg.losses import HybridLoss, probabilities
 from medseg.methods.base import register_method
 from medseg.methods.consistency import ConsistencySchedule, ScheduledMethod
-from medseg.methods.teacher import EmaTeacher
+from medseg.methods.teacher import EmaTeacher, TeacherHooks
 
 __all__ = ["MeanTeacher"]
 
 
 @register_method("mean_teacher")
-class MeanTeacher(ScheduledMethod):
+class MeanTeacher(TeacherHooks, ScheduledMethod):
     """Args:
     model_spec: any segmentation model.
     ema_decay: the teacher's per-step decay (0.99).
@@ -71,13 +71,3 @@ class MeanTeacher(ScheduledMethod):
         with torch.no_grad():
             target = probabilities(self.teacher(self._noisy(unlabeled)).float())
         return F.mse_loss(student, target), {}
-
-    def state_dict(self) -> dict:
-        """The teacher's weights, so that a resumed run keeps its teacher."""
-        return self.ema.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ema.load_state_dict(state, self.model)
-
-    def after_step(self) -> None:
-        self.ema.update(self.model)

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-__all__ = ["EmaTeacher"]
+__all__ = ["EmaTeacher", "TeacherHooks"]
 
 
 class EmaTeacher:
@@ -51,3 +51,21 @@ class EmaTeacher:
     def load_state_dict(self, state: dict, student: nn.Module) -> None:
         if "teacher" in state:
             self.start(student).load_state_dict(state["teacher"])
+
+
+class TeacherHooks:
+    """The `Method` hooks of a method whose teacher is the `EmaTeacher` `self.ema` of its student `self.model`: one
+    EMA step after every optimiser step, and the teacher's weights kept in checkpoints (a resumed run keeps its
+    teacher). Listed before `Method` among the bases, so that these hooks replace its defaults."""
+
+    ema: EmaTeacher
+    model: nn.Module
+
+    def after_step(self) -> None:
+        self.ema.update(self.model)
+
+    def state_dict(self) -> dict:
+        return self.ema.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.load_state_dict(state, self.model)
