@@ -112,12 +112,12 @@ def table(args: argparse.Namespace) -> None:
             by_method[(row["method"], row["ratio"])].append(row)
     # lesion-slice columns only where test slices without a lesion exist (LGG): elsewhere they repeat the Dice
     lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in rows)
-    lesion_head = "| lesion-slice Dice, last | lesion-free slices given a mask, last " if lesion_free else ""
-    print(
-        "| method | labelled | seeds | steps | minutes | test Dice, last | test Dice, best val "
-        f"| margin over supervised (paired, last) | × full | val change, last 30% {lesion_head}|"
-    )
-    print("|---" * (12 if lesion_free else 10) + "|")
+    columns = ["method", "labelled", "seeds", "steps", "minutes", "test Dice, last", "test Dice, best val"]
+    columns += ["margin over supervised (paired, last)", "× full", "val change, last 30%"]
+    if lesion_free:
+        columns += ["lesion-slice Dice, last", "lesion-free slices given a mask, last"]
+    print("| " + " | ".join(columns) + " |")
+    print("|---" * len(columns) + "|")
     for (method, ratio), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
         last = [r["test_dice_last"] for r in members]
         margins = [

@@ -38,8 +38,9 @@ def paste_mask(height: int, width: int, patch: float, device: torch.device | str
 
 
 def copy_paste(outside: torch.Tensor, inside: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """`inside` within `region`, `outside` elsewhere: images `(B, C, H, W)` or masks `(B, H, W)`; region `(H, W)`."""
-    return torch.where(region if outside.dim() == 3 else region[None, None], inside, outside)
+    """`inside` within `region`, `outside` elsewhere: images `(B, C, H, W)` or masks `(B, H, W)`; region `(H, W)`
+    (one for the batch) or `(B, H, W)` (one per image)."""
+    return torch.where(region.unsqueeze(-3) if outside.dim() == 4 else region, inside, outside)
 
 
 def largest_component(masks: torch.Tensor) -> torch.Tensor:

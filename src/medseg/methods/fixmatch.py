@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
+from medseg.methods.bcp import copy_paste
 from medseg.methods.teacher import EmaTeacher, TeacherHooks
 
 __all__ = ["FixMatch", "strong_view", "gaussian_blur", "confidence", "cutmix_boxes", "paste_from_next"]
@@ -83,7 +84,7 @@ def cutmix_boxes(
 def paste_from_next(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """`x` `(B, C, H, W)` or `(B, H, W)` with each image's `boxes` `(B, H, W)` taken from the next image (the last
     from the first)."""
-    return torch.where(boxes if x.dim() == 3 else boxes[:, None], x.roll(-1, 0), x)
+    return copy_paste(x, x.roll(-1, 0), boxes)
 
 
 def confidence(probs: torch.Tensor) -> torch.Tensor:
