@@ -138,8 +138,45 @@ def test_the_teacher_follows_the_student_and_survives_a_checkpoint(phantom_confi
         torch.testing.assert_close(a, b)
 
 
+class _PerturbableOracle(_Oracle):
+    """The oracle with a feature-perturbed pass that records the images it sees and ignores the perturbation."""
+
+    def forward_perturbed(self, x, perturb):
+        self.perturbed_input = x
+        return self(x)
+
+
+def test_the_feature_perturbed_stream_learns_the_weak_views_own_sure_labels(phantom_config, monkeypatch):
+    """UniMatch's stream segments the unlabelled images as loaded (no CutMix) against their own pseudo-labels,
+    and takes its share of the unlabelled term."""
+    monkeypatch.setattr(fixmatch, "strong_view", lambda images: images)
+    config = phantom_config()
+    config["method"] = {"name": "fixmatch", "cutmix": 1.0, "feature_perturbation": 0.25, "weight": 2.0}
+    method = built_method(config)
+    method.model = _PerturbableOracle()
+    images, masks = _patterns(8, seed=7)
+    unlabeled, _ = _patterns(8, seed=8)
+    terms = method.training_step({"image": images, "mask": masks, "unlabeled_image": unlabeled})
+    assert torch.equal(method.model.perturbed_input, unlabeled)
+    assert terms["loss_feature_perturbed"] < 0.02, "its targets are the weak view's own labels"
+    mixed = 0.75 * terms["loss_unlabeled"] + 0.25 * terms["loss_feature_perturbed"]
+    assert terms["loss"].item() == pytest.approx((terms["loss_supervised"] + 2.0 * mixed).item(), rel=1e-5)
+
+    method.model = _PerturbableOracle(scale=-1.0)  # a student wrong everywhere; the teacher is still the oracle
+    wrong = method.training_step({"image": images, "mask": masks, "unlabeled_image": unlabeled})
+    assert wrong["loss_feature_perturbed"] > 1, "the targets are the teacher's, not the student's own"
+    unsure_method = built_method(config)
+    unsure_method.model = _PerturbableOracle(scale=0.01)  # teacher and student: no pixel reaches 0.95
+    unsure = unsure_method.training_step({"image": images, "mask": masks, "unlabeled_image": unlabeled})
+    assert unsure["loss_feature_perturbed"] == 0
+
+
 def test_invalid_options_are_refused(phantom_config):
     config = phantom_config()
     config["method"] = {"name": "fixmatch", "cutmix": 1.5}
     with pytest.raises(ValueError, match="method.cutmix"):
+        built_method(config)
+    config["method"] = {"name": "fixmatch", "feature_perturbation": 0.5}
+    config["model"] = {"name": "unetpp", "features": [4, 8, 16]}
+    with pytest.raises(ValueError, match="feature_perturbation needs a model with forward_perturbed"):
         built_method(config)

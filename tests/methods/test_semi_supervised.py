@@ -88,8 +88,24 @@ def test_schedule_ramps_up_or_steps():
         ({"name": "urpc", "rampup": 0.0}, {"name": "unet", "features": [4, 8, 16, 32], "pyramid": 2}),
         ({"name": "bcp"}, {"name": "unet", "features": [4, 8, 16]}),
         ({"name": "fixmatch", "threshold": 0.6}, {"name": "unet", "features": [4, 8, 16]}),
+        (
+            {"name": "fixmatch", "threshold": 0.6, "feature_perturbation": 0.5},
+            {"name": "unet", "features": [4, 8, 16]},
+        ),
     ],
-    ids=["cdma", "mean_teacher", "ua_mt", "entropy_minimization", "cps", "mcnet", "cct", "urpc", "bcp", "fixmatch"],
+    ids=[
+        "cdma",
+        "mean_teacher",
+        "ua_mt",
+        "entropy_minimization",
+        "cps",
+        "mcnet",
+        "cct",
+        "urpc",
+        "bcp",
+        "fixmatch",
+        "unimatch",
+    ],
 )
 def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model):
     cfg = load_config(_semi(phantom_config, method, model))

@@ -9,6 +9,9 @@ area) pasted from the next unlabelled image of the batch, with that image's pseu
 
     loss = hybrid(student(labelled), mask) + weight · hybrid(student(strong), pseudo-label where confidence ≥ threshold)
 
+With `feature_perturbation` f > 0 (UniMatch's second stream, f = 0.5 there), the student also segments the weak
+view with half of every encoder feature map's channels dropped (`Dropout2d(0.5)`), against the same sure
+pseudo-labels; the unlabelled term becomes (1 - f) · strong + f · feature-perturbed.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
 from medseg.methods.bcp import copy_paste
 from medseg.methods.teacher import EmaTeacher, TeacherHooks
+from medseg.models.capabilities import FeaturePerturbable
 
 __all__ = ["FixMatch", "strong_view", "gaussian_blur", "confidence", "cutmix_boxes", "paste_from_next"]
 
@@ -100,6 +105,8 @@ class FixMatch(TeacherHooks, Method):
     weight: weight of the unlabelled term (1: UniMatch's equal halves).
     cutmix: each strong view's probability of a box pasted from the next one (0.5).
     ema_decay: the teacher's per-step decay (0.99; 0 makes the teacher the student of the previous step).
+    feature_perturbation: the unlabelled term's share given to the feature-perturbed weak view (0: plain FixMatch;
+        UniMatch: 0.5); needs a model with `forward_perturbed` (a U-Net).
     dice: "batch" or "image" Dice in both terms.
 
     The teacher predicts in train mode, as UniMatch's weak pass does: its batch norm takes the statistics of the
@@ -116,14 +123,25 @@ class FixMatch(TeacherHooks, Method):
         weight: float = 1.0,
         cutmix: float = 0.5,
         ema_decay: float = 0.99,
+        feature_perturbation: float = 0.0,
         dice: str = "batch",
     ) -> None:
         super().__init__(model_spec)
-        if not 0 <= cutmix <= 1 or not 0 <= threshold <= 1:
-            raise ValueError(f"method.cutmix and method.threshold must be in [0, 1], got {cutmix}, {threshold}")
+        shares = {"cutmix": cutmix, "threshold": threshold, "feature_perturbation": feature_perturbation}
+        outside = {name: value for name, value in shares.items() if not 0 <= value <= 1}
+        if outside:
+            raise ValueError(f"method.{', method.'.join(outside)} must be in [0, 1], got {list(outside.values())}")
         self.threshold, self.weight, self.cutmix = threshold, weight, cutmix
+        self.feature_perturbation = feature_perturbation
         self.loss = HybridLoss(dice=dice)
         self.ema = EmaTeacher(ema_decay)
+
+    def check_model(self, model: nn.Module) -> None:
+        if self.feature_perturbation and not isinstance(model, FeaturePerturbable):
+            raise ValueError(
+                "method.feature_perturbation needs a model with forward_perturbed (a U-Net), "
+                f"got {type(model).__name__}"
+            )
 
     @torch.no_grad()
     def pseudo_labels(self, unlabeled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,17 +152,19 @@ class FixMatch(TeacherHooks, Method):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         unlabeled = batch["unlabeled_image"]
-        labels, sure = self.pseudo_labels(unlabeled)
-        strong = strong_view(unlabeled)
+        weak_labels, weak_sure = self.pseudo_labels(unlabeled)
+        strong, labels, sure = strong_view(unlabeled), weak_labels, weak_sure
         if unlabeled.shape[0] > 1 and self.cutmix > 0:
             boxes = cutmix_boxes(unlabeled.shape[0], *unlabeled.shape[-2:], self.cutmix, device=unlabeled.device)
             strong, labels, sure = (paste_from_next(x, boxes) for x in (strong, labels, sure))
         confident = sure >= self.threshold
         supervised = self.loss(self.model(batch["image"]), batch["mask"])
         unsupervised = self.loss(self.model(strong), torch.where(confident, labels, IGNORE_INDEX))
-        return {
-            "loss": supervised + self.weight * unsupervised,
-            "loss_supervised": supervised.detach(),
-            "loss_unlabeled": unsupervised.detach(),
-            "confident_share": confident.float().mean(),
-        }
+        terms = {"loss_supervised": supervised.detach(), "loss_unlabeled": unsupervised.detach()}
+        if self.feature_perturbation:
+            perturbed = self.model.forward_perturbed(unlabeled, lambda f: F.dropout2d(f, 0.5, training=True))
+            weak_targets = torch.where(weak_sure >= self.threshold, weak_labels, IGNORE_INDEX)
+            feature = self.loss(perturbed, weak_targets)
+            unsupervised = (1 - self.feature_perturbation) * unsupervised + self.feature_perturbation * feature
+            terms["loss_feature_perturbed"] = feature.detach()
+        return {"loss": supervised + self.weight * unsupervised, **terms, "confident_share": confident.float().mean()}

@@ -4,16 +4,18 @@
 - `DeepSupervised`: several supervised heads (U-Net++'s nested heads, a U-Net's pyramid heads).
 - `MultiBranch`: several decoders over one encoder (MTNet: CDMA, MC-Net+, CCT).
 - `Prunable`: inference from one head or from a pruned sub-network (U-Net++ with deep supervision).
+- `FeaturePerturbable`: a forward pass with the encoder's features perturbed (a U-Net: FixMatch's UniMatch stream).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-__all__ = ["DeepSupervised", "MultiBranch", "Prunable", "inference_modes"]
+__all__ = ["DeepSupervised", "FeaturePerturbable", "MultiBranch", "Prunable", "inference_modes"]
 
 
 @runtime_checkable
@@ -31,6 +33,14 @@ class MultiBranch(Protocol):
     """`forward_branches(x)`: each decoder branch's logits `(B, K, H, W)`."""
 
     def forward_branches(self, x: torch.Tensor) -> list[torch.Tensor]: ...
+
+
+@runtime_checkable
+class FeaturePerturbable(Protocol):
+    """`forward_perturbed(x, perturb)`: logits `(B, K, H, W)` with `perturb` applied to every encoder feature map
+    before decoding."""
+
+    def forward_perturbed(self, x: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor: ...
 
 
 @runtime_checkable

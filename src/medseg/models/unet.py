@@ -162,6 +162,13 @@ class UNet(nn.Module):
         logits = self.head(self.decoder(self.encoder(x)))
         return logits[..., :height, :width]
 
+    def forward_perturbed(self, x: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """`forward` with `perturb` applied to every encoder feature map (each skip and the bottleneck) before the
+        decoder: `(B, C_in, H, W)` → logits `(B, C_out, H, W)` (UniMatch's feature-perturbed stream)."""
+        x, (height, width) = pad_to_multiple(x, 2**self.depth)
+        logits = self.head(self.decoder([perturb(s) for s in self.encoder(x)]))
+        return logits[..., :height, :width]
+
     @property
     def head_weights(self) -> list[float]:
         """Deep-supervision weights of the full-resolution head and the pyramid heads: 1, 1/2, 1/4, ... (nnU-Net's
