@@ -181,6 +181,24 @@ def test_mean_teacher_state_survives_a_checkpoint(phantom_config):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("name", ["mean_teacher", "ua_mt"])
+def test_mean_teachers_student_sees_the_images_as_loaded_and_only_the_teacher_sees_noise(phantom_config, name):
+    """Noise on the student's passes would leave its BatchNorm running statistics (what prediction uses) describing
+    noisy images."""
+    cfg = load_config(_semi(phantom_config, {"name": name, "noise": 0.1}, {"name": "unet", "features": [4, 8]}))
+    method = build_method(cfg)
+    images, unlabeled = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    student_inputs, teacher_inputs = [], []
+    method.ema.start(method.model).register_forward_pre_hook(lambda module, args: teacher_inputs.append(args[0]))
+    method.model.register_forward_pre_hook(lambda module, args: student_inputs.append(args[0]))
+    method.training_step({"image": images, "mask": (images[:, 0] > 0.5).long(), "unlabeled_image": unlabeled})
+    assert len(student_inputs) == 2 and torch.equal(student_inputs[0], images)
+    assert torch.equal(student_inputs[1], unlabeled)
+    for seen in teacher_inputs:
+        noise = seen - unlabeled
+        assert 0 < noise.abs().max() <= 0.2 + 1e-6 and 0.05 < noise.std() < 0.15
+
+
 def test_pyramid_consistency_is_zero_when_scales_agree():
     from medseg.methods.urpc import rectified_pyramid_consistency
 
