@@ -5,7 +5,8 @@ given size, so that what differs is only what each method computes per step.
     .venv/bin/python benchmarks/bench_method_speed.py --size 96 --batch 16 --methods supervised mean_teacher bcp cdma
 
 Each method is `name[:key=value]...`; its model is the U-Net of `--features` (an MTNet of the same width for the
-multi-branch methods). "images/s" counts the labelled and unlabelled images a step reads.
+multi-branch methods). "images/s" counts the labelled and unlabelled images a step reads. `--layouts
+channels_last contiguous` measures each method in both memory layouts, alternating (default: the model's own).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from medseg.resolve import resolve_config
 MULTI_BRANCH = {"cdma": ["ca", "sa", "cbam"], "mcnet": ["none", "none", "none"], "cct": None}
 
 
-def _config(method_text: str, features: list[int], size: int, batch: int, amp: bool):
+def _config(method_text: str, features: list[int], size: int, batch: int, amp: bool, layout: str = "model"):
     name, *options = method_text.split(":")
     method = {"name": name, **{k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in options)}}
     model = {"name": "mtnet", "features": features} if name in MULTI_BRANCH else {"name": "unet", "features": features}
@@ -46,13 +47,18 @@ def _config(method_text: str, features: list[int], size: int, batch: int, amp: b
         "method": method,
         "train": {"batch_size": batch, "amp": amp},
     }
+    if layout != "model":
+        raw["train"]["channels_last"] = layout == "channels_last"
     return resolve_config(load_config(raw))
 
 
-def measure(method_text: str, features: list[int], size: int, batch: int, steps: int, amp: bool) -> dict:
-    """Median seconds per optimiser step (after two warm-up steps) of one method."""
+def measure(
+    method_text: str, features: list[int], size: int, batch: int, steps: int, amp: bool, layout: str = "model"
+) -> dict:
+    """Median seconds per optimiser step (after two warm-up steps) of one method in `layout` ("model": the model's
+    own choice, "channels_last" or "contiguous")."""
     torch.manual_seed(0)
-    cfg = _config(method_text, features, size, batch, amp)
+    cfg = _config(method_text, features, size, batch, amp, layout)
     method = build_method(cfg.method, cfg.model)
     model = method.model.to(memory_format=torch.channels_last) if cfg.train.channels_last else method.model
     method.model = model
@@ -93,6 +99,7 @@ def measure(method_text: str, features: list[int], size: int, batch: int, steps:
     read = batch * (2 if method.uses_unlabeled else 1)
     return {
         "method": method_text,
+        "channels_last": cfg.train.channels_last,
         "seconds_per_step": seconds,
         "steps_per_s": 1 / seconds,
         "images_per_s": read / seconds,
@@ -108,6 +115,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (as on a CPU without native bf16)")
     parser.add_argument("--jsonl", type=Path, help="append one JSON line per method here")
+    parser.add_argument("--layouts", nargs="+", default=["model"], choices=["model", "channels_last", "contiguous"])
+    parser.add_argument("--repeats", type=int, default=1, help="measure every method × layout this many times")
     args = parser.parse_args()
     amp = autocast_dtype(torch.device("cpu"), not args.fp32)
     print(
@@ -118,11 +127,13 @@ def main() -> None:
     print("| method | s/step | steps/s | images/s | × supervised |")
     print("|---|---|---|---|---|")
     base = None
-    for text in args.methods:
-        row = measure(text, args.features, args.size, args.batch, args.steps, not args.fp32)
+    runs = [(text, layout) for _ in range(args.repeats) for text in args.methods for layout in args.layouts]
+    for text, layout in runs:
+        row = measure(text, args.features, args.size, args.batch, args.steps, not args.fp32, layout)
         base = base or row["seconds_per_step"]
+        label = text if layout == "model" else f"{text} ({layout})"
         print(
-            f"| {text} | {row['seconds_per_step']:.3f} | {row['steps_per_s']:.2f} | {row['images_per_s']:.1f} "
+            f"| {label} | {row['seconds_per_step']:.3f} | {row['steps_per_s']:.2f} | {row['images_per_s']:.1f} "
             f"| {row['seconds_per_step'] / base:.2f} |",
             flush=True,
         )
