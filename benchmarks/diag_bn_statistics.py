@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from medseg.data.dataset import iterate_batches, prepare_dataset
-from medseg.data.splits import UNLABELED, read_splits
+from medseg.data.splits import UNLABELED
 from medseg.inference import Predictor
 from medseg.metrics import dice_scores
+from medseg.run_folder import RunFolder
 
 
 def test_dice(predictor: Predictor, dataset) -> float:
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("run", help="a run folder with last.pt and splits.csv")
     args = parser.parse_args()
     predictor = Predictor.load(args.run, "last")
-    dataset = prepare_dataset(predictor.cfg.data, predictor.cfg.seed, read_splits(f"{args.run}/splits.csv"))
+    dataset = prepare_dataset(predictor.cfg.data, predictor.cfg.seed, RunFolder(args.run).splits())
     print(f"test Dice, statistics as saved: {test_dice(predictor, dataset):.4f}", flush=True)
     reestimate_batch_norm(predictor, dataset)
     print(f"test Dice, statistics re-estimated on the training images: {test_dice(predictor, dataset):.4f}")

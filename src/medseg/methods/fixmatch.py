@@ -25,6 +25,7 @@ from torch import nn
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
 from medseg.methods.bcp import copy_paste
+from medseg.methods.perturbations import channel_dropout
 from medseg.methods.teacher import EmaTeacher, TeacherHooks
 from medseg.models.capabilities import FeaturePerturbable
 
@@ -162,7 +163,7 @@ class FixMatch(TeacherHooks, Method):
         unsupervised = self.loss(self.model(strong), torch.where(confident, labels, IGNORE_INDEX))
         terms = {"loss_supervised": supervised.detach(), "loss_unlabeled": unsupervised.detach()}
         if self.feature_perturbation:
-            perturbed = self.model.forward_perturbed(unlabeled, lambda f: F.dropout2d(f, 0.5, training=True))
+            perturbed = self.model.forward_perturbed(unlabeled, channel_dropout)
             weak_targets = torch.where(weak_sure >= self.threshold, weak_labels, IGNORE_INDEX)
             feature = self.loss(perturbed, weak_targets)
             unsupervised = (1 - self.feature_perturbation) * unsupervised + self.feature_perturbation * feature

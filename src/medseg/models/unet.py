@@ -158,16 +158,19 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, C_in, H, W)` → logits `(B, C_out, H, W)`."""
-        x, (height, width) = pad_to_multiple(x, 2**self.depth)
-        logits = self.head(self.decoder(self.encoder(x)))
-        return logits[..., :height, :width]
+        return self._logits(x)
 
     def forward_perturbed(self, x: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """`forward` with `perturb` applied to every encoder feature map (each skip and the bottleneck) before the
         decoder: `(B, C_in, H, W)` → logits `(B, C_out, H, W)` (UniMatch's feature-perturbed stream)."""
+        return self._logits(x, perturb)
+
+    def _logits(self, x: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         x, (height, width) = pad_to_multiple(x, 2**self.depth)
-        logits = self.head(self.decoder([perturb(s) for s in self.encoder(x)]))
-        return logits[..., :height, :width]
+        skips = self.encoder(x)
+        if perturb is not None:
+            skips = [perturb(s) for s in skips]
+        return self.head(self.decoder(skips))[..., :height, :width]
 
     @property
     def head_weights(self) -> list[float]:
