@@ -58,6 +58,18 @@ def test_arguments_take_values_up_to_the_next_option():
         parse_budget_arguments(["c.yaml", "--ratio", "1"])
 
 
+def test_a_stratified_budget_draws_split_files_of_its_own(tmp_path, phantom_config):
+    """Turning data.stratify_by_label on must not reuse the plain draw already written in the budget folder."""
+    from medseg.budget import _split_file
+
+    config = phantom_config()
+    plain = _split_file(load_config(config), tmp_path, 0.5, 0)
+    config["data"]["stratify_by_label"] = True
+    stratified = _split_file(load_config(config), tmp_path, 0.5, 0)
+    assert (plain.name, stratified.name) == ("r0.5-s0.csv", "r0.5-s0-stratified.csv")
+    assert set(_splits(stratified).values()) == {"train", "unlabeled", "val", "test"}
+
+
 def _splits(path):
     with path.open() as handle:
         return {row["id"]: row["split"] for row in csv.DictReader(handle)}

@@ -114,12 +114,13 @@ def plan_points(methods: Sequence[str], ratios: Sequence[float], seeds: Sequence
 
 def _split_file(cfg: Config, out: Path, ratio: float, seed: int) -> Path:
     """The split for (ratio, seed), written once: the config's split, the labelled draw of `seed` at `ratio`."""
-    path = out / "splits" / f"r{ratio:g}-s{seed}.csv"
+    stratified = cfg.data.stratify_by_label
+    path = out / "splits" / f"r{ratio:g}-s{seed}{'-stratified' if stratified else ''}.csv"
     if not path.is_file():
         cases = build_reader(cfg.data.source).cases()
-        assignment = split_by_group(cases, cfg.data.splits.model_dump(), cfg.seed)
+        assignment = split_by_group(cases, cfg.data.splits.model_dump(), cfg.seed, stratified)
         if ratio < 1:
-            assignment = draw_labeled(cases, assignment, seed, ratio=ratio)
+            assignment = draw_labeled(cases, assignment, seed, ratio=ratio, stratify=stratified)
         write_splits(path, cases, assignment)
     return path
 

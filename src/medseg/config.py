@@ -82,6 +82,11 @@ class DataConfig(_Section):
         None, gt=0, le=1, description="semi-supervised: share of the training cases (by group) that keep masks"
     )
     labeled_count: int | None = Field(None, ge=1, description="semi-supervised: number of labelled training cases")
+    stratify_by_label: bool = Field(
+        False,
+        description="draw the splits (and the labelled share) within each image label (a group's most common), so "
+        "that validation, test and the labelled cases hold the labels in about the dataset's proportions",
+    )
     mask_override: str | None = Field(
         None,
         description="a pseudo_masks.npz (ids, masks at data.size; 255 = unknown, see IGNORE_INDEX) that replaces the "

@@ -1,7 +1,7 @@
 import csv
 
 from medseg.data.case import Case
-from medseg.data.splits import read_splits, split_by_group, write_splits
+from medseg.data.splits import draw_labeled, read_splits, split_by_group, write_splits
 from tests.conftest import FIGSHARE, need
 
 
@@ -61,3 +61,68 @@ def test_a_splits_file_with_an_unknown_split_name_is_named(tmp_path):
     path.write_text("id,group,split\na,g,train\nb,g,unlabelled\n")
     with pytest.raises(DataError, match=r"splits.csv: line 3: split 'unlabelled' is not one of"):
         read_splits(path)
+
+
+def _labelled_groups(groups_per_label=(12, 6, 3), size=5):
+    """Groups of `size` cases whose label is the group's stratum: 12 groups of label 0, 6 of 1, 3 of 2."""
+    cases = []
+    for label, count in enumerate(groups_per_label):
+        for g in range(count):
+            cases += [Case(id=f"l{label}g{g}s{s}", image="x", group=f"l{label}g{g}", label=label) for s in range(size)]
+    return cases
+
+
+def _labels_in(cases, assignment, split):
+    return sorted({case.label for case in cases if assignment[case.id] == split})
+
+
+def test_a_stratified_split_puts_every_label_in_every_split():
+    cases = _labelled_groups()
+    ratios = {"train": 0.6, "val": 0.2, "test": 0.2}
+    for seed in range(5):
+        assignment = split_by_group(cases, ratios, seed, stratify=True)
+        for split in ("train", "val", "test"):
+            assert _labels_in(cases, assignment, split) == [0, 1, 2]
+        for label, groups in enumerate((12, 6, 3)):
+            in_train = sum(assignment[c.id] == "train" for c in cases if c.label == label) / (groups * 5)
+            assert 0.3 <= in_train <= 0.7  # each label split about 60 / 20 / 20, one group's granularity
+
+
+def test_a_stratified_labelled_draw_takes_every_label_in_proportion_and_nests():
+    cases = _labelled_groups()
+    assignment = {case.id: "train" for case in cases}
+    draws = {ratio: draw_labeled(cases, assignment, 4, ratio=ratio, stratify=True) for ratio in (0.15, 0.3, 0.6)}
+    labelled = {ratio: {i for i, split in draw.items() if split == "train"} for ratio, draw in draws.items()}
+    assert labelled[0.15] <= labelled[0.3] <= labelled[0.6]
+    assert _labels_in(cases, draws[0.15], "train") == [0, 1, 2]
+    shares = [
+        sum(c.id in labelled[0.6] for c in cases if c.label == label) / sum(c.label == label for c in cases)
+        for label in (0, 1, 2)
+    ]
+    assert max(shares) - min(shares) <= 1 / 3 + 1e-9  # within one group of the smallest stratum (3 groups)
+    assert abs(len(labelled[0.3]) - 0.3 * len(cases)) <= 5  # at most one group over
+
+
+def test_stratifying_without_image_labels_names_the_setting():
+    import pytest
+
+    from medseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.stratify_by_label: no case has an image label"):
+        split_by_group(_cases(), {"train": 0.6, "val": 0.2, "test": 0.2}, 0, stratify=True)
+
+
+def test_figshare_stratified_validation_holds_all_three_tumour_types():
+    with (need(FIGSHARE) / "labels.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    cases = [Case(id=r["file"], image=r["file"], group=r["block"], label=int(r["label"])) for r in rows]
+    plain = split_by_group(cases, {"train": 0.7, "val": 0.1, "test": 0.2}, 0)
+    stratified = split_by_group(cases, {"train": 0.7, "val": 0.1, "test": 0.2}, 0, stratify=True)
+
+    def pituitary_share(assignment):
+        val = [c for c in cases if assignment[c.id] == "val"]
+        return sum(c.label == 3 for c in val) / len(val)
+
+    assert pituitary_share(plain) > 0.8  # the protocol's split: 250 of its 300 validation slices (RESULTS.md)
+    assert pituitary_share(stratified) < 0.45  # the dataset's share is 0.30
+    assert _labels_in(cases, stratified, "val") == [1, 2, 3]

@@ -90,7 +90,7 @@ def prepare_dataset(
         splits = read_splits(data.split_file)
     if splits is None:
         ratios = data.splits.model_dump()
-        splits = split_by_group(cases, ratios, seed)
+        splits = split_by_group(cases, ratios, seed, data.stratify_by_label)
         empty = [name for name, ratio in ratios.items() if ratio > 0 and name not in splits.values()]
         if empty:
             groups = len({c.group for c in cases})
@@ -102,7 +102,7 @@ def prepare_dataset(
             )
     semi = data.labeled_ratio is not None or data.labeled_count is not None
     if semi and UNLABELED not in splits.values():
-        splits = draw_labeled(cases, splits, seed, data.labeled_ratio, data.labeled_count)
+        splits = draw_labeled(cases, splits, seed, data.labeled_ratio, data.labeled_count, data.stratify_by_label)
     cases = [c for c in cases if c.id in splits]
     if mask_ids is None:
         mask_ids = {c.id for c in cases if splits[c.id] != UNLABELED}  # unlabelled masks are never opened

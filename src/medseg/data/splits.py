@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from medseg.atomic import write_text_atomic
 from medseg.data.case import Case
-from medseg.errors import DataError
+from medseg.errors import ConfigError, DataError
 
 __all__ = ["SPLITS", "UNLABELED", "split_by_group", "draw_labeled", "write_splits", "read_splits"]
 
@@ -19,23 +20,33 @@ SPLITS = ("train", "val", "test")
 UNLABELED = "unlabeled"  # training cases used without their masks (semi-supervised runs)
 
 
-def split_by_group(cases: Sequence[Case], ratios: dict[str, float], seed: int) -> dict[str, str]:
+def split_by_group(
+    cases: Sequence[Case], ratios: dict[str, float], seed: int, stratify: bool = False
+) -> dict[str, str]:
     """Assign each case to a split so that no group is on two sides.
 
     Groups are shuffled with `seed`, then filled greedily so that each split's share of *cases* approaches
     its ratio (groups differ in size). Every split with a positive ratio gets at least one group when there
-    are enough groups.
+    are enough groups. With `stratify`, this is done within each stratum (the groups whose most common image
+    label is the same), so that every split holds the labels in about the dataset's proportions.
 
     Returns:
         case id → split name.
     """
-    groups: dict[str, list[Case]] = {}
-    for case in cases:
-        groups.setdefault(case.group, []).append(case)
+    rng = np.random.default_rng(seed)
+    assignment: dict[str, str] = {}
+    for groups in _strata(cases, stratify):
+        assignment.update(_fill_splits(groups, ratios, rng))
+    return assignment
+
+
+def _fill_splits(groups: dict[str, list[Case]], ratios: dict[str, float], rng: np.random.Generator) -> dict[str, str]:
+    """The greedy fill of `split_by_group` over one set of groups (group name → its cases)."""
     names = sorted(groups)
-    order = np.random.default_rng(seed).permutation(len(names))
+    order = rng.permutation(len(names))
+    total = sum(len(members) for members in groups.values())
     wanted = [s for s in SPLITS if ratios.get(s, 0) > 0]
-    targets = {s: ratios.get(s, 0) * len(cases) for s in SPLITS}
+    targets = {s: ratios.get(s, 0) * total for s in SPLITS}
     counts = dict.fromkeys(SPLITS, 0)
     assignment: dict[str, str] = {}
     for rank, index in enumerate(order):
@@ -52,29 +63,66 @@ def split_by_group(cases: Sequence[Case], ratios: dict[str, float], seed: int) -
     return assignment
 
 
+def _strata(cases: Sequence[Case], stratify: bool) -> list[dict[str, list[Case]]]:
+    """The cases' groups (group name → cases), all in one stratum, or with `stratify` one stratum per most common
+    image label of a group (ties go to the smaller label), in label order."""
+    groups: dict[str, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(case.group, []).append(case)
+    if not stratify:
+        return [groups]
+    if all(case.label is None for case in cases):
+        raise ConfigError(
+            "data.stratify_by_label: no case has an image label to stratify by; give the reader the labels "
+            "(e.g. data.source.labels_csv) or leave it off"
+        )
+    strata: dict[str, dict[str, list[Case]]] = {}
+    for name, members in groups.items():
+        labels = Counter(str(case.label) for case in members)
+        label = min(labels, key=lambda value: (-labels[value], value))
+        strata.setdefault(label, {})[name] = members
+    return [strata[label] for label in sorted(strata)]
+
+
 def draw_labeled(
-    cases: Sequence[Case], assignment: dict[str, str], seed: int, ratio: float | None = None, count: int | None = None
+    cases: Sequence[Case],
+    assignment: dict[str, str],
+    seed: int,
+    ratio: float | None = None,
+    count: int | None = None,
+    stratify: bool = False,
 ) -> dict[str, str]:
     """Keep the masks of a share (`ratio`) or a number (`count`) of the training cases, drawn by group; the
-    other training cases move to the `unlabeled` split. At least one group stays labelled.
+    other training cases move to the `unlabeled` split. At least one group stays labelled. With `stratify`, the
+    draw takes groups from each stratum (see `split_by_group`) in turn, the one with the smallest labelled share
+    next, so that the labelled cases hold the image labels in about the training set's proportions.
+
+    A seed's draws are nested: its labelled cases at a smaller share are among those at a larger one.
 
     Returns:
         the new assignment (case id → split).
     """
-    groups: dict[str, list[str]] = {}
-    for case in cases:
-        if assignment.get(case.id) == "train":
-            groups.setdefault(case.group, []).append(case.id)
-    names = sorted(groups)
-    total = sum(len(ids) for ids in groups.values())
-    wanted = count if count is not None else round((ratio or 1.0) * total)
-    kept, labeled = 0, set()
-    for index in np.random.default_rng(seed + 7919).permutation(len(names)):
-        if kept >= wanted and labeled:
+    training = [case for case in cases if assignment.get(case.id) == "train"]
+    rng = np.random.default_rng(seed + 7919)
+    queues = []  # per stratum: its groups' case ids in the order they are drawn
+    for groups in _strata(training, stratify):
+        names = sorted(groups)
+        queues.append([[case.id for case in groups[names[i]]] for i in rng.permutation(len(names))])
+    sizes = [sum(len(ids) for ids in queue) for queue in queues]
+    wanted = count if count is not None else round((ratio or 1.0) * sum(sizes))
+    taken = [0] * len(queues)  # groups drawn per stratum
+    drawn = [0] * len(queues)  # cases drawn per stratum
+    kept: list[str] = []
+    while len(kept) < wanted or not kept:
+        open_strata = [i for i, queue in enumerate(queues) if taken[i] < len(queue)]
+        if not open_strata:
             break
-        labeled.add(names[index])
-        kept += len(groups[names[index]])
-    keep = {case_id for name in labeled for case_id in groups[name]}
+        stratum = min(open_strata, key=lambda i: drawn[i] / sizes[i])
+        ids = queues[stratum][taken[stratum]]
+        kept += ids
+        taken[stratum] += 1
+        drawn[stratum] += len(ids)
+    keep = set(kept)
     return {
         case_id: UNLABELED if split == "train" and case_id not in keep else split
         for case_id, split in assignment.items()
