@@ -65,7 +65,7 @@ def _fill_splits(groups: dict[str, list[Case]], ratios: dict[str, float], rng: n
 
 def _strata(cases: Sequence[Case], stratify: bool) -> list[dict[str, list[Case]]]:
     """The cases' groups (group name → cases), all in one stratum, or with `stratify` one stratum per most common
-    image label of a group (ties go to the smaller label), in label order."""
+    image label of a group (a tie goes to the label that sorts first as text), in that order."""
     groups: dict[str, list[Case]] = {}
     for case in cases:
         groups.setdefault(case.group, []).append(case)
