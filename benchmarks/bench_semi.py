@@ -184,7 +184,11 @@ def curves(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     suffix = f"-r{args.ratio:g}-s"
-    runs = sorted(path for path in args.runs.glob(f"*{suffix}*") if (path / "metrics.csv").is_file())
+    runs = sorted(
+        path
+        for path in args.runs.glob(f"*{suffix}*")
+        if (path / "metrics.csv").is_file() and (not args.only or any(path.name.startswith(p) for p in args.only))
+    )
     seeds = sorted({int(path.name.rsplit("-s", 1)[1]) for path in runs})
     if not runs:
         raise SystemExit(f"no run folders *{suffix}* with a metrics.csv under {args.runs}")
@@ -234,6 +238,7 @@ def main() -> None:
     trace.add_argument("runs", type=Path, help="the --out folder of `run`")
     trace.add_argument("--ratio", type=float, default=0.1)
     trace.add_argument("--out", type=Path, required=True)
+    trace.add_argument("--only", nargs="*", default=[], help="draw only the run folders whose names start so")
     args = parser.parse_args()
     {"run": run, "table": table, "plot": plot, "curves": curves}[args.command](args)
 
