@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,23 +104,18 @@ def draw_labeled(
     """
     training = [case for case in cases if assignment.get(case.id) == "train"]
     rng = np.random.default_rng(seed + 7919)
-    queues = []  # per stratum: its groups' case ids in the order they are drawn
+    queues = []  # per stratum: its groups' case ids, still to draw, in the order they are drawn
     for groups in _strata(training, stratify):
         names = sorted(groups)
-        queues.append([[case.id for case in groups[names[i]]] for i in rng.permutation(len(names))])
+        queues.append(deque([case.id for case in groups[names[i]]] for i in rng.permutation(len(names))))
     sizes = [sum(len(ids) for ids in queue) for queue in queues]
     wanted = count if count is not None else round((ratio or 1.0) * sum(sizes))
-    taken = [0] * len(queues)  # groups drawn per stratum
     drawn = [0] * len(queues)  # cases drawn per stratum
     kept: list[str] = []
-    while len(kept) < wanted or not kept:
-        open_strata = [i for i, queue in enumerate(queues) if taken[i] < len(queue)]
-        if not open_strata:
-            break
-        stratum = min(open_strata, key=lambda i: drawn[i] / sizes[i])
-        ids = queues[stratum][taken[stratum]]
+    while (len(kept) < wanted or not kept) and any(queues):
+        stratum = min((i for i, queue in enumerate(queues) if queue), key=lambda i: drawn[i] / sizes[i])
+        ids = queues[stratum].popleft()
         kept += ids
-        taken[stratum] += 1
         drawn[stratum] += len(ids)
     keep = set(kept)
     return {
