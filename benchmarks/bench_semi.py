@@ -151,6 +151,7 @@ def plot(args: argparse.Namespace) -> None:
     full = [r["test_dice_last"] for r in rows if r["ratio"] == 1.0 and r["method"] == args.full]
     methods = args.methods or sorted({r["method"] for r in rows if r["ratio"] < 1.0})
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    drawn: dict[str, dict[float, list[float]]] = {}
     for method in methods:
         points: dict[float, list[float]] = defaultdict(list)
         for row in rows:
@@ -158,6 +159,7 @@ def plot(args: argparse.Namespace) -> None:
                 points[row["ratio"]].append(row["test_dice_last"])
         if full:  # every curve ends at the full-label upper bound
             points[1.0] = full
+        drawn[method] = points
         ratios = sorted(points)
         means = [statistics.mean(points[r]) for r in ratios]
         spreads = [statistics.stdev(points[r]) if len(points[r]) > 1 else 0.0 for r in ratios]
@@ -169,7 +171,22 @@ def plot(args: argparse.Namespace) -> None:
     axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(args.out, dpi=110)
-    print(f"plot: {args.out}")
+    print(f"plot: {args.out}\n")
+    _print_points(drawn, args.alias)
+
+
+def _print_points(drawn: dict[str, dict[float, list[float]]], aliases: list[str]) -> None:
+    """The plotted points as a markdown table: one row per labelled share, one column per method, each cell the
+    mean ± sd test Dice (last checkpoint) and its number of seeds."""
+    ratios = sorted({ratio for points in drawn.values() for ratio in points})
+    print("| labelled | " + " | ".join(_display(method, aliases) for method in drawn) + " |")
+    print("|---" * (len(drawn) + 1) + "|")
+    for ratio in ratios:
+        cells = [
+            f"{_cell(points[ratio], 3)} (n={len(points[ratio])})" if ratio in points else "—"
+            for points in drawn.values()
+        ]
+        print(f"| {ratio:.0%} | " + " | ".join(cells) + " |")
 
 
 def curves(args: argparse.Namespace) -> None:
