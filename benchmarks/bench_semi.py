@@ -157,14 +157,26 @@ def plot(args: argparse.Namespace) -> None:
         for row in rows:
             if row["method"] == method and row["ratio"] < 1.0:
                 points[row["ratio"]].append(row["test_dice_last"])
-        if full:  # every curve ends at the full-label upper bound
-            points[1.0] = full
-        drawn[method] = points
         ratios = sorted(points)
         means = [statistics.mean(points[r]) for r in ratios]
         spreads = [statistics.stdev(points[r]) if len(points[r]) > 1 else 0.0 for r in ratios]
         label = _display(method, args.alias)
-        axis.errorbar([100 * r for r in ratios], means, yerr=spreads, marker="o", capsize=3, label=label)
+        line = axis.errorbar([100 * r for r in ratios], means, yerr=spreads, marker="o", capsize=3, label=label)
+        if full and ratios:  # dashed on to the full-label upper bound: the shares in between may be unmeasured
+            colour = line.lines[0].get_color()
+            axis.plot([100 * ratios[-1], 100], [means[-1], statistics.mean(full)], "--", color=colour, alpha=0.6)
+        drawn[method] = {**points, **({1.0: full} if full else {})}
+    if full:
+        spread = statistics.stdev(full) if len(full) > 1 else 0.0
+        axis.errorbar(
+            [100],
+            [statistics.mean(full)],
+            yerr=[spread],
+            marker="s",
+            color="black",
+            capsize=3,
+            label=f"100%: {_display(args.full, args.alias)}",
+        )
     axis.set(xscale="log", xlabel="labelled training slices (%)", ylabel="test Dice (last checkpoint)")
     axis.set_title(f"{args.dataset}: label budget (mean ± sd over seeds)")
     axis.grid(alpha=0.3)
