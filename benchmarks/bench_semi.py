@@ -157,26 +157,18 @@ def plot(args: argparse.Namespace) -> None:
         for row in rows:
             if row["method"] == method and row["ratio"] < 1.0:
                 points[row["ratio"]].append(row["test_dice_last"])
+        drawn[method] = points
         ratios = sorted(points)
-        means = [statistics.mean(points[r]) for r in ratios]
-        spreads = [statistics.stdev(points[r]) if len(points[r]) > 1 else 0.0 for r in ratios]
+        means, spreads = zip(*(_mean_sd(points[r]) for r in ratios), strict=True) if ratios else ((), ())
         label = _display(method, args.alias)
         line = axis.errorbar([100 * r for r in ratios], means, yerr=spreads, marker="o", capsize=3, label=label)
         if full and ratios:  # dashed on to the full-label upper bound: the shares in between may be unmeasured
             colour = line.lines[0].get_color()
             axis.plot([100 * ratios[-1], 100], [means[-1], statistics.mean(full)], "--", color=colour, alpha=0.6)
-        drawn[method] = {**points, **({1.0: full} if full else {})}
     if full:
-        spread = statistics.stdev(full) if len(full) > 1 else 0.0
-        axis.errorbar(
-            [100],
-            [statistics.mean(full)],
-            yerr=[spread],
-            marker="s",
-            color="black",
-            capsize=3,
-            label=f"100%: {_display(args.full, args.alias)}",
-        )
+        mean, spread = _mean_sd(full)
+        label = f"100%: {_display(args.full, args.alias)}"
+        axis.errorbar([100], [mean], yerr=[spread], marker="s", color="black", capsize=3, label=label)
     axis.set(xscale="log", xlabel="labelled training slices (%)", ylabel="test Dice (last checkpoint)")
     axis.set_title(f"{args.dataset}: label budget (mean ± sd over seeds)")
     axis.grid(alpha=0.3)
@@ -184,12 +176,19 @@ def plot(args: argparse.Namespace) -> None:
     figure.tight_layout()
     figure.savefig(args.out, dpi=110)
     print(f"plot: {args.out}\n")
-    _print_points(drawn, args.alias)
+    _print_points(drawn, full, args.alias)
 
 
-def _print_points(drawn: dict[str, dict[float, list[float]]], aliases: list[str]) -> None:
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample sd of the seeds' values (sd 0 for one seed)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _print_points(drawn: dict[str, dict[float, list[float]]], full: list[float], aliases: list[str]) -> None:
     """The plotted points as a markdown table: one row per labelled share, one column per method, each cell the
-    mean ± sd test Dice (last checkpoint) and its number of seeds."""
+    mean ± sd test Dice (last checkpoint) and its number of seeds; the 100% row, where every curve ends, is `full`."""
+    if full:
+        drawn = {method: {**points, 1.0: full} for method, points in drawn.items()}
     ratios = sorted({ratio for points in drawn.values() for ratio in points})
     print("| labelled | " + " | ".join(_display(method, aliases) for method in drawn) + " |")
     print("|---" * (len(drawn) + 1) + "|")
