@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from medseg.atomic import write_text_atomic
-from medseg.budget import run_budget
+from medseg.budget import mean_sd, run_budget
 from medseg.config import load_config
 from medseg.engine.device import autocast_dtype
 
@@ -84,9 +84,10 @@ def _rows(dataset: str) -> list[dict]:
 def _cell(values: list[float], digits: int = 4) -> str:
     if not values:
         return "—"
+    mean, spread = mean_sd(values)
     if len(values) == 1:  # one seed: no spread to show
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
 def _present(rows: list[dict], key: str) -> list[float]:
@@ -159,14 +160,15 @@ def plot(args: argparse.Namespace) -> None:
                 points[row["ratio"]].append(row["test_dice_last"])
         drawn[method] = points
         ratios = sorted(points)
-        means, spreads = zip(*(_mean_sd(points[r]) for r in ratios), strict=True) if ratios else ((), ())
+        stats = [mean_sd(points[r]) for r in ratios]
+        means, spreads = [mean for mean, _ in stats], [spread for _, spread in stats]
         label = _display(method, args.alias)
         line = axis.errorbar([100 * r for r in ratios], means, yerr=spreads, marker="o", capsize=3, label=label)
         if full and ratios:  # dashed on to the full-label upper bound: the shares in between may be unmeasured
             colour = line.lines[0].get_color()
             axis.plot([100 * ratios[-1], 100], [means[-1], statistics.mean(full)], "--", color=colour, alpha=0.6)
     if full:
-        mean, spread = _mean_sd(full)
+        mean, spread = mean_sd(full)
         label = f"100%: {_display(args.full, args.alias)}"
         axis.errorbar([100], [mean], yerr=[spread], marker="s", color="black", capsize=3, label=label)
     axis.set(xscale="log", xlabel="labelled training slices (%)", ylabel="test Dice (last checkpoint)")
@@ -177,11 +179,6 @@ def plot(args: argparse.Namespace) -> None:
     figure.savefig(args.out, dpi=110)
     print(f"plot: {args.out}\n")
     _print_points(drawn, full, args.alias)
-
-
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and sample sd of the seeds' values (sd 0 for one seed)."""
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _print_points(drawn: dict[str, dict[float, list[float]]], full: list[float], aliases: list[str]) -> None:

@@ -34,7 +34,7 @@ from medseg.methods import METHODS
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
 
-__all__ = ["Point", "plan_points", "run_budget", "summarise", "convergence", "parse_budget_arguments"]
+__all__ = ["Point", "plan_points", "run_budget", "summarise", "convergence", "parse_budget_arguments", "mean_sd"]
 
 DEFAULTS = {
     "ratios": ["0.05", "0.1", "0.25", "0.5", "1"],
@@ -292,7 +292,8 @@ def _without_nan(value: Any) -> Any:
     return value
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample sd of the seeds' values (sd 0 for one seed)."""
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -307,8 +308,8 @@ def summarise(rows: list[dict[str, Any]], out: str | Path) -> list[dict[str, Any
         groups.setdefault((row["method"], row["ratio"]), []).append(row)
     table = []
     for (method, ratio), members in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
-        last, last_sd = _mean_sd([r["test_dice_last"] for r in members])
-        best, best_sd = _mean_sd([r["test_dice_best"] for r in members])
+        last, last_sd = mean_sd([r["test_dice_last"] for r in members])
+        best, best_sd = mean_sd([r["test_dice_best"] for r in members])
         table.append(
             {
                 "method": method,
