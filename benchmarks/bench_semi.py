@@ -56,13 +56,20 @@ def _key(row: dict) -> tuple:
 
 def record(rows: list[dict], dataset: str, config: str, overrides: list[str], path: Path = RESULTS) -> None:
     """Add the rows to the results file, replacing earlier lines of the same point (dataset, method, ratio, seed,
-    steps)."""
+    steps). A point recorded already with the same test Dice (kept, not retrained, by `run_budget`) keeps its line:
+    its machine and minutes stay those of the run that trained it."""
     extra = {"dataset": dataset, "config": config, "overrides": overrides, **machine()}
-    new = [{**row, **extra} for row in rows]
-    keys = {_key(row) for row in new}
     old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    recorded = {_key(row): row for row in old}
+    new = [{**row, **extra} for row in rows]
+    new = [row for row in new if not _same_result(recorded.get(_key(row)), row)]
+    keys = {_key(row) for row in new}
     kept = [row for row in old if _key(row) not in keys]
     write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in [*kept, *new]))
+
+
+def _same_result(old: dict | None, new: dict) -> bool:
+    return old is not None and all(old[key] == new[key] for key in ("test_dice_last", "test_dice_best"))
 
 
 def run(args: argparse.Namespace) -> None:
