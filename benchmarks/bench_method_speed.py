@@ -7,6 +7,8 @@ given size, so that what differs is only what each method computes per step.
 Each method is `name[:key=value]...`; its model is the U-Net of `--features` (an MTNet of the same width for the
 multi-branch methods). "images/s" counts the labelled and unlabelled images a step reads. `--layouts
 channels_last contiguous` measures each method in both memory layouts, alternating (default: the model's own).
+`--device cuda` times the same steps on a GPU (synchronised before each clock read; autocast bf16 where the GPU has
+it, else float16 with a gradient scaler, as the trainer does) and adds the peak GPU memory per step.
 """
 
 from __future__ import annotations
@@ -52,17 +54,29 @@ def _config(method_text: str, features: list[int], size: int, batch: int, amp: b
     return resolve_config(load_config(raw))
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def measure(
-    method_text: str, features: list[int], size: int, batch: int, steps: int, amp: bool, layout: str = "model"
+    method_text: str,
+    features: list[int],
+    size: int,
+    batch: int,
+    steps: int,
+    amp: bool,
+    layout: str = "model",
+    device: torch.device = torch.device("cpu"),
 ) -> dict:
     """Median seconds per optimiser step (after two warm-up steps) of one method in `layout` ("model": the model's
-    own choice, "channels_last" or "contiguous")."""
+    own choice, "channels_last" or "contiguous") on `device`."""
     torch.manual_seed(0)
     cfg = _config(method_text, features, size, batch, amp, layout)
     method = build_method(cfg.method, cfg.model)
-    model = method.model.to(memory_format=torch.channels_last) if cfg.train.channels_last else method.model
+    model = method.model.to(device)
+    model = model.to(memory_format=torch.channels_last) if cfg.train.channels_last else model
     method.model = model
-    device = torch.device("cpu")
     optimizer = adamw(model, 1e-3, 1e-4, device)
     amp_dtype = autocast_dtype(device, amp)
     state = SimpleNamespace(
@@ -70,7 +84,7 @@ def measure(
         method=method,
         model=model,
         optimizer=optimizer,
-        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
         scheduler=WarmupCosine(optimizer, 0, 1000),
         ctx=Distributed(),
         device=device,
@@ -88,22 +102,30 @@ def measure(
     }
     if method.uses_unlabeled:
         batch_data["unlabeled_image"] = torch.randn(batch, 1, size, size).contiguous(memory_format=layout)
+    batch_data = {key: value.to(device) for key, value in batch_data.items()}
     model.train()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for step in range(steps + 2):
+        _synchronize(device)
         started = time.perf_counter()
         train_step(state, batch_data, epoch=2)
+        _synchronize(device)
         if step >= 2:
             times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
     read = batch * (2 if method.uses_unlabeled else 1)
-    return {
+    row = {
         "method": method_text,
         "channels_last": cfg.train.channels_last,
         "seconds_per_step": seconds,
         "steps_per_s": 1 / seconds,
         "images_per_s": read / seconds,
     }
+    if device.type == "cuda":
+        row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return row
 
 
 def main() -> None:
@@ -117,10 +139,13 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path, help="append one JSON line per method here")
     parser.add_argument("--layouts", nargs="+", default=["model"], choices=["model", "channels_last", "contiguous"])
     parser.add_argument("--repeats", type=int, default=1, help="measure every method × layout this many times")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (a GPU)")
     args = parser.parse_args()
-    amp = autocast_dtype(torch.device("cpu"), not args.fp32)
+    device = torch.device(args.device)
+    amp = autocast_dtype(device, not args.fp32)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(
-        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"# {where}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, "
         f"U-Net {args.features} at {args.size}², batch {args.batch} (+{args.batch} unlabelled), autocast {amp}"
     )
@@ -129,7 +154,7 @@ def main() -> None:
     base = None
     runs = [(text, layout) for _ in range(args.repeats) for text in args.methods for layout in args.layouts]
     for text, layout in runs:
-        row = measure(text, args.features, args.size, args.batch, args.steps, not args.fp32, layout)
+        row = measure(text, args.features, args.size, args.batch, args.steps, not args.fp32, layout, device)
         base = base or row["seconds_per_step"]
         label = text if layout == "model" else f"{text} ({layout})"
         print(
@@ -139,7 +164,8 @@ def main() -> None:
         )
         if args.jsonl:
             with args.jsonl.open("a") as handle:
-                handle.write(json.dumps({**row, "size": args.size, "batch": args.batch, "amp": str(amp)}) + "\n")
+                extra = {"size": args.size, "batch": args.batch, "amp": str(amp), "device": where}
+                handle.write(json.dumps({**row, **extra}) + "\n")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def _train_new(
 
     cfg = load_resolved(target, [*overrides, *(["data.skip_bad=true"] if skip_bad else [])])
     if run_dir is None:  # the main process claims a new name; under torchrun every process uses it
-        ctx = setup_distributed()
+        ctx = setup_distributed(cfg.train.device)
         run_dir = Path(ctx.from_main(str(new_run_path(cfg.output_dir, cfg.name)) if ctx.is_main else None))
     if cfg.supervision == "image-labels":
         from medseg.weak.pipeline import train_weak

@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from medseg.config import load_config
-from medseg.engine.distributed import Distributed, average_gradients, sync_batchnorm
+from medseg.engine import distributed
+from medseg.engine.distributed import Distributed, average_gradients, setup_distributed, sync_batchnorm
 from medseg.engine.trainer import train
 
 TOLERANCE = 1e-4  # float32 weights after three AdamW steps; only the order of floating-point sums differs
@@ -18,7 +19,14 @@ TOLERANCE = 1e-4  # float32 weights after three AdamW steps; only the order of f
 
 def _config(phantom_config, tmp_path):
     config = phantom_config(
-        epochs=1, steps_per_epoch=3, batch_size=8, amp=False, channels_last=False, sync_batchnorm=True, threads=1
+        epochs=1,
+        steps_per_epoch=3,
+        batch_size=8,
+        amp=False,
+        channels_last=False,
+        sync_batchnorm=True,
+        threads=1,
+        device="cpu",  # gloo on CPU also where a GPU is present
     )
     config["model"] = {"name": "unet", "features": [4, 8, 16]}
     config["method"] = {"name": "supervised", "dice": "image"}  # per-image Dice: the loss is a mean over images
@@ -75,3 +83,30 @@ def test_averaged_gradients_keep_the_channels_last_layout_the_fused_optimiser_re
         dist.destroy_process_group()
     assert model.weight.grad.stride() == model.weight.stride()
     torch.testing.assert_close(model.weight.grad, before)
+
+
+def _torchrun_rank_1_of_2_on_a_node_with_one_gpu(monkeypatch) -> list[str]:
+    """torchrun's variables for the second of two processes, CUDA present with one GPU, and a process group that
+    only records its backend; returns that record."""
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: pytest.fail(f"set_device({index}) on a CPU run"))
+    backends = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", backends.append)
+    return backends
+
+
+def test_a_cpu_run_under_torchrun_uses_gloo_even_where_a_gpu_is_present(monkeypatch):
+    backends = _torchrun_rank_1_of_2_on_a_node_with_one_gpu(monkeypatch)
+    ctx = setup_distributed("cpu")
+    assert backends == ["gloo"] and (ctx.rank, ctx.world_size, ctx.local_rank) == (1, 2, 1)
+
+
+def test_more_processes_than_gpus_is_refused_with_what_to_do(monkeypatch):
+    backends = _torchrun_rank_1_of_2_on_a_node_with_one_gpu(monkeypatch)
+    with pytest.raises(ValueError, match=r"1 GPU\(s\).*--nproc_per_node.*train.device=cpu"):
+        setup_distributed("auto")
+    assert backends == []

@@ -138,7 +138,8 @@ def test_cdma_trains_end_to_end_and_predicts_the_branch_mean(tmp_path, phantom_c
 
     predictor = Predictor.load(tmp_path / "run")
     images = torch.randn(2, 1, 48, 48)
-    branches = [torch.sigmoid(z) for z in predictor.model.forward_branches(images)]
+    with torch.no_grad():  # the model is on the predictor's device (a GPU where there is one)
+        branches = [torch.sigmoid(z).cpu() for z in predictor.model.forward_branches(images.to(predictor.device))]
     torch.testing.assert_close(predictor.probabilities(images), torch.stack(branches).mean(0), atol=2e-2, rtol=0)
 
 

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from medseg.engine.device import pick_device
+
 __all__ = [
     "Distributed",
     "setup_distributed",
@@ -87,15 +89,26 @@ class Distributed:
         return bool(tensor.item())
 
 
-def setup_distributed() -> Distributed:
-    """Join the process group `torchrun` describes (`WORLD_SIZE`, `RANK`, `LOCAL_RANK`, `MASTER_ADDR`, ...):
-    nccl with one GPU per process where CUDA exists, gloo on CPU. A single process returns the default."""
+def setup_distributed(device: str = "auto") -> Distributed:
+    """Join the process group `torchrun` describes (`WORLD_SIZE`, `RANK`, `LOCAL_RANK`, `MASTER_ADDR`, ...): nccl
+    with one GPU per process where the run trains on CUDA (`device`, the config's `train.device`), gloo on CPU. A
+    single process returns the default.
+
+    Raises:
+        ValueError: the run trains on CUDA but this node has fewer GPUs than processes.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Distributed()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        if torch.cuda.is_available():
+        if pick_device(device).type == "cuda":
+            if local_rank >= torch.cuda.device_count():
+                raise ValueError(
+                    f"torchrun started process {local_rank} on a node with {torch.cuda.device_count()} GPU(s), one GPU "
+                    "per process: start at most that many processes per node (--nproc_per_node), or train on the "
+                    "CPU with train.device=cpu"
+                )
             torch.cuda.set_device(local_rank)
             # nccl for the model's CUDA tensors, gloo for the small CPU tensors (losses, scores, flags)
             dist.init_process_group("cpu:gloo,cuda:nccl")

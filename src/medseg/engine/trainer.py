@@ -98,7 +98,7 @@ def train(
         RunFolderError: `run_dir` holds a run (unless `overwrite`), or another process trains there.
     """
     cfg = resolve_config(cfg)
-    run, ctx = RunFolder(run_dir), setup_distributed()
+    run, ctx = RunFolder(run_dir), setup_distributed(cfg.train.device)
     with claim_new(run, ctx, overwrite):
         return fit_run(run, cfg, ctx, None, show_progress, hooks)
 
@@ -110,8 +110,9 @@ def resume(run_dir: str | Path, show_progress: bool = True, hooks: Hooks | None 
     Raises:
         RunFolderError: not a run folder, or another process trains there.
     """
-    run, ctx = RunFolder(run_dir), setup_distributed()
+    run = RunFolder(run_dir)
     cfg = resolve_config(run.config, str(run.config_path))
+    ctx = setup_distributed(cfg.train.device)
     with claim(run, ctx):
         last = run.checkpoint("last")
         saved = load_checkpoint(last) if last.is_file() else None

@@ -318,7 +318,7 @@ def train_weak(cfg: Config, run_dir: str | Path, overwrite: bool = False, show_p
             f"case with weak.classes [absent, present] or the lesion types; got classes {cfg.weak.classes}"
         )
     cfg = resolve_config(cfg)
-    run, ctx = RunFolder(run_dir), setup_distributed()
+    run, ctx = RunFolder(run_dir), setup_distributed(cfg.train.device)
     with claim_new(run, ctx, overwrite):
         if ctx.is_main:
             write_text_atomic(run.weak_config_path, cfg.to_yaml())
@@ -327,8 +327,9 @@ def train_weak(cfg: Config, run_dir: str | Path, overwrite: bool = False, show_p
 
 def resume_weak(run_dir: str | Path, show_progress: bool = True) -> TrainResult:
     """Continue an interrupted `supervision: image-labels` run from the stage it reached."""
-    run, ctx = RunFolder(run_dir), setup_distributed()
+    run = RunFolder(run_dir)
     cfg = resolve_config(load_config(run.weak_config_path), str(run.weak_config_path))
+    ctx = setup_distributed(cfg.train.device)
     with claim(run, ctx):
         return _run_stages(cfg, run, show_progress)
 
