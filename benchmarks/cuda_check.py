@@ -7,9 +7,12 @@
 3. nccl: a one-process "cpu:gloo,cuda:nccl" group (what `setup_distributed` opens under torchrun on GPUs); the
    engine's gradient all-reduce, weight broadcast and `nn.SyncBatchNorm` on CUDA tensors. Two processes on one
    GPU are not possible with nccl, so more than one rank needs a machine with more GPUs;
-4. optimiser steps and images per second of each method (`bench_method_speed.measure` on the GPU).
+4. optimiser steps and images per second of each method (`bench_method_speed.measure` on the GPU);
+5. with `--tests SECONDS`: the test suite, where `train.device: auto` means the GPU, in parallel workers of one
+   thread each (several workers of 16 threads each starve one another), stopped after SECONDS; the failed tests
+   and their messages go into the check's line, the whole log to OUT/pytest.log.
 
-    python3 benchmarks/cuda_check.py --out OUT        # OUT/cuda_check.jsonl, one line per check; exit 1 if any failed
+    python3 benchmarks/cuda_check.py --out OUT [--tests 240]   # OUT/cuda_check.jsonl; exit status 1 if a check failed
 
 A check fails on an exception or when a trained phantom run's test Dice is below 0.8 (12 CPU epochs reach 0.98).
 """
@@ -17,6 +20,7 @@ A check fails on an exception or when a trained phantom run's test Dice is below
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -143,10 +147,34 @@ def check_speed(size: int, batch: int, device: torch.device, steps: int) -> dict
     return {"size": size, "batch": batch, "rows": rows, "ok": True}
 
 
+def check_tests(out: Path, seconds: int, tests: list[str]) -> dict:
+    import xml.etree.ElementTree as ElementTree
+
+    report = out / "pytest.xml"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=300", f"--junitxml={report}"]
+    if importlib.util.find_spec("xdist"):  # pytest-xdist: as many one-thread workers as cores, up to 14
+        command += ["-n", str(min(os.cpu_count() or 1, 14))]
+    command += [*tests]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with (out / "pytest.log").open("w") as log:
+        try:
+            subprocess.run(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return {"finished": False, "ok": False}
+    cases = ElementTree.parse(report).getroot().iter("testcase")
+    failed = {}
+    for case in cases:
+        for problem in [*case.iter("failure"), *case.iter("error")]:
+            failed[f"{case.get('classname')}::{case.get('name')}"] = (problem.get("message") or "")[:300]
+    return {"finished": True, "failed": failed, "ok": not failed}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cpu-dry-run", action="store_true", help="the same checks on the CPU (float16 left out)")
+    parser.add_argument("--tests", type=int, metavar="SECONDS", help="also run the test suite, for at most SECONDS")
+    parser.add_argument("--test-paths", nargs="+", default=["tests"], help="what --tests runs (pytest arguments)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cpu" if args.cpu_dry_run else "cuda")
@@ -170,7 +198,9 @@ def main() -> None:
         ("speed_96_batch16", lambda: check_speed(96, 16, device, steps)),
         ("speed_256_batch16", lambda: check_speed(256, 16, device, steps)),
     ]
-    if device.type == "cuda":  # last: it patches bf16 support away
+    if args.tests:  # in its own processes, before the float16 check patches bf16 support away in this one
+        checks.append(("test_suite", lambda: check_tests(args.out, args.tests, args.test_paths)))
+    if device.type == "cuda":
         checks.append(("float16_gradscaler_train_evaluate", lambda: check_float16(work)))
     failed = 0
     for name, check in checks:
