@@ -4,7 +4,7 @@ best-validated checkpoints both evaluated on test; nothing chosen on test), with
 
     .venv/bin/python benchmarks/bench_semi.py run configs/figshare-semi.yaml --dataset figshare \
         --ratios 0.1 1 --methods supervised bcp mean_teacher cps cdma --seeds 0 1 2 --out runs/bench-semi/figshare
-    .venv/bin/python benchmarks/bench_semi.py table --dataset figshare --ratio 0.1
+    .venv/bin/python benchmarks/bench_semi.py table --dataset figshare --ratio 0.1 [--into benchmarks/RESULTS.md]
     .venv/bin/python benchmarks/bench_semi.py plot --dataset figshare --out benchmarks/semi-figshare.png \
         --methods supervised bcp --full supervised
     .venv/bin/python benchmarks/bench_semi.py curves runs/bench-semi/figshare --out benchmarks/semi-curves.png
@@ -110,13 +110,13 @@ def _display(method: str, aliases: list[str]) -> str:
     return method
 
 
-def table(args: argparse.Namespace) -> None:
-    rows = _rows(args.dataset)
+def table_lines(rows: list[dict], ratio: float, baseline: str, aliases: list[str]) -> list[str]:
+    """The markdown table of the recorded rows at one labelled share (and the 100% rows), then the machines."""
     full = [r["test_dice_last"] for r in rows if r["method"].split(":")[0] == "supervised" and r["ratio"] == 1.0]
-    supervised = {r["seed"]: r for r in rows if r["method"] == args.baseline and r["ratio"] == args.ratio}
+    supervised = {r["seed"]: r for r in rows if r["method"] == baseline and r["ratio"] == ratio}
     by_method: dict[tuple[str, float], list[dict]] = defaultdict(list)
     for row in rows:
-        if row["ratio"] in (args.ratio, 1.0):
+        if row["ratio"] in (ratio, 1.0):
             by_method[(row["method"], row["ratio"])].append(row)
     # lesion-slice columns only where test slices without a lesion exist (LGG): elsewhere they repeat the Dice
     lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in rows)
@@ -124,29 +124,51 @@ def table(args: argparse.Namespace) -> None:
     columns += ["margin over supervised (paired, last)", "× full", "val change, last 30%"]
     if lesion_free:
         columns += ["lesion-slice Dice, last", "lesion-free slices given a mask, last"]
-    print("| " + " | ".join(columns) + " |")
-    print("|---" * len(columns) + "|")
-    for (method, ratio), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    for (method, share), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
         last = [r["test_dice_last"] for r in members]
         margins = [
             r["test_dice_last"] - supervised[r["seed"]]["test_dice_last"] for r in members if r["seed"] in supervised
         ]
-        share = f"{statistics.mean(last) / statistics.mean(full):.3f}" if full else "—"
+        of_full = f"{statistics.mean(last) / statistics.mean(full):.3f}" if full else "—"
         change = [r["val_change_last_30pct"] for r in members if r["val_change_last_30pct"] is not None]
         line = (
-            f"| {_display(method, args.alias)} | {ratio:.0%} | {len(members)} | {members[0]['steps']} | "
+            f"| {_display(method, aliases)} | {share:.0%} | {len(members)} | {members[0]['steps']} | "
             f"{statistics.mean(r['minutes'] for r in members):.1f} | {_cell(last)} | "
             f"{_cell([r['test_dice_best'] for r in members])} | "
-            f"{_cell(margins) if ratio != 1.0 and method != args.baseline else '—'} | {share} | {_cell(change, 3)} |"
+            f"{_cell(margins) if share != 1.0 and method != baseline else '—'} | {of_full} | {_cell(change, 3)} |"
         )
         if lesion_free:
             line += (
                 f" {_cell(_present(members, 'test_dice_lesion_last'))} | "
                 f"{_cell(_present(members, 'test_false_positive_rate_last'), 3)} |"
             )
-        print(line)
+        lines.append(line)
     cpus = sorted({(r["cpu"], r["bf16"]) for r in rows})
-    print("\nmachines: " + "; ".join(f"{cpu} (bf16: {'yes' if bf16 else 'no'})" for cpu, bf16 in cpus))
+    lines += ["", "machines: " + "; ".join(f"{cpu} (bf16: {'yes' if bf16 else 'no'})" for cpu, bf16 in cpus)]
+    return lines
+
+
+def replace_marked_block(path: Path, key: str, lines: list[str]) -> None:
+    """Put `lines` in place of the text between `<!-- bench_semi table KEY -->` and the next
+    `<!-- /bench_semi table -->` in the markdown file, so RESULTS.md's table is regenerated, never hand-edited."""
+    begin, end = f"<!-- bench_semi table {key} -->", "<!-- /bench_semi table -->"
+    text = path.read_text()
+    if text.count(begin) != 1:
+        raise SystemExit(f"{path}: expected one line {begin!r}, found {text.count(begin)}")
+    start = text.index(begin) + len(begin)
+    stop = text.find(end, start)
+    if stop < 0:
+        raise SystemExit(f"{path}: {begin!r} has no closing {end!r} after it")
+    write_text_atomic(path, text[:start] + "\n" + "\n".join(lines) + "\n" + text[stop:])
+
+
+def table(args: argparse.Namespace) -> None:
+    lines = table_lines(_rows(args.dataset), args.ratio, args.baseline, args.alias)
+    print("\n".join(lines))
+    if args.into:
+        replace_marked_block(args.into, f"{args.dataset} {args.ratio:g}", lines)
+        print(f"\nwritten into {args.into}")
 
 
 def plot(args: argparse.Namespace) -> None:
@@ -260,6 +282,12 @@ def main() -> None:
     show.add_argument("--ratio", type=float, default=0.1)
     show.add_argument("--baseline", default="supervised", help="the supervised-only row margins are paired with")
     show.add_argument("--alias", nargs="*", default=[], help="SHORT=TEXT: print TEXT in method names as SHORT")
+    show.add_argument(
+        "--into",
+        type=Path,
+        help="also replace the table between `<!-- bench_semi table DATASET RATIO -->` and "
+        "`<!-- /bench_semi table -->` in this markdown file (RESULTS.md)",
+    )
     draw = commands.add_parser("plot", help="test Dice against the labelled share")
     draw.add_argument("--dataset", required=True)
     draw.add_argument("--out", type=Path, required=True)

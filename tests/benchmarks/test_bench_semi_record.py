@@ -1,20 +1,7 @@
 """`benchmarks/bench_semi.py record`: a point kept from an earlier run keeps its recorded line (and machine)."""
 
-import importlib.util
 import json
 from pathlib import Path
-
-import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_semi.py"
-
-
-@pytest.fixture
-def bench_semi():
-    spec = importlib.util.spec_from_file_location("bench_semi", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _row(seed: int, dice: float) -> dict:

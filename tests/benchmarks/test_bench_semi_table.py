@@ -1,0 +1,67 @@
+"""`benchmarks/bench_semi.py table`: paired margins per labelled draw, and the table rewritten in place between its
+markers in RESULTS.md without touching the text around it."""
+
+import pytest
+
+
+def _row(method: str, ratio: float, seed: int, dice: float) -> dict:
+    return {
+        "method": method,
+        "ratio": ratio,
+        "seed": seed,
+        "steps": 4000,
+        "minutes": 10.0,
+        "test_dice_last": dice,
+        "test_dice_best": dice - 0.01,
+        "val_change_last_30pct": 0.0,
+        "cpu": "test cpu",
+        "bf16": False,
+    }
+
+
+ROWS = [
+    _row("supervised", 1.0, 0, 0.80),
+    _row("supervised", 0.1, 0, 0.50),
+    _row("supervised", 0.1, 1, 0.60),
+    _row("bcp", 0.1, 0, 0.55),  # +0.05 over its own draw's baseline
+    _row("bcp", 0.1, 1, 0.62),  # +0.02
+    _row("bcp", 0.25, 0, 0.70),  # another share: not in the 10% table
+]
+
+
+def test_margins_are_paired_per_seed_and_other_shares_are_left_out(bench_semi):
+    lines = bench_semi.table_lines(ROWS, 0.1, "supervised", [])
+    bcp = next(line for line in lines if line.startswith("| bcp |"))
+    cells = [cell.strip() for cell in bcp.strip("|").split("|")]
+    assert cells[1:3] == ["10%", "2"]
+    assert cells[5] == "0.5850 ± 0.0495"  # mean ± sd of 0.55 and 0.62
+    assert cells[7] == "0.0350 ± 0.0212"  # paired: the sd of the per-seed differences +0.05 and +0.02
+    assert cells[8] == f"{0.585 / 0.80:.3f}"
+    assert not any("25%" in line for line in lines)
+    assert lines[-1] == "machines: test cpu (bf16: no)"
+
+
+def test_into_replaces_only_the_marked_block(bench_semi, tmp_path):
+    results = tmp_path / "RESULTS.md"
+    before = "# Results\n\ntext above\n\n<!-- bench_semi table lgg 0.1 -->\n| old | table |\n"
+    after = "<!-- /bench_semi table -->\n\ntext below, kept\n"
+    results.write_text(before + after)
+    lines = bench_semi.table_lines(ROWS, 0.1, "supervised", [])
+    bench_semi.replace_marked_block(results, "lgg 0.1", lines)
+    text = results.read_text()
+    assert "| old | table |" not in text
+    assert text.startswith("# Results\n\ntext above\n\n<!-- bench_semi table lgg 0.1 -->\n| method |")
+    assert text.endswith("machines: test cpu (bf16: no)\n" + after)
+    bench_semi.replace_marked_block(results, "lgg 0.1", lines)  # a second rewrite changes nothing
+    assert results.read_text() == text
+
+
+def test_into_a_file_without_the_marker_stops_and_names_it(bench_semi, tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("no markers here\n")
+    with pytest.raises(SystemExit, match=r"RESULTS\.md.*bench_semi table figshare 0\.1"):
+        bench_semi.replace_marked_block(results, "figshare 0.1", ["| x |"])
+    assert results.read_text() == "no markers here\n"
+    results.write_text("<!-- bench_semi table figshare 0.1 -->\n| unclosed |\n")
+    with pytest.raises(SystemExit, match="no closing"):
+        bench_semi.replace_marked_block(results, "figshare 0.1", ["| x |"])
