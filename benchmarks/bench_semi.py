@@ -6,7 +6,7 @@ best-validated checkpoints both evaluated on test; nothing chosen on test), with
         --ratios 0.1 1 --methods supervised bcp mean_teacher cps cdma --seeds 0 1 2 --out runs/bench-semi/figshare
     .venv/bin/python benchmarks/bench_semi.py table --dataset figshare --ratio 0.1 [--into benchmarks/RESULTS.md]
     .venv/bin/python benchmarks/bench_semi.py plot --dataset figshare --out benchmarks/semi-figshare.png \
-        --methods supervised bcp --full supervised
+        --methods supervised bcp --full supervised [--into benchmarks/RESULTS.md]
     .venv/bin/python benchmarks/bench_semi.py curves runs/bench-semi/figshare --out benchmarks/semi-curves.png
 
 `run` appends one JSON line per finished point to `benchmarks/results/semi.jsonl` (with the CPU, whether it
@@ -181,13 +181,11 @@ def plot(args: argparse.Namespace) -> None:
     full = [r["test_dice_last"] for r in rows if r["ratio"] == 1.0 and r["method"] == args.full]
     methods = args.methods or sorted({r["method"] for r in rows if r["ratio"] < 1.0})
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
-    drawn: dict[str, dict[float, list[float]]] = {}
     for method in methods:
         points: dict[float, list[float]] = defaultdict(list)
         for row in rows:
             if row["method"] == method and row["ratio"] < 1.0:
                 points[row["ratio"]].append(row["test_dice_last"])
-        drawn[method] = points
         ratios = sorted(points)
         stats = [mean_sd(points[r]) for r in ratios]
         means, spreads = [mean for mean, _ in stats], [spread for _, spread in stats]
@@ -207,23 +205,39 @@ def plot(args: argparse.Namespace) -> None:
     figure.tight_layout()
     figure.savefig(args.out, dpi=110)
     print(f"plot: {args.out}\n")
-    _print_points(drawn, full, args.alias)
+    lines = curve_lines(rows, methods, args.full, args.alias)
+    print("\n".join(lines))
+    if args.into:
+        replace_marked_block(args.into, f"{args.dataset} curve", lines)
+        print(f"\nwritten into {args.into}")
 
 
-def _print_points(drawn: dict[str, dict[float, list[float]]], full: list[float], aliases: list[str]) -> None:
-    """The plotted points as a markdown table: one row per labelled share, one column per method, each cell the
-    mean ± sd test Dice (last checkpoint) and its number of seeds; the 100% row, where every curve ends, is `full`."""
-    if full:
-        drawn = {method: {**points, 1.0: full} for method, points in drawn.items()}
-    ratios = sorted({ratio for points in drawn.values() for ratio in points})
-    print("| labelled | " + " | ".join(_display(method, aliases) for method in drawn) + " |")
-    print("|---" * (len(drawn) + 1) + "|")
+def _seeds_note(members: list[dict]) -> str:
+    seeds = sorted(r["seed"] for r in members)
+    return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+
+
+def curve_lines(rows: list[dict], methods: list[str], full_method: str, aliases: list[str]) -> list[str]:
+    """The budget curve as a markdown table: one row per labelled share, one column per method, each cell the
+    test Dice at the last checkpoint (mean ± sd over seeds) and which seeds it holds, each share with its number of
+    labelled slices; the 100% row holds `full_method`'s runs under its own column, where every curve ends."""
+    cells: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["method"] in methods and (row["ratio"] < 1.0 or row["method"] == full_method):
+            cells[(row["method"], row["ratio"])].append(row)
+    ratios = sorted({ratio for _, ratio in cells})
+    lines = ["| labelled | " + " | ".join(_display(method, aliases) for method in methods) + " |"]
+    lines.append("|---" * (len(methods) + 1) + "|")
     for ratio in ratios:
-        cells = [
-            f"{_cell(points[ratio], 3)} (n={len(points[ratio])})" if ratio in points else "—"
-            for points in drawn.values()
-        ]
-        print(f"| {ratio:.0%} | " + " | ".join(cells) + " |")
+        row_cells = []
+        for method in methods:
+            members = cells.get((method, ratio), [])
+            dice = [r["test_dice_last"] for r in members]
+            row_cells.append(f"{_cell(dice, 3)} ({_seeds_note(members)})" if members else "—")
+        counts = {r.get("labelled_cases") for (_, share), members in cells.items() if share == ratio for r in members}
+        share = f"{ratio:.0%} ({counts.pop()} labelled)" if len(counts) == 1 and None not in counts else f"{ratio:.0%}"
+        lines.append(f"| {share} | " + " | ".join(row_cells) + " |")
+    return lines
 
 
 def curves(args: argparse.Namespace) -> None:
@@ -294,6 +308,12 @@ def main() -> None:
     draw.add_argument("--methods", nargs="*", default=[], help="the methods to draw (default: every one below 100%%)")
     draw.add_argument("--full", default="supervised", help="the 100%% method every curve ends at")
     draw.add_argument("--alias", nargs="*", default=[], help="SHORT=TEXT: print TEXT in method names as SHORT")
+    draw.add_argument(
+        "--into",
+        type=Path,
+        help="also replace the points' table between `<!-- bench_semi table DATASET curve -->` and "
+        "`<!-- /bench_semi table -->` in this markdown file (RESULTS.md)",
+    )
     trace = commands.add_parser("curves", help="validation Dice per epoch of the run folders at one share")
     trace.add_argument("runs", type=Path, help="the --out folder of `run`")
     trace.add_argument("--ratio", type=float, default=0.1)

@@ -65,3 +65,15 @@ def test_into_a_file_without_the_marker_stops_and_names_it(bench_semi, tmp_path)
     results.write_text("<!-- bench_semi table figshare 0.1 -->\n| unclosed |\n")
     with pytest.raises(SystemExit, match="no closing"):
         bench_semi.replace_marked_block(results, "figshare 0.1", ["| x |"])
+
+
+def test_curve_table_has_a_row_per_share_and_names_the_seeds(bench_semi):
+    rows = [{**row, "labelled_cases": int(2000 * row["ratio"])} for row in ROWS]
+    rows.append({**_row("bcp", 1.0, 0, 0.90), "labelled_cases": 2000})  # only the full method's 100% runs count
+    lines = bench_semi.curve_lines(rows, ["supervised", "bcp"], "supervised", [])
+    assert lines[0] == "| labelled | supervised | bcp |"
+    assert lines[2:] == [
+        "| 10% (200 labelled) | 0.550 ± 0.071 (seeds 0, 1) | 0.585 ± 0.049 (seeds 0, 1) |",
+        "| 25% (500 labelled) | — | 0.700 (seed 0) |",
+        "| 100% (2000 labelled) | 0.800 (seed 0) | — |",
+    ]
