@@ -180,12 +180,11 @@ def plot(args: argparse.Namespace) -> None:
     rows = _rows(args.dataset)
     full = [r["test_dice_last"] for r in rows if r["ratio"] == 1.0 and r["method"] == args.full]
     methods = args.methods or sorted({r["method"] for r in rows if r["ratio"] < 1.0})
+    groups = _by_point(rows, methods)
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
     for method in methods:
-        points: dict[float, list[float]] = defaultdict(list)
-        for row in rows:
-            if row["method"] == method and row["ratio"] < 1.0:
-                points[row["ratio"]].append(row["test_dice_last"])
+        points = {ratio: [r["test_dice_last"] for r in group] for (m, ratio), group in groups.items() if m == method}
+        points.pop(1.0, None)  # every curve ends at the --full method's 100% point
         ratios = sorted(points)
         stats = [mean_sd(points[r]) for r in ratios]
         means, spreads = [mean for mean, _ in stats], [spread for _, spread in stats]
@@ -212,6 +211,15 @@ def plot(args: argparse.Namespace) -> None:
         print(f"\nwritten into {args.into}")
 
 
+def _by_point(rows: list[dict], methods: list[str]) -> dict[tuple[str, float], list[dict]]:
+    """The rows of `methods`, grouped by (method, labelled share): one group per point of the curve."""
+    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["method"] in methods:
+            groups[(row["method"], row["ratio"])].append(row)
+    return groups
+
+
 def _seeds_note(members: list[dict]) -> str:
     seeds = sorted(r["seed"] for r in members)
     return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
@@ -221,21 +229,22 @@ def curve_lines(rows: list[dict], methods: list[str], full_method: str, aliases:
     """The budget curve as a markdown table: one row per labelled share, one column per method, each cell the
     test Dice at the last checkpoint (mean ± sd over seeds) and which seeds it holds, each share with its number of
     labelled slices; the 100% row holds `full_method`'s runs under its own column, where every curve ends."""
-    cells: dict[tuple[str, float], list[dict]] = defaultdict(list)
-    for row in rows:
-        if row["method"] in methods and (row["ratio"] < 1.0 or row["method"] == full_method):
-            cells[(row["method"], row["ratio"])].append(row)
-    ratios = sorted({ratio for _, ratio in cells})
+    cells = {
+        (m, ratio): group for (m, ratio), group in _by_point(rows, methods).items() if ratio < 1.0 or m == full_method
+    }
+    labelled: dict[float, set[int | None]] = defaultdict(set)
+    for (_, ratio), group in cells.items():
+        labelled[ratio].update(r.get("labelled_cases") for r in group)
     lines = ["| labelled | " + " | ".join(_display(method, aliases) for method in methods) + " |"]
     lines.append("|---" * (len(methods) + 1) + "|")
-    for ratio in ratios:
+    for ratio in sorted(labelled):
         row_cells = []
         for method in methods:
             members = cells.get((method, ratio), [])
             dice = [r["test_dice_last"] for r in members]
             row_cells.append(f"{_cell(dice, 3)} ({_seeds_note(members)})" if members else "—")
-        counts = {r.get("labelled_cases") for (_, share), members in cells.items() if share == ratio for r in members}
-        share = f"{ratio:.0%} ({counts.pop()} labelled)" if len(counts) == 1 and None not in counts else f"{ratio:.0%}"
+        count, *others = labelled[ratio]
+        share = f"{ratio:.0%} ({count} labelled)" if not others and count is not None else f"{ratio:.0%}"
         lines.append(f"| {share} | " + " | ".join(row_cells) + " |")
     return lines
 
