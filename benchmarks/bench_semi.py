@@ -269,17 +269,23 @@ def curves(args: argparse.Namespace) -> None:
     seeds = sorted({int(path.name.rsplit("-s", 1)[1]) for path in runs})
     if not runs:
         raise SystemExit(f"no run folders *{suffix}* with a metrics.csv under {args.runs}")
+    # One colour per method across panels, so a method is found at a glance in every seed's panel.
+    methods = sorted({path.name.rsplit(suffix, 1)[0] for path in runs})
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {method: palette[i % len(palette)] for i, method in enumerate(methods)}
     figure, axes = plt.subplots(1, len(seeds), figsize=(6.5 * len(seeds), 4.2), squeeze=False)
     for axis, seed in zip(axes[0], seeds, strict=True):
         for path in runs:
             if not path.name.endswith(f"{suffix}{seed}"):
                 continue
+            method = path.name[: -len(f"{suffix}{seed}")]
             with (path / "metrics.csv").open() as handle:
                 rows = list(csv.DictReader(handle))
             axis.plot(
                 [int(r["epoch"]) for r in rows],
                 [float(r["val_dice"]) for r in rows],
-                label=textwrap.fill(path.name[: -len(f"{suffix}{seed}")], 48),
+                color=colours[method],
+                label=textwrap.fill(method, 48),
             )
         axis.set(xlabel="epoch", ylabel="validation Dice", title=f"{args.ratio:.0%} labels, seed {seed}")
         axis.grid(alpha=0.3)
