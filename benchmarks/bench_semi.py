@@ -266,19 +266,23 @@ def curves(args: argparse.Namespace) -> None:
         for path in args.runs.glob(f"*{suffix}*")
         if (path / "metrics.csv").is_file() and (not args.only or any(path.name.startswith(p) for p in args.only))
     )
-    seeds = sorted({int(path.name.rsplit("-s", 1)[1]) for path in runs})
     if not runs:
         raise SystemExit(f"no run folders *{suffix}* with a metrics.csv under {args.runs}")
+    method_and_seed = {}
+    for path in runs:
+        method, seed = path.name.rsplit(suffix, 1)
+        method_and_seed[path] = (method, int(seed))
+    seeds = sorted({seed for _, seed in method_and_seed.values()})
     # One colour per method across panels, so a method is found at a glance in every seed's panel.
-    methods = sorted({path.name.rsplit(suffix, 1)[0] for path in runs})
+    methods = sorted({method for method, _ in method_and_seed.values()})
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colours = {method: palette[i % len(palette)] for i, method in enumerate(methods)}
     figure, axes = plt.subplots(1, len(seeds), figsize=(6.5 * len(seeds), 4.2), squeeze=False)
     for axis, seed in zip(axes[0], seeds, strict=True):
         for path in runs:
-            if not path.name.endswith(f"{suffix}{seed}"):
+            method, run_seed = method_and_seed[path]
+            if run_seed != seed:
                 continue
-            method = path.name[: -len(f"{suffix}{seed}")]
             with (path / "metrics.csv").open() as handle:
                 rows = list(csv.DictReader(handle))
             axis.plot(
