@@ -28,13 +28,14 @@ from medseg.config import Config, load_config, parse_overrides
 from medseg.data.readers import build_reader
 from medseg.data.splits import draw_labeled, split_by_group, write_splits
 from medseg.engine.checkpoint import load_checkpoint, training_finished
+from medseg.engine.convergence import validation_change
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.methods import METHODS
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
 
-__all__ = ["Point", "plan_points", "run_budget", "summarise", "convergence", "parse_budget_arguments", "mean_sd"]
+__all__ = ["Point", "plan_points", "run_budget", "summarise", "parse_budget_arguments", "mean_sd"]
 
 DEFAULTS = {
     "ratios": ["0.05", "0.1", "0.25", "0.5", "1"],
@@ -151,23 +152,6 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
-def convergence(history: list[dict[str, str]], tail: float = 0.3) -> float | None:
-    """How much the validation score still moved over the last `tail` of training: the least-squares slope of
-    the validated epochs in that stretch, times its length (None with fewer than 3 such epochs)."""
-    column = next((c for c in (history[0] if history else {}) if c.startswith("val_")), None)
-    points = [(int(r["epoch"]), float(r[column])) for r in history if column and not math.isnan(float(r[column]))]
-    if not points:
-        return None
-    last = points[-1][0]
-    stretch = [(x, y) for x, y in points if x > last * (1 - tail)]
-    if len(stretch) < 3:
-        return None
-    mean_x = statistics.mean(x for x, _ in stretch)
-    mean_y = statistics.mean(y for _, y in stretch)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in stretch) / sum((x - mean_x) ** 2 for x, _ in stretch)
-    return slope * (stretch[-1][0] - stretch[0][0])
-
-
 def _row(point: Point, run: RunFolder, last: dict, best: dict) -> dict[str, Any]:
     checkpoint = load_checkpoint(run.checkpoint("last"))
     splits = list(run.splits().values())
@@ -183,7 +167,7 @@ def _row(point: Point, run: RunFolder, last: dict, best: dict) -> dict[str, Any]
         "minutes": round(checkpoint["seconds"] / 60, 2),
         "best_val": max(validated) if validated else None,
         "last_val": validated[-1] if validated else None,
-        "val_change_last_30pct": convergence(history),
+        "val_change_last_30pct": validation_change(history),
         "test_dice_last": last["metrics"]["dice"]["mean"],
         "test_dice_best": best["metrics"]["dice"]["mean"],
         "test_hd95_last": last["metrics"]["hd95"]["mean"],

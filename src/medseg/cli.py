@@ -52,6 +52,7 @@ def train(
             f"trained {result.epochs_done} epochs in {result.seconds / 60:.1f} min; "
             f"best val {result.validation_metric} {result.best_val_score:.4f}; run folder: {folder}"
         )
+        _warn_if_not_converged(folder)
         if evaluate:
             _evaluate_and_report(folder, "test", strict=False)
     except USER_ERRORS as error:
@@ -61,6 +62,16 @@ def train(
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _warn_if_not_converged(folder: Path) -> None:
+    """Say so when validation still moved over the last 30% of training (rising: train longer; falling: drifted)."""
+    from medseg.engine.convergence import convergence_warning
+    from medseg.run_folder import RunFolder
+
+    warning = convergence_warning(RunFolder(folder).metrics())
+    if warning:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def _train_new(
