@@ -15,7 +15,7 @@ def _history(scores: list[float], column: str = "val_dice") -> list[dict[str, st
 
 
 def test_change_is_the_fitted_slope_over_the_last_30_percent():
-    # epochs 1-7 climb, epochs 8-10 (the last 30%) rise exactly 0.01 a epoch: 0.02 over that stretch
+    # epochs 1-7 climb, epochs 8-10 (the last 30%) rise exactly 0.01 an epoch: 0.02 over that stretch
     scores = [0.1 * i for i in range(1, 8)] + [0.80, 0.81, 0.82]
     assert validation_change(_history(scores)) == pytest.approx(0.02)
 
