@@ -93,6 +93,7 @@ def test_budget_resumes_after_an_interruption_and_keeps_finished_points(tmp_path
     seen: list[str] = []
     rows = run_budget(cfg, out, methods, ratios, seeds, note=seen.append)
     assert seen[0].startswith("[1/3] supervised-r0.5-s0: done, kept") and "training" in seen[1]
+    assert "(2 point(s) after this one)" in seen[0] and "(1 point(s) after this one)" in seen[1]
     assert first.stat().st_mtime_ns == stamp, "a finished point is not trained again"
     assert [(r["method"], r["ratio"]) for r in rows] == [("supervised", 0.5), ("bcp", 0.5), ("supervised", 1.0)]
     assert len((out / "budget.jsonl").read_text().splitlines()) == 3

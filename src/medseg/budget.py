@@ -244,12 +244,12 @@ def run_budget(
     for number, (point, point_cfg) in enumerate(zip(points, configs, strict=True), start=1):
         run = RunFolder(out / point.folder)
         _check_same_config(run, point_cfg)
-        left = len(points) - number
+        after = f"{len(points) - number} point(s) after this one"
         if _finished(run, point_cfg):
-            note(f"[{number}/{len(points)}] {point.folder}: done, kept ({left} to go)")
+            note(f"[{number}/{len(points)}] {point.folder}: done, kept ({after})")
             last, best = run.summary("test"), run.summary("test-best")
         else:
-            note(f"[{number}/{len(points)}] {point.folder}: training {point_cfg.train.epochs} epochs ({left} to go)")
+            note(f"[{number}/{len(points)}] {point.folder}: training {point_cfg.train.epochs} epochs ({after})")
             train_or_resume(point_cfg, run.path, show_progress=show_progress)
             last = evaluate_run(run.path, "test", which="last")
             best = evaluate_run(run.path, "test", which="best", label="test-best")
