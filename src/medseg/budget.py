@@ -28,7 +28,7 @@ from medseg.config import Config, load_config, parse_overrides
 from medseg.data.readers import build_reader
 from medseg.data.splits import draw_labeled, split_by_group, write_splits
 from medseg.engine.checkpoint import load_checkpoint, training_finished
-from medseg.engine.convergence import validation_change
+from medseg.engine.convergence import validation_change, validation_scores
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.methods import METHODS
@@ -156,7 +156,7 @@ def _row(point: Point, run: RunFolder, last: dict, best: dict) -> dict[str, Any]
     checkpoint = load_checkpoint(run.checkpoint("last"))
     splits = list(run.splits().values())
     history = run.metrics()
-    validated = [float(r[c]) for r in history for c in r if c.startswith("val_") and not math.isnan(float(r[c]))]
+    validated = [score for _, score in validation_scores(history)[1]]
     return {
         "method": point.method,
         "ratio": point.ratio,

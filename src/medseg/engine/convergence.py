@@ -7,13 +7,13 @@ from __future__ import annotations
 import math
 import statistics
 
-__all__ = ["validation_change", "convergence_warning"]
+__all__ = ["validation_scores", "validation_change", "convergence_warning"]
 
 TAIL = 0.3  # the share of training, at its end, over which validation should be flat
 TOLERANCE = 0.02  # how far validation may move over that stretch and still count as flat
 
 
-def _validated(history: list[dict[str, str]]) -> tuple[str, list[tuple[int, float]]]:
+def validation_scores(history: list[dict[str, str]]) -> tuple[str, list[tuple[int, float]]]:
     """The history's validation column and its (epoch, score) points, epochs without validation (NaN) left out
     ("" and no points when nothing was validated)."""
     column = next((c for c in (history[0] if history else {}) if c.startswith("val_")), None)
@@ -27,7 +27,11 @@ def _validated(history: list[dict[str, str]]) -> tuple[str, list[tuple[int, floa
 def validation_change(history: list[dict[str, str]], tail: float = TAIL) -> float | None:
     """How much the validation score still moved over the last `tail` of training: the least-squares slope of
     the validated epochs in that stretch, times its length (None with fewer than 3 such epochs)."""
-    _, points = _validated(history)
+    return _change(validation_scores(history)[1], tail)
+
+
+def _change(points: list[tuple[int, float]], tail: float) -> float | None:
+    """`validation_change` of (epoch, score) points."""
     if not points:
         return None
     last = points[-1][0]
@@ -47,10 +51,10 @@ def convergence_warning(history: list[dict[str, str]], tolerance: float = TOLERA
     Rising: more epochs may help. Falling: the network drifted from its best (with few masks, a semi-supervised
     student can learn its own mistakes), so the last checkpoint may be worse than the best-validated one.
     """
-    change = validation_change(history)
+    column, points = validation_scores(history)
+    change = _change(points, TAIL)
     if change is None or abs(change) <= tolerance:
         return None
-    column, points = _validated(history)
     name = column.removeprefix("val_")
     if change > 0:
         return (
