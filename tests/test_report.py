@@ -45,3 +45,15 @@ def test_report_names_the_lesion_cases_dice_and_the_false_positives_apart():
     assert "lesion (2): Dice 0.6100" in text and "(4): a mask predicted on 25.0%" in text
     summary["by_truth"]["lesion_free"] = {"false_positive_rate": None, "n": 0}
     assert "Lesion-free" not in _table(summary)
+
+
+def test_curves_skip_epochs_without_a_validation_score_and_histories_without_one(tmp_path):
+    from medseg.report import _curves
+    from medseg.run_folder import RunFolder
+
+    (tmp_path / "metrics.csv").write_text(
+        "epoch,step,lr,train_loss,val_dice,seconds\n1,2,0.1,0.9,,1\n2,4,0.1,0.7,nan,2\n3,6,0.1,0.6,0.5,3\n"
+    )
+    assert "data:image/png;base64," in _curves(RunFolder(tmp_path))  # an empty cell used to raise ValueError
+    (tmp_path / "metrics.csv").write_text("epoch,step,lr,train_loss,seconds\n1,2,0.1,0.9,1\n")
+    assert "data:image/png;base64," in _curves(RunFolder(tmp_path))  # no val_ column used to raise StopIteration

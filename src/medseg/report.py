@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from medseg.atomic import write_text_atomic  # noqa: E402
+from medseg.engine.convergence import validation_scores  # noqa: E402
 from medseg.run_folder import RunFolder  # noqa: E402
 
 __all__ = ["write_report", "write_comparison", "run_summary", "figure_img"]
@@ -52,9 +53,9 @@ def _curves(run: RunFolder) -> str:
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     left.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o")
     left.set(xlabel="epoch", ylabel="training loss", title="Training loss")
-    column = next(name for name in rows[0] if name.startswith("val_"))  # val_dice, or a method's own metric
-    label = "Dice" if column == "val_dice" else column.removeprefix("val_")
-    right.plot(epochs, [float(r[column]) for r in rows], marker="o", color="tab:green")
+    column, points = validation_scores(rows)  # val_dice, or a method's own metric
+    label = "Dice" if column == "val_dice" else column.removeprefix("val_") or "score"
+    right.plot([e for e, _ in points], [score for _, score in points], marker="o", color="tab:green")
     right.set(xlabel="epoch", ylabel=label, title=f"Validation {label}", ylim=(0, 1))
     for axis in (left, right):
         axis.grid(alpha=0.3)
@@ -202,12 +203,9 @@ def write_comparison(
     )
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
     for run, row in zip(runs, rows, strict=True):
-        history = RunFolder(run).metrics()
-        column = next((c for c in (history[0] if history else {}) if c.startswith("val_")), None)
-        if column:
-            left.plot(
-                [int(h["epoch"]) for h in history], [float(h[column]) for h in history], marker=".", label=row["run"]
-            )
+        points = validation_scores(RunFolder(run).metrics())[1]
+        if points:
+            left.plot([e for e, _ in points], [score for _, score in points], marker=".", label=row["run"])
     left.set(xlabel="epoch", ylabel="validation score", title="Validation during training", ylim=(0, 1))
     by_method: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
