@@ -11,7 +11,8 @@ best-validated checkpoints both evaluated on test; nothing chosen on test), with
 
 `run` appends one JSON line per finished point to `benchmarks/results/semi.jsonl` (with the CPU, whether it
 computes bf16 natively, the torch version, the config and its overrides) and copies the split files into
-`benchmarks/splits/<dataset>/`, so anyone reruns exactly the same cases (`data.split_file`). `table` prints, per
+`benchmarks/splits/<dataset>/`, so anyone reruns exactly the same cases (`data.split_file`); `--record FILE` sends
+the lines elsewhere (a rerun on another machine, kept beside the recorded point). `table` prints, per
 method, test Dice (last and best-validated checkpoint) as mean ± sd over seeds, the paired per-seed margin over
 supervised-only on the same labelled draw, the share of the full-label Dice, steps, minutes, how much the
 validation Dice still moved over the last 30% of training, and where many test slices hold no lesion (LGG), the
@@ -75,12 +76,12 @@ def _same_result(old: dict | None, new: dict) -> bool:
 def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.overrides)
     rows = run_budget(cfg, args.out, args.methods, args.ratios, args.seeds, note=lambda line: print(line, flush=True))
-    record(rows, args.dataset, args.config, args.overrides)
+    record(rows, args.dataset, args.config, args.overrides, args.record)
     target = SPLITS / args.dataset
     target.mkdir(parents=True, exist_ok=True)
     for split_file in sorted((args.out / "splits").glob("*.csv")):
         shutil.copyfile(split_file, target / split_file.name)
-    print(f"{len(rows)} rows in {RESULTS}; splits in {target}")
+    print(f"{len(rows)} rows in {args.record}; splits in {target}")
 
 
 def _rows(dataset: str) -> list[dict]:
@@ -310,6 +311,13 @@ def main() -> None:
     go.add_argument("--methods", nargs="+", default=["supervised", "bcp"])
     go.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     go.add_argument("--out", type=Path, required=True)
+    go.add_argument(
+        "--record",
+        type=Path,
+        default=RESULTS,
+        help="the JSON-lines file the rows go to (default: the one the tables read); another file keeps a rerun of a "
+        "recorded point from replacing it",
+    )
     show = commands.add_parser("table", help="markdown table of the recorded points")
     show.add_argument("--dataset", required=True)
     show.add_argument("--ratio", type=float, default=0.1)
