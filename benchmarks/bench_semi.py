@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from medseg.atomic import write_text_atomic
-from medseg.budget import mean_sd, run_budget
+from medseg.budget import Selection, mean_sd, run_budget
 from medseg.config import load_config
 from medseg.engine.device import autocast_dtype
 
@@ -52,7 +52,7 @@ def machine() -> dict[str, str | bool]:
 
 
 def _key(row: dict) -> tuple:
-    return row["dataset"], row["method"], row["ratio"], row["seed"], row["steps"]
+    return row["dataset"], row["method"], row.get("strategy"), row["ratio"], row["seed"], row["steps"]
 
 
 def record(rows: list[dict], dataset: str, config: str, overrides: list[str], path: Path = RESULTS) -> None:
@@ -75,7 +75,11 @@ def _same_result(old: dict | None, new: dict) -> bool:
 
 def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.overrides)
-    rows = run_budget(cfg, args.out, args.methods, args.ratios, args.seeds, note=lambda line: print(line, flush=True))
+    selection = None
+    if args.select:
+        selection = Selection(args.select, args.rounds, args.cold_start, args.max_per_group)
+    note = lambda line: print(line, flush=True)  # noqa: E731
+    rows = run_budget(cfg, args.out, args.methods, args.ratios, args.seeds, note=note, selection=selection)
     record(rows, args.dataset, args.config, args.overrides, args.record)
     target = SPLITS / args.dataset
     target.mkdir(parents=True, exist_ok=True)
@@ -311,6 +315,10 @@ def main() -> None:
     go.add_argument("--methods", nargs="+", default=["supervised", "bcp"])
     go.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     go.add_argument("--out", type=Path, required=True)
+    go.add_argument("--select", help="a selection strategy: simulate the annotation loop instead of random draws")
+    go.add_argument("--rounds", type=int, default=1, help="--select: equal rounds up to each share")
+    go.add_argument("--cold-start", default="diversity", help="--select: first round where the strategy needs a model")
+    go.add_argument("--max-per-group", type=int, help="--select: at most this many labelled cases per group")
     go.add_argument(
         "--record",
         type=Path,

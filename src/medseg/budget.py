@@ -34,14 +34,20 @@ from medseg.evaluation import evaluate_run
 from medseg.methods import METHODS
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
+from medseg.selection.loop import expand_rounds, round_files, round_split
+from medseg.selection.select import build_strategy
 
-__all__ = ["Point", "plan_points", "run_budget", "summarise", "parse_budget_arguments", "mean_sd"]
+__all__ = ["Point", "Selection", "plan_points", "run_budget", "summarise", "parse_budget_arguments", "mean_sd"]
 
 DEFAULTS = {
     "ratios": ["0.05", "0.1", "0.25", "0.5", "1"],
     "methods": ["supervised"],
     "seeds": ["0", "1", "2"],
     "out": [],
+    "select": [],
+    "rounds": ["1"],
+    "cold-start": ["diversity"],
+    "max-per-group": [],
 }
 
 
@@ -68,7 +74,8 @@ def parse_budget_arguments(arguments: Sequence[str]) -> tuple[str, list[str], di
     empty = [name for name, values in options.items() if not values]
     if not positional or empty:
         raise ValueError(
-            "medseg budget CONFIG [key=value ...] [--ratios R ...] [--methods M ...] [--seeds S ...] [--out DIR]"
+            "medseg budget CONFIG [key=value ...] [--ratios R ...] [--methods M ...] [--seeds S ...] [--out DIR] "
+            "[--select S [--rounds K] [--cold-start S] [--max-per-group N]]"
             + (f": --{empty[0]} needs values" if empty else ": a config is needed")
         )
     return positional[0], positional[1:], {**DEFAULTS, **options}
@@ -83,19 +90,32 @@ class Point:
     ratio: float
     seed: int
     overrides: tuple[str, ...] = field(default=())
+    select: str | None = None  # the selection strategy of a simulated annotation loop; None = a random draw
 
     @property
     def method_name(self) -> str:
         return self.method.split(":")[0]
 
     @property
+    def label(self) -> str:
+        return self.method.replace(":", "-").replace("=", "").replace("/", "_")
+
+    @property
     def folder(self) -> str:
-        label = self.method.replace(":", "-").replace("=", "").replace("/", "_")
-        return f"{label}-r{self.ratio:g}-s{self.seed}"
+        picked = f"-{self.select.replace(':', '-').replace('=', '').replace('/', '_')}" if self.select else ""
+        return f"{self.label}{picked}-r{self.ratio:g}-s{self.seed}"
+
+    @property
+    def series(self) -> str:
+        """The curve this point belongs to: the method, and the selection strategy where there is one."""
+        return f"{self.method} + {self.select}" if self.select else self.method
 
 
-def plan_points(methods: Sequence[str], ratios: Sequence[float], seeds: Sequence[int]) -> list[Point]:
-    """Every (method, ratio, seed), ratio by ratio; semi-supervised methods skip ratio 1.
+def plan_points(
+    methods: Sequence[str], ratios: Sequence[float], seeds: Sequence[int], select: str | None = None
+) -> list[Point]:
+    """Every (method, ratio, seed), ratio by ratio; semi-supervised methods skip ratio 1, and so does every method
+    of a selection loop (`select`: nothing is left to pick).
 
     Raises:
         ValueError: an unknown method or a ratio outside (0, 1].
@@ -107,9 +127,9 @@ def plan_points(methods: Sequence[str], ratios: Sequence[float], seeds: Sequence
     for ratio in sorted(set(ratios)):
         for text in methods:
             name, *options = text.split(":")
-            if METHODS[name].uses_unlabeled and ratio == 1:
+            if (METHODS[name].uses_unlabeled or select) and ratio == 1:
                 continue
-            points += [Point(text, ratio, seed, tuple(options)) for seed in seeds]
+            points += [Point(text, ratio, seed, tuple(options), select) for seed in seeds]
     return points
 
 
@@ -140,7 +160,7 @@ def point_config(cfg: Config, point: Point, split_file: Path) -> Config:
     if family not in (None, cfg.model["name"]):
         raw["model"] = {"name": family, **({"features": cfg.model["features"]} if "features" in cfg.model else {})}
     raw["data"] = {**raw["data"], "split_file": str(split_file.resolve()), "labeled_ratio": None}
-    raw["data"]["labeled_count"] = None
+    raw["data"]["labeled_count"] = raw["data"]["labeled_file"] = None
     merged = _merge(raw, parse_overrides(list(point.overrides)))
     return resolve_config(load_config(merged), f"{point.folder}")
 
@@ -159,6 +179,7 @@ def _row(point: Point, run: RunFolder, last: dict, best: dict) -> dict[str, Any]
     validated = [score for _, score in validation_scores(history)[1]]
     return {
         "method": point.method,
+        "strategy": point.select,
         "ratio": point.ratio,
         "seed": point.seed,
         "labelled_cases": splits.count("train"),
@@ -221,6 +242,23 @@ def _finished(run: RunFolder, cfg: Config) -> bool:
     return trained and all(evaluated) and [s["checkpoint"] for s in evaluated] == ["last.pt", "best.pt"]
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A simulated annotation loop (`medseg budget ... --select`, see `medseg.selection.loop`).
+
+    Attributes:
+        strategy: the strategy spec (`name` or `name:key=value...`).
+        rounds: equal rounds up to each labelled share.
+        cold_start: the first round's strategy where `strategy` needs a model.
+        max_per_group: at most this many labelled cases per group.
+    """
+
+    strategy: str
+    rounds: int = 1
+    cold_start: str = "diversity"
+    max_per_group: int | None = None
+
+
 def run_budget(
     cfg: Config,
     out: str | Path,
@@ -229,22 +267,38 @@ def run_budget(
     seeds: Sequence[int],
     note: Callable[[str], None] = print,
     show_progress: bool = False,
+    selection: Selection | None = None,
 ) -> list[dict[str, Any]]:
     """Train and evaluate every point not finished yet (a started one resumes), then write the table, the plot and
-    the report; returns one row per point.
+    the report; returns one row per point. With `selection`, each (method, seed) is an annotation loop over the
+    shares (`rounds` per share), every round's labelled cases picked by the strategy.
 
     Raises:
-        ValueError: an unknown method, a ratio outside (0, 1], or a config a point's method refuses.
+        ValueError: an unknown method or strategy, a ratio outside (0, 1], or a config a point's method refuses.
     """
     out = Path(out)
-    points = plan_points(methods, ratios, seeds)
+    if selection is not None:
+        for spec in (selection.strategy, selection.cold_start):
+            build_strategy(spec)
+        ratios = expand_rounds([r for r in ratios if r < 1], selection.rounds)
+    points = plan_points(methods, ratios, seeds, selection.strategy if selection else None)
+    splits = {point: _point_split(cfg, out, point) for point in points}
     # every point's config first: a typo in the last point's options stops the budget before anything trains
-    configs = [point_config(cfg, point, _split_file(cfg, out, point.ratio, point.seed)) for point in points]
+    configs = [point_config(cfg, point, splits[point][0]) for point in points]
+    previous: dict[tuple[str, int], tuple[Path, Path]] = {}  # a loop's last round: its split file and run folder
     rows = []
     for number, (point, point_cfg) in enumerate(zip(points, configs, strict=True), start=1):
         run = RunFolder(out / point.folder)
         _check_same_config(run, point_cfg)
         after = f"{len(points) - number} point(s) after this one"
+        if selection is not None:
+            split_path, picks_path = splits[point]
+            before = previous.get((point.method, point.seed))
+            round_split(
+                cfg, split_path, picks_path, selection.strategy, point.ratio, point.seed, before,
+                selection.cold_start, selection.max_per_group, note,
+            )  # fmt: skip
+            previous[(point.method, point.seed)] = (split_path, run.path)
         if _finished(run, point_cfg):
             note(f"[{number}/{len(points)}] {point.folder}: done, kept ({after})")
             last, best = run.summary("test"), run.summary("test-best")
@@ -254,16 +308,29 @@ def run_budget(
             last = evaluate_run(run.path, "test", which="last")
             best = evaluate_run(run.path, "test", which="best", label="test-best")
         rows.append(_row(point, run, last, best))
+        if selection is not None:
+            rows[-1]["round"] = sorted(set(ratios)).index(point.ratio) + 1
+            rows[-1]["picks"] = splits[point][1].name
         _append_line(out / "budget.jsonl", rows[-1])
     summarise(rows, out)
     return rows
 
 
+def _point_split(cfg: Config, out: Path, point: Point) -> tuple[Path, Path | None]:
+    """A point's split file (a random draw's written now; a selection round's when its turn comes) and picks file."""
+    if point.select is None:
+        return _split_file(cfg, out, point.ratio, point.seed), None
+    return round_files(out, point.select, point.label, point.ratio, point.seed)
+
+
 def _append_line(path: Path, row: dict) -> None:
     """Append `row` to the JSON lines file, replacing an earlier line of the same point."""
-    key = (row["method"], row["ratio"], row["seed"])
+
+    def key(r: dict) -> tuple:
+        return r["method"], r.get("strategy"), r["ratio"], r["seed"]
+
     lines = [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    kept = [line for line in lines if (lambda r: (r["method"], r["ratio"], r["seed"]))(json.loads(line)) != key]
+    kept = [line for line in lines if key(json.loads(line)) != key(row)]
     write_text_atomic(path, "\n".join([*kept, json.dumps(_without_nan(row))]) + "\n")
 
 
@@ -289,7 +356,8 @@ def summarise(rows: list[dict[str, Any]], out: str | Path) -> list[dict[str, Any
     out = Path(out)
     groups: dict[tuple[str, float], list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["method"], row["ratio"]), []).append(row)
+        series = f"{row['method']} + {row['strategy']}" if row.get("strategy") else row["method"]
+        groups.setdefault((series, row["ratio"]), []).append(row)
     table = []
     for (method, ratio), members in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
         last, last_sd = mean_sd([r["test_dice_last"] for r in members])

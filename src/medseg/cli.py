@@ -1,4 +1,4 @@
-"""The `medseg` command line: demo, train, evaluate, predict, report, data inspect."""
+"""The `medseg` command line: demo, train, evaluate, predict, report, budget, select, data inspect."""
 
 from __future__ import annotations
 
@@ -317,7 +317,8 @@ def budget(
         list[str],
         typer.Argument(
             help="CONFIG, key=value overrides, then --ratios R..., --methods M..., --seeds S..., --out DIR; a method "
-            "is `name` or `name:key=value` (config overrides for that method's runs)",
+            "is `name` or `name:key=value` (config overrides for that method's runs); --select S [--rounds K] "
+            "[--cold-start S] [--max-per-group N] simulates the annotation loop with selection strategy S",
             show_default=False,
         ),
     ],
@@ -328,6 +329,10 @@ def budget(
     --seeds 0 1 2, into <output_dir>/<name>-budget.
 
         medseg budget configs/figshare-semi.yaml --ratios 0.05 0.1 0.25 0.5 1 --methods supervised bcp --seeds 0 1 2
+
+    With --select S, each method and seed is an annotation loop instead of a random draw: a cold-start pick at the
+    first share, then each next share's cases picked with the model trained at the one before (--rounds K: K
+    equal rounds up to each share; --cold-start: the first round's strategy where S needs a model).
     """
     from medseg.budget import parse_budget_arguments, plan_points, run_budget
     from medseg.config import load_config
@@ -340,13 +345,62 @@ def budget(
         folder = Path(options["out"][0]) if options["out"] else Path(cfg.output_dir) / f"{cfg.name}-budget"
         ratios = [float(r) for r in options["ratios"]]
         seeds = [int(s) for s in options["seeds"]]
-        points = plan_points(options["methods"], ratios, seeds)
-        console.print(f"{len(points)} points → {folder}")
-        note = lambda line: console.print(line, highlight=False)  # noqa: E731
-        run_budget(cfg, folder, options["methods"], ratios, seeds, note=note)
+        selection = _selection(options)
+        points = plan_points(options["methods"], ratios, seeds, selection.strategy if selection else None)
+        console.print(f"{len(points)} points → {folder}" if not selection else f"annotation loops → {folder}")
+        note = lambda line: console.print(line, highlight=False, markup=False)  # noqa: E731
+        run_budget(cfg, folder, options["methods"], ratios, seeds, note=note, selection=selection)
         console.print(f"table: {folder / 'budget.md'}; plot: {folder / 'budget.png'}; report: {folder / 'report.html'}")
     except USER_ERRORS as error:
         _fail(error)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def select(
+    target: Annotated[str, typer.Argument(help="a config YAML (cold start) or a trained run folder")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value config overrides (a config only)")] = None,
+    strategy: Annotated[
+        str, typer.Option(help="random | stratified | foreground_random | diversity | uncertainty | uncertain_diverse")
+    ] = "diversity",
+    count: Annotated[int | None, typer.Option(help="cases to pick")] = None,
+    share: Annotated[float | None, typer.Option(help="cases to pick, as a share of the training cases")] = None,
+    out: Annotated[Path, typer.Option(help="picks CSV (id,group,score,why); beside it .labelled.txt and .png")] = Path(
+        "picks.csv"
+    ),
+    max_per_group: Annotated[int | None, typer.Option(help="at most this many labelled cases per group")] = None,
+    whole_groups: Annotated[bool, typer.Option(help="pick whole groups (patients / volumes) only")] = False,
+    seed: Annotated[int | None, typer.Option(help="the pick's seed (default: the config's)")] = None,
+) -> None:
+    """Pick the training cases to annotate next: writes the picks (id,group,score,why), the labelled list that
+    training reads (data.labeled_file: the cases labelled before and the picks) and a contact sheet.
+
+        medseg select configs/lgg-semi.yaml --share 0.05 --strategy diversity --max-per-group 5 --out round1.csv
+        medseg train configs/lgg-semi.yaml data.labeled_ratio=null data.labeled_file=round1.labelled.txt
+        medseg select runs/lgg-semi-<time> --count 50 --strategy uncertain_diverse --out round2.csv
+    """
+    from medseg.selection.next_round import run_select
+
+    try:
+        note = lambda line: console.print(line, highlight=False, markup=False)  # noqa: E731
+        run_select(target, out, strategy, count, share, seed, whole_groups, max_per_group, overrides or [], note)
+    except USER_ERRORS as error:
+        _fail(error)
+
+
+def _selection(options: dict[str, list[str]]):
+    """`medseg budget`'s --select, --rounds, --cold-start and --max-per-group as a `Selection` (None without
+    --select)."""
+    from medseg.budget import Selection
+
+    if not options["select"]:
+        return None
+    per_group = options["max-per-group"]
+    return Selection(
+        options["select"][0],
+        int(options["rounds"][0]),
+        options["cold-start"][0],
+        int(per_group[0]) if per_group else None,
+    )
 
 
 @data_app.command("inspect")

@@ -82,6 +82,11 @@ class DataConfig(_Section):
         None, gt=0, le=1, description="semi-supervised: share of the training cases (by group) that keep masks"
     )
     labeled_count: int | None = Field(None, ge=1, description="semi-supervised: number of labelled training cases")
+    labeled_file: str | None = Field(
+        None,
+        description="semi-supervised: a file of the training cases' ids whose masks are used (one per line, or a CSV "
+        "with an `id` column such as `medseg select`'s picks); the other training cases are unlabelled",
+    )
     stratify_by_label: bool = Field(
         False,
         description="draw the splits (and the labelled share) within each image label (a group's most common), so "
@@ -97,8 +102,9 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _one_label_budget(self) -> DataConfig:
-        if self.labeled_ratio is not None and self.labeled_count is not None:
-            raise ValueError("set data.labeled_ratio or data.labeled_count, not both")
+        budgets = [k for k in ("labeled_ratio", "labeled_count", "labeled_file") if getattr(self, k) is not None]
+        if len(budgets) > 1:
+            raise ValueError(f"set one of data.labeled_ratio, data.labeled_count and data.labeled_file, not {budgets}")
         return self
 
 

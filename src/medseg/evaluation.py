@@ -164,6 +164,7 @@ def evaluate_external(
             "split_file": None,
             "labeled_ratio": None,
             "labeled_count": None,
+            "labeled_file": None,
             "splits": SplitConfig(train=0.0, val=0.0, test=1.0),
         }
     )

@@ -76,9 +76,10 @@ class Predictor:
         amp = autocast_dtype(torch_device, cfg.train.amp)
         return cls(cfg, method, model, torch_device, amp, state["epoch"], path)
 
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, images: torch.Tensor, tta: bool | None = None) -> torch.Tensor:
         """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities on the CPU (a classifier's:
-        `(B, K)`); with `eval.tta`, the mean over the image and its horizontal and vertical flips."""
+        `(B, K)`); with flip test-time augmentation (`tta`, by default the run's `eval.tta`), the mean over the image
+        and its horizontal and vertical flips."""
         images = images.to(self.device, dtype=torch.float32)
 
         def predict(batch: torch.Tensor) -> torch.Tensor:
@@ -88,7 +89,7 @@ class Predictor:
         if window is not None:
             whole = predict
             predict = lambda batch: window_probabilities(whole, batch, window, self.cfg.eval.overlap)  # noqa: E731
-        return average_over_flips(predict, images, self.cfg.eval.tta).cpu()
+        return average_over_flips(predict, images, self.cfg.eval.tta if tta is None else tta).cpu()
 
     def masks(self, images: torch.Tensor) -> np.ndarray:
         """`(B, C, H, W)` preprocessed images → `(B, H, W)` uint8 class indices, post-processed per `eval`."""

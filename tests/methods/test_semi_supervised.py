@@ -45,7 +45,7 @@ def test_count_instead_of_ratio_and_both_together_are_refused(phantom_config):
     dataset = prepare_dataset(load_config(config).data, 0)
     assert len(dataset.rows("train")) == 8
     both = _semi(phantom_config, {"name": "supervised"}, {"name": "unet", "features": [4, 8]}, labeled_count=8)
-    with pytest.raises(Exception, match="labeled_ratio or data.labeled_count, not both"):
+    with pytest.raises(Exception, match="set one of data.labeled_ratio, data.labeled_count and data.labeled_file"):
         load_config(both)
 
 

@@ -15,7 +15,7 @@ from medseg.data.case import Case
 from medseg.data.levels import slice_levels
 from medseg.data.pseudo_masks import override_masks
 from medseg.data.readers import Reader, build_reader
-from medseg.data.splits import UNLABELED, draw_labeled, read_splits, split_by_group
+from medseg.data.splits import UNLABELED, draw_labeled, keep_labeled, read_labeled_ids, read_splits, split_by_group
 from medseg.data.store import Preprocessing, Store, open_store
 from medseg.errors import DataError
 
@@ -100,6 +100,8 @@ def prepare_dataset(
                 f"{groups} group(s) (patients / volumes / blocks) cannot fill the {wanted} splits data.splits asks "
                 f"for: {', '.join(empty)} would be empty; add data, or set their ratios to 0",
             )
+    if data.labeled_file:
+        splits = keep_labeled(splits, read_labeled_ids(data.labeled_file), data.labeled_file)
     semi = data.labeled_ratio is not None or data.labeled_count is not None
     if semi and UNLABELED not in splits.values():
         splits = draw_labeled(cases, splits, seed, data.labeled_ratio, data.labeled_count, data.stratify_by_label)

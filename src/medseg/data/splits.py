@@ -14,7 +14,16 @@ from medseg.atomic import write_text_atomic
 from medseg.data.case import Case
 from medseg.errors import ConfigError, DataError
 
-__all__ = ["SPLITS", "UNLABELED", "split_by_group", "draw_labeled", "write_splits", "read_splits"]
+__all__ = [
+    "SPLITS",
+    "UNLABELED",
+    "split_by_group",
+    "draw_labeled",
+    "keep_labeled",
+    "read_labeled_ids",
+    "write_splits",
+    "read_splits",
+]
 
 SPLITS = ("train", "val", "test")
 UNLABELED = "unlabeled"  # training cases used without their masks (semi-supervised runs)
@@ -120,6 +129,57 @@ def draw_labeled(
     keep = set(kept)
     return {
         case_id: UNLABELED if split == "train" and case_id not in keep else split
+        for case_id, split in assignment.items()
+    }
+
+
+def read_labeled_ids(path: str | Path) -> list[str]:
+    """The ids of a labelled list: one per line, or a CSV whose header has an `id` column (`medseg select`'s
+    picks.csv); blank lines and lines starting with `#` are ignored.
+
+    Raises:
+        DataError: the file is missing, unreadable as text, empty, or lists an id twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "labelled list not found (data.labeled_file)")
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as error:
+        raise DataError(path, f"labelled list is not UTF-8 text ({error.reason})") from None
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if lines and "," in lines[0]:
+        rows = list(csv.DictReader(io.StringIO("\n".join(lines))))
+        if "id" not in (rows[0] if rows else {}):
+            raise DataError(path, f"a CSV labelled list needs an 'id' column; found {lines[0]!r}")
+        lines = [row["id"] for row in rows]
+    if not lines:
+        raise DataError(path, "labelled list holds no id")
+    twice = sorted(case_id for case_id, n in Counter(lines).items() if n > 1)
+    if twice:
+        raise DataError(path, f"labelled list names {len(twice)} id(s) twice, e.g. {twice[:3]}")
+    return lines
+
+
+def keep_labeled(assignment: dict[str, str], ids: Sequence[str], source: str | Path) -> dict[str, str]:
+    """Keep the masks of exactly the training cases `ids` (read from `source`); the other training cases move to
+    the `unlabeled` split.
+
+    Raises:
+        DataError: an id that is not a training case (unknown, or in validation or test: their masks must not
+            train), naming `source` and a few of them.
+    """
+    keep = set(ids)
+    outside = sorted(case_id for case_id in keep if assignment.get(case_id) not in ("train", UNLABELED))
+    if outside:
+        where = Counter(assignment.get(case_id, "no case") for case_id in outside)
+        raise DataError(
+            source,
+            f"{len(outside)} labelled id(s) are not training cases ({dict(where)}), e.g. {outside[:3]}: pick from the "
+            "training split (medseg select does), or check the file belongs to this data set and split",
+        )
+    return {
+        case_id: (("train" if case_id in keep else UNLABELED) if split in ("train", UNLABELED) else split)
         for case_id, split in assignment.items()
     }
 

@@ -272,8 +272,8 @@ def _steps_per_epoch(cfg: Config, ctx: Distributed, dataset: Dataset, method: Me
         raise ValueError(f"{dataset.store.path}: the training split is empty; check data.splits")
     if method.uses_unlabeled and len(rows_u) == 0:
         raise ValueError(
-            f"method {method.name!r} learns from unlabelled images, but there are none: set data.labeled_ratio or "
-            "data.labeled_count"
+            f"method {method.name!r} learns from unlabelled images, but there are none: set data.labeled_ratio, "
+            "data.labeled_count or data.labeled_file"
         )
     if ctx.enabled and len(train_rows) < cfg.train.batch_size:
         raise ValueError(
