@@ -50,8 +50,17 @@ def _inside(module: str, *packages: str) -> bool:
     [
         (
             ("medseg.data", "medseg.models"),
-            ("medseg.engine", "medseg.methods", "medseg.inference", "medseg.weak", "medseg.explain", "medseg.cli"),
+            (
+                "medseg.engine",
+                "medseg.methods",
+                "medseg.inference",
+                "medseg.weak",
+                "medseg.explain",
+                "medseg.selection",
+                "medseg.cli",
+            ),
         ),
+        (("medseg.selection",), ("medseg.budget", "medseg.engine.trainer", "medseg.evaluation", "medseg.cli")),
         (
             ("medseg.methods",),
             (

@@ -105,7 +105,7 @@ def uncertainty(pool: Pool) -> np.ndarray:
     Raises:
         ValueError: the pool has no model (a cold start).
     """
-    if not isinstance(pool.model, ModelSignals):
+    if pool.model is None:
         raise ValueError("this strategy needs a trained model's predictions: select from a run folder, not a config")
     return pool.cached("uncertainty", lambda: pool.model.entropy(pool.image, len(pool.candidates)))
 
