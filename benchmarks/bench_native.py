@@ -21,10 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_semi import machine
 from medseg.atomic import write_text_atomic
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.evaluation import evaluate_run
+from medseg.provenance import machine
 
 RESULTS = Path(__file__).parent / "results" / "native.jsonl"
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,32 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import torch
-
 from medseg.atomic import write_text_atomic
 from medseg.budget import Selection, mean_sd, run_budget
 from medseg.config import load_config
-from medseg.engine.device import autocast_dtype
+from medseg.provenance import machine
 
 RESULTS = Path(__file__).parent / "results" / "semi.jsonl"
 SPLITS = Path(__file__).parent / "splits"
-
-
-def machine() -> dict[str, str | bool]:
-    """The CPU's model name, whether medseg trains in bf16 on it, the torch version."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        model = names[0] if names else model
-    bf16 = autocast_dtype(torch.device("cpu"), True) == torch.bfloat16
-    return {"cpu": model, "bf16": bf16, "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def _key(row: dict) -> tuple:

@@ -32,13 +32,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench_semi import machine
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
 from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.postprocessing_choice import PLAIN, as_overrides, choose_postprocessing
+from medseg.provenance import machine
 from medseg.run_folder import RunFolder
 from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, write_pseudo_masks
 
