@@ -49,3 +49,13 @@ def test_a_run_evaluates_on_another_data_set_made_at_another_size(tmp_path, phan
     assert result.exit_code == 2 and "choose another with --name" in result.output
     assert not (run / "eval" / "test").exists()
     assert (run / "eval" / "from-yaml" / "summary.json").read_text() == own
+    # a name is one plain folder under eval/: no path out of the run folder, nor into eval/ itself
+    for name in ("./test", "../../x", str(tmp_path / "abs"), ".", "..", ".hidden", "a/b"):
+        result = runner.invoke(app, ["evaluate", str(run), "--data", str(yaml_data), "--name", name])
+        assert result.exit_code == 2 and "one plain folder name" in result.output, (name, result.output)
+    assert (
+        not (tmp_path / "x").exists()
+        and not (tmp_path / "abs").exists()
+        and not (run / "eval" / "summary.json").exists()
+    )
+    assert sorted(p.name for p in (run / "eval").iterdir()) == ["from-yaml", "hospital-b"]

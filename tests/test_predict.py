@@ -183,7 +183,7 @@ def test_predict_locks_the_output_folder_and_removes_killed_writes(trained_run, 
     write_png(tmp_path / "in" / "s.png", _image((32, 32)))
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)
-    killed = [out / ".s_overlay.png.tmp.abc123.png", out / "sub" / ".t_mask.png.tmp.def456.png"]
+    killed = [out / ".s_overlay.png.tmp.abc123xy.png", out / "sub" / ".t_mask.png.tmp.def456_z.png"]
     for path in killed:
         path.write_bytes(b"half")
     with locked(out, "predicting"):
@@ -194,6 +194,18 @@ def test_predict_locks_the_output_folder_and_removes_killed_writes(trained_run, 
     assert result.exit_code == 0, result.output
     assert not any(p.exists() for p in killed)
     assert _relative_files(out) == ["s_mask.png", "s_overlay.png"]
+
+
+def test_predict_leaves_a_users_files_named_like_temporary_files(trained_run, tmp_path):
+    write_png(tmp_path / "in" / "s.png", _image((32, 32)))
+    out = tmp_path / "out"
+    mine = [out / "keep" / ".notes.tmp.txt", out / ".data.tmp.bak", out / ".x.tmp.abc"]
+    for path in mine:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("mine")
+    result = _predict(trained_run, tmp_path / "in", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert all(path.read_text() == "mine" for path in mine)
 
 
 def test_the_lock_and_cleanup_stay_importable_from_run_folder():

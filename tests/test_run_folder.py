@@ -53,6 +53,17 @@ def test_a_second_trainer_on_a_locked_folder_stops_with_a_clear_message(tmp_path
     assert not (run / "config.yaml").exists()
 
 
+def test_overwrite_on_a_folder_another_process_trains_in_removes_nothing(tmp_path, phantom_config):
+    config = _config_file(tmp_path, phantom_config(epochs=1))
+    run = tmp_path / "run"
+    assert _train(config, "--run-dir", str(run)).exit_code == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with locked(run):  # another trainer holds the folder
+        result = _train(config, "seed=1", "--run-dir", str(run), "--overwrite")
+    assert result.exit_code == 2 and "another medseg process is training here" in result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_default_run_names_never_collide(tmp_path):
     names = {new_run_path(tmp_path, "same") for _ in range(3)}  # the same second, three runs
     assert len(names) == 3 and all(path.is_dir() for path in names)
@@ -127,12 +138,16 @@ def test_temporary_files_of_a_killed_run_are_removed_on_the_next_start(tmp_path,
 
     with pytest.raises(KeyboardInterrupt):
         trainer.train(cfg, run, show_progress=False, hooks=trainer.Hooks(validate=killed_in_epoch_two))
-    leftovers = [run / ".last.pt.tmp.abc123.pt", run / "eval" / "test" / "overlays" / ".x.png.tmp.q1.png"]
+    leftovers = [run / ".last.pt.tmp.abc123_q.pt", run / "eval" / "test" / "overlays" / ".x.png.tmp.q1w2e3r4.png"]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half")
+    mine = [run / ".notes.tmp.txt", run / "eval" / ".data.tmp.bak"]  # a user's files, named alike
+    for path in mine:
+        path.write_text("mine")
     trainer.resume(run, show_progress=False)
     assert not any(path.exists() for path in leftovers)
+    assert all(path.read_text() == "mine" for path in mine)
 
 
 def test_a_half_built_store_of_a_killed_run_is_removed(tmp_path, phantom_config):

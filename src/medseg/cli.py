@@ -165,11 +165,11 @@ def evaluate(
         if data is None:
             _evaluate_and_report(run, split, overrides, mode=mode)
             return
-        from medseg.evaluation import evaluate_external
+        from medseg.evaluation import evaluate_external, external_label
         from medseg.report import write_report
 
         summary = evaluate_external(run, data, name, overrides=overrides, mode=mode)
-        label = name or (data.stem if data.is_file() else data.name)
+        label = external_label(data, name)
         _print_summary(summary, label, run)
         console.print(f"report: {write_report(run)}")
     except USER_ERRORS as error:

@@ -129,6 +129,23 @@ def _with_eval(predictor: Predictor, settings: dict[str, Any]) -> Predictor:
     return other
 
 
+def external_label(data: Path, name: str | None) -> str:
+    """The folder name under `eval/` of an evaluation on another data set: `name`, else the data's own name.
+
+    Raises:
+        ValueError: a name that is not one plain folder name (a path, `.`, `..`, hidden) or that is one of the run's
+            own evaluations (a split, `test-best`), which it would overwrite.
+    """
+    label = name or (data.stem if data.is_file() else data.name)
+    if not label or label in (".", "..") or label.startswith(".") or "/" in label or "\\" in label:
+        raise ValueError(
+            f"--name {label!r}: the evaluation's name must be one plain folder name under eval/ (no path, not hidden)"
+        )
+    if label in SPLITS or label.startswith("test-"):
+        raise ValueError(f"{data}: the name {label!r} is one of the run's own evaluations; choose another with --name")
+    return label
+
+
 def evaluate_external(
     run_dir: str | Path,
     data: str | Path,
@@ -151,9 +168,7 @@ def evaluate_external(
     from medseg.inspect import source_for  # the folder guesser
 
     run, data = RunFolder(run_dir), Path(data)
-    label = name or (data.stem if data.is_file() else data.name)
-    if label in SPLITS or label.startswith("test-"):
-        raise ValueError(f"{data}: the name {label!r} is one of the run's own evaluations; choose another with --name")
+    label = external_label(data, name)
     predictor = _predictor(run, which, device, overrides, mode)
     source = source_for(data)
     cfg = predictor.cfg

@@ -4,6 +4,7 @@ folders). Standard library only (and medseg.errors), so importing it pulls in no
 from __future__ import annotations
 
 import fcntl
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ from medseg.errors import RunFolderError
 __all__ = ["LOCK_NAME", "locked", "remove_temporary_files"]
 
 LOCK_NAME = ".lock"
+# `medseg.atomic.atomic_path`'s names: `.<target>.tmp.<mkstemp's 8 characters><suffix>`; nothing else is removed
+TEMPORARY_NAME = re.compile(r"\..+\.tmp\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)*")
 
 
 @contextmanager
@@ -43,8 +46,9 @@ def locked(folder: str | Path, what: str = "training") -> Iterator[None]:
 
 
 def remove_temporary_files(folder: str | Path) -> list[Path]:
-    """Remove the `.<name>.tmp.*` files that atomic writes leave when a process is killed mid-write, anywhere
-    under `folder`; call it only while holding the folder's lock.
+    """Remove the `.<name>.tmp.<8 characters>[suffix]` files that atomic writes leave when a process is killed
+    mid-write, anywhere under `folder` (a user's own `.notes.tmp.txt` does not match); call it only while holding
+    the folder's lock.
 
     Args:
         folder: the folder to clean (a missing one has nothing to clean).
@@ -54,7 +58,7 @@ def remove_temporary_files(folder: str | Path) -> list[Path]:
     """
     removed = []
     for path in Path(folder).rglob(".*.tmp.*"):
-        if path.is_file():
+        if path.is_file() and TEMPORARY_NAME.fullmatch(path.name):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

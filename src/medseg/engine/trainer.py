@@ -39,7 +39,7 @@ from medseg.engine.schedule import WarmupCosine
 from medseg.engine.state import Hooks, Training, TrainResult
 from medseg.engine.streams import training_batches, unlabeled_rows
 from medseg.engine.validation import validate, validate_epoch
-from medseg.errors import TrainingDivergedError
+from medseg.errors import RunFolderError, TrainingDivergedError
 from medseg.methods import Method, build_method
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder, locked, remove_temporary_files
@@ -132,9 +132,11 @@ def claim_new(run: RunFolder, ctx: Distributed, overwrite: bool) -> Iterator[Non
     """`claim` a folder for a new run: refused if it holds one (unless `overwrite`); on a failure before the first
     checkpoint, what the run wrote is removed (and the folder, if this run created it)."""
     created = not run.path.exists() or (run.path.is_dir() and not any(run.path.iterdir()))
-    if ctx.is_main:
-        run.prepare_new(overwrite)
-    with claim(run, ctx):
+    if run.path.exists() and not run.path.is_dir():
+        raise RunFolderError(f"{run.path}: exists and is not a folder")
+    with claim(run, ctx):  # the lock first: a folder another process trains in is refused before anything is removed
+        if ctx.is_main:
+            run.prepare_new(overwrite)
         try:
             yield
         except BaseException:
