@@ -130,13 +130,23 @@ def plan_points(
             if (METHODS[name].uses_unlabeled or select) and ratio == 1:
                 continue
             points += [Point(text, ratio, seed, tuple(options), select) for seed in seeds]
+    if not points:
+        raise ValueError(
+            f"no point to train: {', '.join(methods)} at {', '.join(f'{r:g}' for r in ratios)}"
+            + (" (a selection loop has nothing to pick at 1)" if select else "")
+            + " (semi-supervised methods need a labelled share below 1)"
+        )
     return points
+
+
+def _split_path(cfg: Config, out: Path, ratio: float, seed: int) -> Path:
+    return out / "splits" / f"r{ratio:g}-s{seed}{'-stratified' if cfg.data.stratify_by_label else ''}.csv"
 
 
 def _split_file(cfg: Config, out: Path, ratio: float, seed: int) -> Path:
     """The split for (ratio, seed), written once: the config's split, the labelled draw of `seed` at `ratio`."""
     stratified = cfg.data.stratify_by_label
-    path = out / "splits" / f"r{ratio:g}-s{seed}{'-stratified' if stratified else ''}.csv"
+    path = _split_path(cfg, out, ratio, seed)
     if not path.is_file():
         cases = build_reader(cfg.data.source).cases()
         assignment = split_by_group(cases, cfg.data.splits.model_dump(), cfg.seed, stratified)
@@ -283,8 +293,11 @@ def run_budget(
         ratios = expand_rounds([r for r in ratios if r < 1], selection.rounds)
     points = plan_points(methods, ratios, seeds, selection.strategy if selection else None)
     splits = {point: _point_split(cfg, out, point) for point in points}
-    # every point's config first: a typo in the last point's options stops the budget before anything trains
+    # every point's config first: a typo in the last point's options stops the budget before anything is written
     configs = [point_config(cfg, point, splits[point][0]) for point in points]
+    for point in points:
+        if point.select is None:
+            _split_file(cfg, out, point.ratio, point.seed)
     previous: dict[tuple[str, int], tuple[Path, Path]] = {}  # a loop's last round: its split file and run folder
     rows = []
     for number, (point, point_cfg) in enumerate(zip(points, configs, strict=True), start=1):
@@ -319,7 +332,7 @@ def run_budget(
 def _point_split(cfg: Config, out: Path, point: Point) -> tuple[Path, Path | None]:
     """A point's split file (a random draw's written now; a selection round's when its turn comes) and picks file."""
     if point.select is None:
-        return _split_file(cfg, out, point.ratio, point.seed), None
+        return _split_path(cfg, out, point.ratio, point.seed), None
     return round_files(out, point.select, point.label, point.ratio, point.seed)
 
 

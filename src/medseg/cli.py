@@ -212,6 +212,8 @@ def predict(
                 raise ValueError("give a run folder (or checkpoint) and at least one input, or --onnx MODEL")
             predictor, inputs = Predictor.load(paths[0], mode=_inference_mode(prune, head)), list(paths[1:])
         if threshold is not None:
+            if not 0 < threshold < 1:  # also refuses nan
+                raise ValueError(f"--threshold is a probability strictly between 0 and 1, got {threshold}")
             predictor.cfg.eval.threshold = threshold
         total = len(plan_outputs(inputs, out))
         skipped: list[tuple[str, str]] = []
@@ -296,7 +298,10 @@ def explain(
 @app.command()
 def report(
     runs: Annotated[list[Path], typer.Argument(help="one run folder, or several to compare")],
-    out: Annotated[Path, typer.Option("--out", help="comparison page (several runs)")] = Path("comparison.html"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="the page: default RUN/report.html for one run, comparison.html for several"),
+    ] = None,
     split: Annotated[str, typer.Option(help="the evaluated split the comparison shows")] = "test",
 ) -> None:
     """(Re)write a run's report.html, or compare several runs on one page (table, curves, label budget)."""
@@ -304,9 +309,10 @@ def report(
 
     try:
         if len(runs) == 1:
-            console.print(f"report: {write_report(runs[0])}")
+            console.print(f"report: {write_report(runs[0], out)}", highlight=False, markup=False)
         else:
-            console.print(f"comparison of {len(runs)} runs: {write_comparison(runs, out, split)}")
+            page = write_comparison(runs, out or Path("comparison.html"), split)
+            console.print(f"comparison of {len(runs)} runs: {page}", highlight=False, markup=False)
     except USER_ERRORS as error:
         _fail(error)
 
@@ -343,8 +349,8 @@ def budget(
         cfg = load_config(target, overrides)
         resolve_config(cfg, target)  # a typo stops here, before the first point
         folder = Path(options["out"][0]) if options["out"] else Path(cfg.output_dir) / f"{cfg.name}-budget"
-        ratios = [float(r) for r in options["ratios"]]
-        seeds = [int(s) for s in options["seeds"]]
+        ratios = [_number(float, r, "--ratios") for r in options["ratios"]]
+        seeds = [_number(int, s, "--seeds") for s in options["seeds"]]
         selection = _selection(options)
         points = plan_points(options["methods"], ratios, seeds, selection.strategy if selection else None)
         console.print(f"{len(points)} points → {folder}" if not selection else f"annotation loops → {folder}")
@@ -387,6 +393,14 @@ def select(
         _fail(error)
 
 
+def _number(kind: type, text: str, option: str):
+    """`kind(text)`, or a ValueError naming the option and the value."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{option}: {text!r} is not {'a number' if kind is float else 'a whole number'}") from None
+
+
 def _selection(options: dict[str, list[str]]):
     """`medseg budget`'s --select, --rounds, --cold-start and --max-per-group as a `Selection` (None without
     --select)."""
@@ -397,9 +411,9 @@ def _selection(options: dict[str, list[str]]):
     per_group = options["max-per-group"]
     return Selection(
         options["select"][0],
-        int(options["rounds"][0]),
+        _number(int, options["rounds"][0], "--rounds"),
         options["cold-start"][0],
-        int(per_group[0]) if per_group else None,
+        _number(int, per_group[0], "--max-per-group") if per_group else None,
     )
 
 

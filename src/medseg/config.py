@@ -146,8 +146,8 @@ class TrainConfig(_Section):
     lr: float = Field(2e-3, gt=0, le=1, description="AdamW's peak learning rate")
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
-    grad_clip: float | None = 5.0
-    device: str = "auto"
+    grad_clip: float | None = Field(5.0, gt=0, description="clip the gradient's norm to this (null: no clipping)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
     amp: bool = True
     channels_last: bool | None = Field(
         None,
@@ -168,7 +168,7 @@ class TrainConfig(_Section):
         description="validate only from this share of the planned epochs on (the last one always); until the "
         "first validation, best.pt is the latest epoch. Under train.max_minutes the time saved goes to training",
     )
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, le=1024, description="torch's CPU threads (default: torch's choice)")
     unlabeled_batch_size: int | None = Field(
         None, ge=1, description="semi-supervised: unlabelled images per step (default: batch_size)"
     )
@@ -305,7 +305,7 @@ class Config(_Section):
     (`medseg.resolve.resolve_config`) they hold every argument the model and method were built with."""
 
     name: str = Field("run", description="the run folder's name under output_dir (then -<time>): a plain name")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="the split's and the initialisation's seed")
     output_dir: str = "runs"
     data: DataConfig
     augment: AugmentConfig = AugmentConfig()

@@ -109,8 +109,8 @@ def _gallery(folder: Path, prefix: str) -> str:
     return f'<div class="gallery">{"".join(figures)}</div>' if figures else "<p>none</p>"
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write `run_dir/report.html` from what the run folder holds; returns its path."""
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the run's page (`run_dir/report.html`, or `out`) from what the run folder holds; returns its path."""
     run = RunFolder(run_dir)
     parts = [f"<h1>medseg run: {html.escape(run.path.name)}</h1>", "<h2>Training</h2>", _curves(run)]
     for split in run.evaluated_splits():
@@ -144,8 +144,9 @@ def write_report(run_dir: str | Path) -> Path:
         ]
     config = run.config_path.read_text() if run.config_path.is_file() else ""
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config)}</pre>"]
-    write_text_atomic(run.report_path, _page(f"medseg — {run.path.name}", parts))
-    return run.report_path
+    page = Path(out) if out is not None else run.report_path
+    write_text_atomic(page, _page(f"medseg — {run.path.name}", parts))
+    return page
 
 
 def run_summary(run_dir: str | Path, split: str = "test") -> dict:

@@ -20,6 +20,8 @@ from medseg.models.classifier import Classifier
 from medseg.overlay import explanation_figure
 from medseg.predict import expand_inputs, read_slice
 
+REGIONS = ("predicted", "all")
+
 __all__ = ["EXPLAIN_METHODS", "explain_paths", "explain_image"]
 
 EXPLAIN_METHODS = ("attention", "cam", "acam", "gradcam", "gradcam++")
@@ -57,6 +59,8 @@ def explain_image(
     """
     model = predictor.model
     height, width = image.shape[-2:]
+    if region not in REGIONS:
+        raise ValueError(f"--region must be one of {list(REGIONS)}, got {region!r}")
     if method == "attention":
         return spatial_attention_maps(model, image)
     is_classifier = isinstance(model, Classifier)
@@ -66,24 +70,39 @@ def explain_image(
         if method == "acam" and model.pool != "attention":
             raise ValueError("--method acam needs a classifier trained with model.pool: attention")
         with torch.no_grad():
-            index = class_index if class_index is not None else int(model(image).argmax(1)[0])
+            index = _class(class_index, model(image))
             raw = torch.relu(model.class_activation_map(image, index, weighted=method == "acam"))
         return {method: normalise(to_input_size(raw, height, width))}
     if method not in ("gradcam", "gradcam++"):
         raise ValueError(f"--method must be one of {list(EXPLAIN_METHODS)}, got {method!r}")
     if is_classifier:
         with torch.no_grad():
-            index = class_index if class_index is not None else int(model(image).argmax(1)[0])
+            index = _class(class_index, model(image))
         target = class_target(index)
     else:
         with torch.no_grad():
             probs = predictor.probabilities(image)
-        index = class_index if class_index is not None else (0 if probs.shape[1] == 1 else 1)
+        index = _class(class_index, probs, default=0 if probs.shape[1] == 1 else 1)
         mask = torch.from_numpy(predictor.masks_from(probs)).to(image.device)
         chosen = (mask == (1 if probs.shape[1] == 1 else index)).float()
         target = region_target(index, chosen if region == "predicted" and chosen.any() else None)
     raw = grad_cam(model, _layer(model, layer), image.float(), target, plus_plus=method == "gradcam++")
     return {method: normalise(to_input_size(raw, height, width))}
+
+
+def _class(class_index: int | None, outputs: torch.Tensor, default: int | None = None) -> int:
+    """The class explained: `class_index`, checked against the model's `outputs` `(B, K, ...)`, else `default`
+    (else the top class of the first image).
+
+    Raises:
+        ValueError: a class the model has no output for.
+    """
+    classes = outputs.shape[1]
+    if class_index is None:
+        return default if default is not None else int(outputs.argmax(1)[0])
+    if not 0 <= class_index < classes:
+        raise ValueError(f"--class {class_index}: this model has {classes} output channel(s), 0 to {classes - 1}")
+    return class_index
 
 
 def explain_paths(

@@ -1,0 +1,105 @@
+"""Edges a careful user hits (issue 47): values that are range-checked where they are read, and options that mean
+what they say. Each refusal is one line (exit 2) naming the option or field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from medseg.cli import app
+from medseg.config import load_config
+from medseg.errors import ConfigError
+from tests.conftest import write_png
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("seed=-1", "seed"),
+        ("train.grad_clip=-1", "train.grad_clip"),  # a negative clip would ascend the gradient
+        ("train.grad_clip=0", "train.grad_clip"),
+        ("train.device=tpu", "train.device"),
+        ("train.threads=100000", "train.threads"),
+    ],
+)
+def test_out_of_range_settings_are_refused_naming_the_field(phantom_config, override, field):
+    with pytest.raises(ConfigError, match=f"{field}: "):
+        load_config(phantom_config(), [override])
+
+
+def test_in_range_settings_still_load(phantom_config):
+    cfg = load_config(phantom_config(), ["train.grad_clip=null", "train.device=cuda:1", "seed=4294967295"])
+    assert (cfg.train.grad_clip, cfg.train.device, cfg.seed) == (None, "cuda:1", 2**32 - 1)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One tiny trained run for the command-line checks below."""
+    tmp = tmp_path_factory.mktemp("edges")
+    config = {
+        "name": "tiny",
+        "data": {
+            "source": {"format": "phantoms", "count": 32, "size": 32, "slices_per_group": 4},
+            "size": 32,
+            "cache_dir": str(tmp / "cache"),
+        },
+        "model": {"name": "unet", "features": [4, 8]},
+        "train": {"epochs": 1, "batch_size": 8},
+        "eval": {"overlays": 0},
+    }
+    path = tmp / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    write_png(tmp / "in" / "x.png", np.full((32, 32), 90, np.uint8))
+    return tmp
+
+
+@pytest.mark.parametrize("threshold", ["-1", "1.5", "nan", "0", "1"])
+def test_predict_refuses_a_threshold_that_is_not_a_probability(run, threshold):
+    result = runner.invoke(
+        app, ["predict", str(run / "run"), str(run / "in"), "--out", str(run / "p"), "--threshold", threshold]
+    )
+    assert result.exit_code == 2 and "--threshold is a probability strictly between 0 and 1" in result.output
+    assert not (run / "p" / "x_mask.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--region", "predicetd"], "--region must be one of"),
+        (["--class", "5"], "--class 5: this model has"),
+        (["--class", "-3"], "--class -3: this model has"),
+    ],
+)
+def test_explain_refuses_a_region_or_class_the_model_has_not(run, option, message):
+    result = runner.invoke(
+        app, ["explain", str(run / "run"), str(run / "in"), "--out", str(run / "e"), "--method", "gradcam", *option]
+    )
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_report_of_one_run_writes_where_out_says(run):
+    result = runner.invoke(app, ["report", str(run / "run"), "--out", str(run / "page.html")])
+    assert result.exit_code == 0, result.output
+    assert "medseg run: run" in (run / "page.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--ratios", "1", "--methods", "fixmatch"], "no point to train"),
+        (["--ratios", "abc"], "--ratios: 'abc' is not a number"),
+        (["--seeds", "x"], "--seeds: 'x' is not a whole number"),
+        (["--ratios", "0.5", "--methods", "supervised", "bcp:method.nonsense=1"], "nonsense"),
+    ],
+)
+def test_budget_refusals_are_one_line_and_leave_nothing_behind(run, tmp_path, arguments, message):
+    out = tmp_path / "b"
+    result = runner.invoke(app, ["budget", str(run / "c.yaml"), *arguments, "--out", str(out)])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not out.exists(), "a refused budget writes nothing (no splits/)"
