@@ -3,6 +3,8 @@ what they say. Each refusal is one line (exit 2) naming the option or field."""
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import yaml
@@ -103,3 +105,32 @@ def test_budget_refusals_are_one_line_and_leave_nothing_behind(run, tmp_path, ar
     result = runner.invoke(app, ["budget", str(run / "c.yaml"), *arguments, "--out", str(out)])
     assert result.exit_code == 2 and message in result.output, result.output
     assert not out.exists(), "a refused budget writes nothing (no splits/)"
+
+
+def test_text_cells_that_look_like_formulas_are_written_as_text_and_read_back_exactly(tmp_path):
+    from medseg.data.case import Case
+    from medseg.data.splits import read_splits, write_splits
+
+    cases = [Case('=HYPERLINK("x")', "a", group="@g"), Case("-1", "b", group="+g"), Case("'q", "c", group="g")]
+    path = tmp_path / "splits.csv"
+    write_splits(path, cases, {c.id: "train" for c in cases})
+    with path.open(newline="") as handle:
+        cells = [row[:2] for row in csv.reader(handle)][1:]
+    assert cells == [['\'=HYPERLINK("x")', "'@g"], ["'-1", "'+g"], ["''q", "g"]]  # what a spreadsheet shows as text
+    assert read_splits(path) == {c.id: "train" for c in cases}
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    from medseg.atomic import write_text_atomic
+
+    old = os.umask(0o002)
+    try:
+        write_text_atomic(tmp_path / "shared.txt", "x")
+        os.umask(0o077)
+        write_text_atomic(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o664
+    assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600

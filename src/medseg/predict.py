@@ -11,7 +11,6 @@ method or training code."""
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -23,8 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medseg.atomic import atomic_path, write_text_atomic
+from medseg.atomic import atomic_path
 from medseg.config import Config
+from medseg.csv_cells import write_csv
 from medseg.data.dataset import preprocessing_of
 from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.figshare import read_cjdata
@@ -338,11 +338,7 @@ def _write_skipped(path: Path, rows: list[tuple[str, str]]) -> None:
     """`skipped.csv` (`file,reason`) atomically; with no rows, remove one an earlier predict wrote (a run folder's
     own `skipped.csv`, `id,reason`, is left alone)."""
     if rows:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(_SKIPPED_HEADER)
-        writer.writerows(rows)
-        write_text_atomic(path, buffer.getvalue())
+        write_csv(path, _SKIPPED_HEADER, rows)
     elif path.is_file():
         with path.open(newline="") as handle:
             header = next(csv.reader(handle), None)

@@ -15,7 +15,6 @@ and cleans the temporary files a killed process left behind.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
+from medseg.csv_cells import write_csv
 from medseg.data.case import Case
 from medseg.data.splits import read_splits, write_splits
 from medseg.errors import RunFolderError
@@ -272,8 +272,4 @@ def _without_nan(value: Any) -> Any:
 
 
 def _write_csv(path: Path, header: list[str], rows: Sequence[Sequence[Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
+    write_csv(path, header, rows)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.atomic import write_text_atomic
+from medseg.csv_cells import read_cell, write_csv
 from medseg.data.case import Case
 from medseg.errors import ConfigError, DataError
 
@@ -152,7 +152,7 @@ def read_labeled_ids(path: str | Path) -> list[str]:
         rows = list(csv.DictReader(io.StringIO("\n".join(lines))))
         if "id" not in (rows[0] if rows else {}):
             raise DataError(path, f"a CSV labelled list needs an 'id' column; found {lines[0]!r}")
-        lines = [row["id"] for row in rows]
+        lines = [read_cell(row["id"]) for row in rows]
     if not lines:
         raise DataError(path, "labelled list holds no id")
     twice = sorted(case_id for case_id, n in Counter(lines).items() if n > 1)
@@ -185,13 +185,8 @@ def keep_labeled(assignment: dict[str, str], ids: Sequence[str], source: str | P
 
 
 def write_splits(path: str | Path, cases: Sequence[Case], assignment: dict[str, str]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "group", "split"])
-    for case in cases:
-        if case.id in assignment:
-            writer.writerow([case.id, case.group, assignment[case.id]])
-    write_text_atomic(path, buffer.getvalue())
+    rows = [[case.id, case.group, assignment[case.id]] for case in cases if case.id in assignment]
+    write_csv(path, ["id", "group", "split"], rows)
 
 
 def read_splits(path: str | Path) -> dict[str, str]:
@@ -206,4 +201,4 @@ def read_splits(path: str | Path) -> dict[str, str]:
     for line, row in enumerate(rows, start=2):
         if row["split"] not in known:
             raise DataError(path, f"line {line}: split {row['split']!r} is not one of {list(known)}")
-    return {row["id"]: row["split"] for row in rows}
+    return {read_cell(row["id"]): row["split"] for row in rows}

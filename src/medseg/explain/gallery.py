@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from medseg.csv_cells import read_cell
 from medseg.data.dataset import prepare_dataset
 from medseg.explain.attention_maps import spatial_attention_maps
 from medseg.explain.outputs import explain_image
@@ -48,7 +49,8 @@ def write_gallery(run_dir: str | Path, split: str = "test", count: int = 2, mode
     if predictor.method.task == "segmentation" and cases.is_file():
         with cases.open() as handle:
             ranked = sorted(csv.DictReader(handle), key=lambda row: float(row["dice"]))
-        chosen = [("worst", r["id"]) for r in ranked[:count]] + [("best", r["id"]) for r in ranked[::-1][:count]]
+        chosen = [("worst", read_cell(r["id"])) for r in ranked[:count]]
+        chosen += [("best", read_cell(r["id"])) for r in ranked[::-1][:count]]
     else:
         chosen = [("case", dataset.store.ids[int(r)]) for r in dataset.rows(split)[: 2 * count]]
     written = []

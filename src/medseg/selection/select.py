@@ -9,8 +9,6 @@ sheet of the picks.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, parse_overrides
+from medseg.csv_cells import write_csv
 from medseg.data.case import Case
 from medseg.data.dataset import preprocessing_of
 from medseg.data.readers import build_reader
@@ -146,11 +145,7 @@ def build_pool(
 
 def write_picks(path: str | Path, picks: Sequence[Pick]) -> None:
     """`id,group,score,why`, one row per pick, in pick order."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "group", "score", "why"])
-    writer.writerows([pick.id, pick.group, f"{pick.score:.6g}", pick.why] for pick in picks)
-    write_text_atomic(path, buffer.getvalue())
+    write_csv(path, ["id", "group", "score", "why"], [[p.id, p.group, f"{p.score:.6g}", p.why] for p in picks])
 
 
 def write_labelled(path: str | Path, ids: Sequence[str]) -> None:
