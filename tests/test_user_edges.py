@@ -134,3 +134,12 @@ def test_written_files_follow_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o664
     assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_square_brackets_in_paths_are_printed_as_text(run):
+    out = run / "pm[/x]"
+    result = runner.invoke(app, ["predict", str(run / "run"), str(run / "in"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 masks in" in result.output and "pm[/x]" in result.output.replace("\n", "")
+    missing = runner.invoke(app, ["train", str(run / "[bold]no[/bold].yaml")])
+    assert missing.exit_code == 2 and "[bold]no[/bold].yaml" in missing.output.replace("\n", "")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from medseg.errors import ConfigError, DataError, MemoryBudgetError, TrainingDivergedError
-from medseg.ui import console
+from medseg.ui import console, labelled
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 data_app = typer.Typer(no_args_is_help=True, help="Look at a dataset before training on it.")
@@ -21,7 +21,7 @@ USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ValueError, TrainingDi
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    console.print(labelled("error:", "bold red", str(error)), soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -71,7 +71,7 @@ def _warn_if_not_converged(folder: Path) -> None:
 
     warning = convergence_warning(RunFolder(folder).metrics())
     if warning:
-        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        console.print(labelled("warning:", "bold yellow", str(warning)), soft_wrap=True)
 
 
 def _train_new(

@@ -17,7 +17,7 @@ from medseg.overlay import save_png
 from medseg.predict import predict_paths
 from medseg.report import write_report
 from medseg.resolve import load_resolved
-from medseg.ui import console
+from medseg.ui import console, labelled
 
 __all__ = ["demo_config_path", "run_demo"]
 
@@ -33,10 +33,12 @@ def run_demo(out: str | Path, epochs: int = 12) -> dict:
     started = time.perf_counter()
     cfg = load_resolved(demo_config_path(), [f"train.epochs={epochs}", f"data.cache_dir={out / 'cache'}"])
     run_dir = out / "run"
-    console.print(f"[bold]1/4 training[/] a U-Net on {cfg.data.source['count']} phantom slices → {run_dir}")
+    console.print(labelled("1/4 training", "bold", f"a U-Net on {cfg.data.source['count']} phantom slices → {run_dir}"))
     result = train(cfg, run_dir, overwrite=True)
     checkpoint = f"{cfg.eval.checkpoint}.pt"
-    console.print(f"[bold]2/4 evaluating[/] {checkpoint} (val Dice {result.best_val_score:.3f}) on the test split")
+    console.print(
+        labelled("2/4 evaluating", "bold", f"{checkpoint} (val Dice {result.best_val_score:.3f}) on the test split")
+    )
     summary = evaluate_run(run_dir, "test")
     dice = summary["metrics"]["dice"]
     console.print(f"    test Dice {dice['mean']:.3f} ± {dice['std']:.3f} over {summary['cases']} slices")
@@ -45,10 +47,10 @@ def run_demo(out: str | Path, epochs: int = 12) -> dict:
         image, _ = make_phantom(seed=1, index=index, size=128)
         save_png(new_images / f"new_{index}.png", (np.clip(image, 0, 1) * 255).astype(np.uint8))
     predictions = out / "predictions"
-    console.print(f"[bold]3/4 predicting[/] {new_images} → {predictions}")
+    console.print(labelled("3/4 predicting", "bold", f"{new_images} → {predictions}"))
     written = list(predict_paths(Predictor.load(run_dir), [new_images], predictions, overwrite=True))
     report = write_report(run_dir)
-    console.print(f"[bold]4/4 report[/] written in {time.perf_counter() - started:.0f} s")
+    console.print(labelled("4/4 report", "bold", f"written in {time.perf_counter() - started:.0f} s"))
     console.print(f"  report:            {report}")
     console.print(f"  test overlays:     {run_dir / 'eval' / 'test' / 'overlays'}")
     console.print(f"  predicted masks:   {predictions} ({len(written)} masks + overlays)")

@@ -16,6 +16,7 @@ from medseg.data.image_io import IMAGE_SUFFIXES, binarize_mask
 from medseg.data.readers import build_reader
 from medseg.data.readers.nnunet import label_names
 from medseg.errors import DataError
+from medseg.ui import labelled
 
 __all__ = ["source_for", "inspect_source", "print_report", "Inspection"]
 
@@ -171,7 +172,7 @@ def print_report(result: Inspection, console: Console) -> None:
     table.add_row("problems", str(len(result.problems)))
     console.print(table)
     for problem in result.problems[:20]:
-        console.print(f"  [red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(labelled("  problem:", "red", str(problem)), soft_wrap=True)
     if len(result.problems) > 20:
         console.print(f"  ... and {len(result.problems) - 20} more")
     console.print(f"data.source for a config: {result.source}", highlight=False, soft_wrap=True)

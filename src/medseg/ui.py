@@ -7,10 +7,18 @@ import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
-__all__ = ["TrainingProgress", "console"]
+__all__ = ["TrainingProgress", "console", "labelled"]
 
-console = Console(stderr=True)
+# user text (paths, names, labels, messages) is printed literally: no markup, no highlighting, so a path like
+# `pm[/x]` is text, never a style tag
+console = Console(stderr=True, markup=False, highlight=False)
+
+
+def labelled(label: str, style: str, text: str) -> Text:
+    """`label` in `style`, then `text` as it is: `console.print(labelled("error:", "bold red", message))`."""
+    return Text.assemble((label, style), " ", text)
 
 
 def _score(value: float) -> str:
@@ -35,7 +43,7 @@ class TrainingProgress:
     def _ensure(self) -> Progress:
         if self._progress is None:
             self._progress = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),

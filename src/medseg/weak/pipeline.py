@@ -44,7 +44,7 @@ from medseg.methods.classification import image_labels
 from medseg.postprocessing_choice import choose_postprocessing
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
-from medseg.ui import console
+from medseg.ui import console, labelled
 from medseg.weak.maps import map_dice, pointing_hits
 from medseg.weak.panels import write_panels
 from medseg.weak.pseudo_masks import make_pseudo_masks, mask_quality
@@ -433,7 +433,7 @@ def _run_stages(cfg: Config, run: RunFolder, show_progress: bool) -> TrainResult
         warning = localisation_warning(stage1)
         if warning:
             stage1["warning"] = warning
-            console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            console.print(labelled("warning:", "bold yellow", str(warning)), soft_wrap=True)
         _record(run, "stage1", stage1)
     ctx.barrier()
     for k in range(1, cfg.weak.rounds):  # the rounds before the last train in sub-folders
