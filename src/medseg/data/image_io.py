@@ -42,14 +42,15 @@ def read_image_file(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
-    try:
-        array = _read_with_pillow(path)
-    except DataError:
-        raise
-    except Exception as pil_error:  # Pillow raises many types (OSError, SyntaxError, struct.error...) on bad files
-        if path.suffix.lower() not in (".tif", ".tiff"):
-            raise DataError(path, f"cannot decode image (truncated or not an image file): {pil_error}") from None
-        array = _read_tiff(path, pil_error)
+    if _is_tiff(path):
+        array = _read_tiff(path)  # tifffile keeps every dtype, channel and page; Pillow narrows or drops some
+    else:
+        try:
+            array = _read_with_pillow(path)
+        except DataError:
+            raise
+        except Exception as error:  # Pillow raises many types (OSError, SyntaxError, struct.error...) on bad files
+            raise DataError(path, f"cannot decode image (truncated or not an image file): {error}") from None
     array = _checked_layout(path, array)
     if array.ndim == 3 and array.shape[2] == 4:  # drop alpha
         array = array[..., :3]
@@ -104,26 +105,63 @@ def _mpx(pixels: int) -> str:
     return f"{pixels / 1e6:.0f} Mpx"
 
 
-def _read_tiff(path: Path, pil_error: Exception) -> np.ndarray:
-    """Fallback for TIFFs Pillow does not decode (float, multi-sample 16-bit); sizes are checked before decoding.
+def _is_tiff(path: Path) -> bool:
+    """A TIFF by its first bytes (little- or big-endian, classic or BigTIFF), whatever the suffix says."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    return head[:2] in (b"II", b"MM") and head[2:4] in (b"*\x00", b"\x00*", b"+\x00", b"\x00+")
+
+
+_IMAGE_AXES = ("YX", "YXS", "SYX", "CYX", "YXC")  # one 2-D image, its samples (channels) last or first
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """A TIFF's one image, in its own dtype and channels; sizes are checked before decoding.
 
     Raises:
-        DataError: unreadable, empty or too large.
+        DataError: unreadable, empty, too large, or not one 2-D image (a stack of pages or a volume).
     """
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            shape = tuple(tif.series[0].shape)
+            series = tif.series[0]
+            shape, axes = tuple(series.shape), series.axes
             _check_tiff_shape(path, shape)
-            array = tif.asarray()
+            if len(tif.series) > 1 or len(tif.pages) > 1 or axes not in _IMAGE_AXES:
+                raise DataError(
+                    path,
+                    f"TIFF holds {len(tif.pages)} page(s) of shape {shape} (axes {axes}); expected one 2-D image "
+                    "(a stack of pages or a volume is not one image: save each slice as its own file)",
+                )
+            array = series.asarray()
     except DataError:
         raise
     except Exception as error:  # tifffile raises many types for broken files
-        raise DataError(path, f"cannot decode TIFF (truncated or corrupt): {error or pil_error}") from None
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
+        if "imagecodecs" in str(error):  # LZW or JPEG compression, without the imagecodecs package: Pillow decodes it
+            return _read_one_page_with_pillow(path)
+        raise DataError(path, f"cannot decode TIFF (truncated or corrupt): {error}") from None
+    if axes in ("SYX", "CYX"):
         array = np.moveaxis(array, 0, -1)  # (C, H, W) → (H, W, C)
     return array
+
+
+def _read_one_page_with_pillow(path: Path) -> np.ndarray:
+    """A single-page TIFF through Pillow (its one page checked first).
+
+    Raises:
+        DataError: more than one page, or undecodable.
+    """
+    try:
+        with Image.open(path, formats=("TIFF",)) as img:
+            pages = img.n_frames
+        if pages > 1:
+            raise DataError(path, f"TIFF holds {pages} pages; expected one 2-D image (save each slice as its own file)")
+        return _read_with_pillow(path)
+    except DataError:
+        raise
+    except Exception as error:  # Pillow raises many types on bad files
+        raise DataError(path, f"cannot decode TIFF (truncated or corrupt): {error}") from None
 
 
 def _check_tiff_shape(path: Path, shape: tuple[int, ...]) -> None:

@@ -73,6 +73,8 @@ def normalize(image: np.ndarray, how: str) -> np.ndarray:
         return image
     out = np.empty_like(image)
     for c, channel in enumerate(image):
+        if float(channel.max()) - float(channel.min()) > float(np.finfo(np.float32).max):
+            channel = channel.astype(np.float64)  # a span beyond float32 (±3e38) would overflow to inf and NaN
         if how == "percentile":
             low, high = np.percentile(channel, (0.5, 99.5))
             out[c] = (np.clip(channel, low, high) - low) / max(high - low, 1e-6)
