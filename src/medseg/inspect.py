@@ -72,7 +72,9 @@ def source_for(path: str | Path, format: str | None = None, **options: Any) -> d
             columns = next(csv.reader(handle), [])
         if "file" in columns:
             source["labels_csv"] = "labels.csv"
-            source["group_column"] = "group" if "group" in columns else ("block" if "block" in columns else "group")
+            grouping = [column for column in ("group", "block") if column in columns]
+            if grouping:
+                source["group_column"] = grouping[0]
     return {**source, **given}
 
 

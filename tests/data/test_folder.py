@@ -46,6 +46,26 @@ def test_labels_csv_gives_label_and_group(image_folder):
     assert by_id["case1"].label == 1 and by_id["case4"].group == "1"
 
 
+def _labelled_reader(root, table: str, **options):
+    (root / "labels.csv").write_text(table)
+    source = {"format": "folder", "root": str(root), "image_dir": "images", "mask_dir": "masks"}
+    return build_reader({**source, "labels_csv": "labels.csv", **options})
+
+
+def test_a_group_column_the_labels_csv_lacks_is_refused_not_one_group_per_file(image_folder):
+    reader = _labelled_reader(
+        image_folder, "file,label\n" + "".join(f"case{i}.png,1\n" for i in range(6)), group_column="patient"
+    )
+    with pytest.raises(DataError, match=r"labels.csv: no column 'patient' \(found \['file', 'label'\]\)"):
+        reader.cases()
+
+
+def test_a_file_listed_twice_in_the_labels_csv_is_refused(image_folder):
+    reader = _labelled_reader(image_folder, "file,label\ncase0.png,0\ncase1.png,1\ncase0.png,1\n")
+    with pytest.raises(DataError, match=r"labels.csv: 1 file\(s\) listed more than once, e.g. \['case0.png'\]"):
+        reader.cases()
+
+
 @pytest.mark.parametrize("suffix", [".png", ".tif", ".jpg", ".bmp"])
 def test_formats_8bit_grey_and_rgb(tmp_path, suffix):
     grey = (np.arange(64).reshape(8, 8) * 3).astype(np.uint8)

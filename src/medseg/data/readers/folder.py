@@ -9,6 +9,7 @@ Layouts covered:
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ class FolderOptions(ReaderOptions):
     mask_dir: str | None = None
     mask_suffix: str | None = None
     labels_csv: str | None = None
-    group_column: str = "group"
+    group_column: str | None = None
     recursive: bool = True
 
 
@@ -41,7 +42,8 @@ class FolderReader(Reader):
         mask_dir: sibling folder of masks matched by file stem (any image suffix), relative to root.
         mask_suffix: alternatively, masks beside the images named `<stem><suffix>.<ext>` (e.g. `_mask`).
         labels_csv: optional CSV relative to root with columns `file,label[,<group_column>]`.
-        group_column: the CSV column holding the group (e.g. `block` for figshare).
+        group_column: the CSV column holding the group (e.g. `block` for figshare); it must exist. Unset, a
+            `group` column is used where the CSV has one.
         recursive: also look in subfolders; a subfolder is then the group of its images (one per patient).
     """
 
@@ -72,8 +74,8 @@ class FolderReader(Reader):
                 mask = None
             row = table.get(rel.as_posix()) or table.get(path.name) or {}
             label = row.get("label")
-            if row.get(opts.group_column):
-                group = row[opts.group_column]
+            if row.get(opts.group_column or "group"):
+                group = row[opts.group_column or "group"]
             elif len(rel.parts) > 1:
                 group = rel.parent.as_posix()
             else:
@@ -113,19 +115,30 @@ class FolderReader(Reader):
         }
 
     def _labels_table(self) -> dict[str, dict[str, str]]:
+        column = self.options.group_column
         if not self.options.labels_csv:
+            if column:
+                raise DataError(self.options.root, f"data.source.group_column {column!r} needs a labels_csv holding it")
             return {}
         path = self.options.root / self.options.labels_csv
         if not path.is_file():
             raise DataError(path, "labels CSV not found (check data.source.labels_csv)")
         try:
-            with path.open(newline="") as handle:
+            with path.open(newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle)
                 if not reader.fieldnames or "file" not in reader.fieldnames:
                     raise DataError(path, f"labels CSV needs a 'file' column; found {reader.fieldnames}")
-                return {row["file"]: row for row in reader if row["file"]}
+                if column and column not in reader.fieldnames:
+                    raise DataError(
+                        path, f"no column {column!r} (found {reader.fieldnames}); check data.source.group_column"
+                    )
+                rows = [row for row in reader if row["file"]]
         except (UnicodeDecodeError, csv.Error) as error:
             raise DataError(path, f"cannot read as a UTF-8 CSV: {error}") from None
+        twice = sorted(name for name, n in Counter(row["file"] for row in rows).items() if n > 1)
+        if twice:
+            raise DataError(path, f"{len(twice)} file(s) listed more than once, e.g. {twice[:3]}: one row per file")
+        return {row["file"]: row for row in rows}
 
     def load_image(self, case: Case) -> np.ndarray:
         return read_image_file(case.image)
