@@ -37,3 +37,19 @@ def test_truncated_volume_is_named(tmp_path):
     with pytest.raises(DataError, match=r"a\.nii\.gz"):
         case = reader.cases()[0]
         reader.load_image(case)
+
+
+def test_float_labels_that_are_not_whole_numbers_are_refused_not_rounded_away(tmp_path):
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    labels = np.zeros((8, 8, 2), np.float32)
+    labels[2:4, 2:4, 0] = 0.5  # rint(0.5) = 0: the lesion would vanish
+    nib.save(nib.Nifti1Image(np.random.rand(8, 8, 2).astype(np.float32), np.eye(4)), tmp_path / "images" / "v.nii.gz")
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "labels" / "v.nii.gz")
+    reader = build_reader({"format": "nifti", "root": str(tmp_path), "image_dir": "images", "label_dir": "labels"})
+    cases = reader.cases()
+    with pytest.raises(
+        DataError, match=r"v.nii.gz: label volume holds values that are not class indices, e.g. \[0.5\]"
+    ):
+        reader.load_mask(cases[0])
+    assert not reader.load_mask(cases[1]).any()  # a slice of whole numbers reads as before

@@ -189,4 +189,12 @@ class NiftiReader(Reader):
         if label_shape != image_shape:
             raise DataError(case.mask, f"label volume shape {label_shape} ≠ image {image_shape} ({case.image})")
         mask = self._slice(case.mask, case.slice)
-        return np.rint(mask).astype(np.int64) if mask.dtype.kind == "f" else mask
+        if mask.dtype.kind != "f":
+            return mask
+        whole = np.rint(mask)
+        if not np.array_equal(whole, mask):  # NaN fails too
+            odd = np.unique(mask[whole != mask])[:4].tolist()
+            raise DataError(
+                case.mask, f"label volume holds values that are not class indices, e.g. {odd}; expected whole numbers"
+            )
+        return whole.astype(np.int64)
