@@ -85,3 +85,33 @@ def test_a_file_that_is_not_a_medseg_onnx_model_is_one_clear_line(tmp_path):
     config.write_text(yaml.safe_dump({"name": "x"}))
     result = runner.invoke(app, ["export", str(tmp_path / "missing"), "--format", "tflite"])
     assert result.exit_code == 2 and "--format must be onnx" in result.output
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("{not json", "the medseg config inside is not readable"),
+        ("[" * 100_000 + "]" * 100_000, "the medseg config inside is not readable"),
+        (None, "its config says data.channels=3 but the graph takes 1"),
+    ],
+)
+def test_the_config_inside_an_onnx_file_is_checked_before_it_is_used(unetpp_run, tmp_path, config_text, message):
+    import json
+
+    import onnx
+
+    from medseg.onnx_export import CONFIG_KEY
+
+    path = tmp_path / "model.onnx"
+    export_onnx(unetpp_run, path)
+    model = onnx.load(str(path))
+    entry = next(p for p in model.metadata_props if p.key == CONFIG_KEY)
+    if config_text is None:  # a config that disagrees with the graph
+        edited = json.loads(entry.value)
+        edited["data"]["channels"] = 3
+        config_text = json.dumps(edited)
+    entry.value = config_text
+    onnx.save(model, str(path))
+    write_png(tmp_path / "in" / "a.png", np.zeros((8, 8), np.uint8))
+    result = runner.invoke(app, ["predict", "--onnx", str(path), str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -4,6 +4,7 @@ what they say. Each refusal is one line (exit 2) naming the option or field."""
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -143,3 +144,32 @@ def test_square_brackets_in_paths_are_printed_as_text(run):
     assert "1 masks in" in result.output and "pm[/x]" in result.output.replace("\n", "")
     missing = runner.invoke(app, ["train", str(run / "[bold]no[/bold].yaml")])
     assert missing.exit_code == 2 and "[bold]no[/bold].yaml" in missing.output.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.epochs=["], "override 'train.epochs=[': not valid YAML (expected the node content"),
+        (["train=5", "train.epochs=3"], "an earlier override set 'train' to a value, not a section"),
+        (["train.epochs=" + "[" * 5000 + "]" * 5000], "nested deeper than 64 levels"),
+    ],
+)
+def test_unusable_overrides_are_one_line_naming_the_override(phantom_config, overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        load_config(phantom_config(), overrides)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"name: \xff\xfe\n", "not UTF-8 text"),
+        (("a: " + "[" * 100_000 + "]" * 100_000).encode(), "nested deeper than 64 levels"),
+        (("data: " + "{a: " * 500 + "1" + "}" * 500).encode(), "nested deeper than 64 levels"),
+    ],
+)
+def test_unusable_config_files_are_one_line_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(text)
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 2 and message in result.output and "c.yaml" in result.output.replace("\n", "")

@@ -363,8 +363,45 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {pair!r}: an earlier override set {part!r} to a value, not a section")
+        node[parts[-1]] = _yaml(raw, f"override {pair!r}")
     return nested
+
+
+MAX_DEPTH = 64  # no medseg config nests deeper than a few levels; far deeper input is refused, not recursed into
+
+
+def _yaml(text: str, where: str) -> Any:
+    """YAML text → its value, refusing unparsable text and nesting beyond `MAX_DEPTH`.
+
+    Raises:
+        ConfigError: names `where` and the problem.
+    """
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)  # scanner and parser errors carry one, plain YAMLError not
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({problem}{at})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
+    if _depth(value) > MAX_DEPTH:
+        raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and mappings nest in `value` (iteratively: deep input must not recurse here either)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack += [(child, level + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return deepest
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -392,9 +429,10 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raw = _yaml(text, str(path)) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections (data:, model:, train:, ...)")
     defaults = {"model": {"name": "unet"}, "method": {"name": "supervised"}}

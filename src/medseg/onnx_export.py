@@ -111,7 +111,18 @@ class OnnxPredictor:
         meta = session.get_modelmeta().custom_metadata_map
         if CONFIG_KEY not in meta:
             raise DataError(path, "this ONNX model was not exported by `medseg export` (no medseg config inside)")
-        return cls(Config.model_validate(json.loads(meta[CONFIG_KEY])), session)
+        try:
+            cfg = Config.model_validate(json.loads(meta[CONFIG_KEY]))
+        except (ValueError, RecursionError) as error:  # JSONDecodeError and pydantic's ValidationError are ValueErrors
+            problem = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0]
+            message = f"the medseg config inside is not readable ({problem}): export the run again"
+            raise DataError(path, message) from None
+        channels = session.get_inputs()[0].shape[1]
+        if isinstance(channels, int) and channels != cfg.data.channels:
+            raise DataError(
+                path, f"its config says data.channels={cfg.data.channels} but the graph takes {channels}: export again"
+            )
+        return cls(cfg, session)
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """`(B, C, H, W)` preprocessed images → `(B, K, H, W)` float32 probabilities (flip TTA per `eval.tta`)."""

@@ -49,6 +49,8 @@ def label_names(root: str | Path) -> dict[int, str]:
         labels = json.loads(path.read_text()).get("labels", {})
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
         raise DataError(path, f"not a readable dataset.json: {error}") from None
+    except RecursionError:
+        raise DataError(path, "not a readable dataset.json: nested too deeply") from None
     if not isinstance(labels, dict) or not labels:
         raise DataError(path, f"'labels' must map class names to indices, got {labels!r}")
     try:
