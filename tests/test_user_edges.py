@@ -173,3 +173,18 @@ def test_unusable_config_files_are_one_line_naming_the_file(tmp_path, text, mess
     path.write_bytes(text)
     result = runner.invoke(app, ["train", str(path)])
     assert result.exit_code == 2 and message in result.output and "c.yaml" in result.output.replace("\n", "")
+
+
+def test_explain_keeps_inputs_of_the_same_name_apart_and_never_explains_its_own_maps(run):
+    inputs = run / "explain-in"
+    for folder in ("a", "b"):
+        write_png(inputs / folder / "x.png", np.full((32, 32), 90 if folder == "a" else 30, np.uint8))
+    out = inputs / "maps"  # inside the inputs
+    for _ in range(2):
+        result = runner.invoke(
+            app, ["explain", str(run / "run"), str(inputs), "--out", str(out), "--method", "gradcam"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "2 gradcam maps" in result.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["a/x_gradcam.png", "b/x_gradcam.png"]

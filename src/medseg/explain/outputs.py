@@ -18,7 +18,7 @@ from medseg.explain.cam import class_target, default_layer, grad_cam, normalise,
 from medseg.inference import Predictor
 from medseg.models.classifier import Classifier
 from medseg.overlay import explanation_figure
-from medseg.predict import expand_inputs, read_slice
+from medseg.predict import MASK_PNG, plan_outputs, read_slice
 
 REGIONS = ("predicted", "all")
 
@@ -114,26 +114,34 @@ def explain_paths(
     layer: str | None = None,
     region: str = "predicted",
 ) -> Iterator[Path]:
-    """For every 2-D input, `<stem>_<map>.png` (the image beside its map) and `<stem>_<map>.npy` (the map,
-    `(S, S)` float32 in [0, 1] at the model's input size) per map; yields each PNG written.
+    """For every 2-D input, `<name>_<map>.png` (the image beside its map) and `<name>_<map>.npy` (the map,
+    `(S, S)` float32 in [0, 1] at the model's input size) per map; yields each PNG written. `<name>` is named as
+    `medseg predict` names its outputs (`medseg.predict.plan_outputs`): the input's path under its folder argument,
+    mirrored under `out_dir`.
 
     Raises:
         DataError: a NIfTI volume among the inputs (explain slices instead).
         ValueError: a method the run's model cannot give.
     """
+    if region not in REGIONS:
+        raise ValueError(f"--region must be one of {list(REGIONS)}, got {region!r}")
     predictor = Predictor.load(target)
     predictor.cfg.eval.tta = False
     settings = preprocessing_of(predictor.cfg.data)
     out_dir = Path(out_dir)
-    for path in expand_inputs(inputs):
-        if path.name.endswith((".nii", ".nii.gz")):
+    # predict's naming: each input's path relative to its folder argument, mirrored under out_dir, no two inputs
+    # sharing a name (a/x.png and b/x.png stay apart); out_dir's contents are never inputs
+    for planned in plan_outputs(inputs, out_dir):
+        path = planned.source
+        if planned.overlay is None:
             raise DataError(path, "explain draws 2-D images; pass slices (PNG/TIFF/.mat), not a volume")
         image = preprocess_image(read_slice(path), settings, str(path))  # (C, S, S)
         batch = torch.from_numpy(image)[None].to(predictor.device)
+        base = str(planned.mask)[: -len(MASK_PNG)]
         for name, weights in explain_image(predictor, batch, method, class_index, layer, region).items():
-            stem = f"{path.stem}_{name.replace('.', '-').replace('+', 'p')}"
+            stem = f"{base}_{name.replace('.', '-').replace('+', 'p')}"
             values = weights[0, 0].cpu().numpy().astype(np.float32)
-            with atomic_path(out_dir / f"{stem}.npy", suffix=".npy") as tmp:
+            with atomic_path(Path(f"{stem}.npy"), suffix=".npy") as tmp:
                 np.save(tmp, values)
-            explanation_figure(out_dir / f"{stem}.png", image, values, f"{method}: {name}")
-            yield out_dir / f"{stem}.png"
+            explanation_figure(Path(f"{stem}.png"), image, values, f"{method}: {name}")
+            yield Path(f"{stem}.png")
