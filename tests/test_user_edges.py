@@ -188,3 +188,16 @@ def test_explain_keeps_inputs_of_the_same_name_apart_and_never_explains_its_own_
         assert "2 gradcam maps" in result.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert written == ["a/x_gradcam.png", "b/x_gradcam.png"]
+
+
+@pytest.mark.parametrize("setting", ["output_dir", "data.cache_dir"])
+@pytest.mark.parametrize("below", [False, True])
+def test_a_folder_setting_that_names_a_file_is_one_line(tmp_path, phantom_config, setting, below):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(phantom_config()))
+    target = blocker / "deeper" if below else blocker
+    result = runner.invoke(app, ["train", str(config), f"{setting}={target}"])
+    assert result.exit_code == 2 and f"{setting}: {target}" in result.output.replace("\n", ""), result.output
+    assert blocker.read_text() == "mine"

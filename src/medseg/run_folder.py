@@ -31,6 +31,7 @@ from medseg.csv_cells import write_csv
 from medseg.data.case import Case
 from medseg.data.splits import read_splits, write_splits
 from medseg.errors import RunFolderError
+from medseg.folders import make_folder
 from medseg.locking import LOCK_NAME, locked, remove_temporary_files
 from medseg.methods import METHODS
 
@@ -55,8 +56,7 @@ _RUN_FOLDERS = ("eval", "classifier", "weak_panels", "round1", "round2", "round3
 def new_run_path(output_dir: str | Path, name: str) -> Path:
     """A new, empty folder `<output_dir>/<name>-<time>` (with `-2`, `-3`, ... if that exists), created here, so
     two runs started in the same second never share one."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = make_folder(output_dir, "output_dir")
     stem = f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
     for attempt in range(1, 1000):
         path = output_dir / (stem if attempt == 1 else f"{stem}-{attempt}")

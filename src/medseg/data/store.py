@@ -31,6 +31,7 @@ from medseg.data.case import Case
 from medseg.data.image_io import binarize_mask, check_finite, to_channels
 from medseg.data.readers.base import Reader
 from medseg.errors import DataError
+from medseg.folders import make_folder
 from medseg.losses import IGNORE_INDEX
 
 __all__ = ["Store", "Preprocessing", "open_store", "preprocess_image", "normalize"]
@@ -227,7 +228,7 @@ def open_store(
         mask_ids = {c.id for c in cases if c.mask is not None}
     if not cases:
         raise DataError(cache_dir, "no cases to store: the dataset is empty")
-    path = Path(cache_dir) / _key(reader, cases, mask_ids, settings, skip_bad)
+    path = make_folder(cache_dir, "data.cache_dir") / _key(reader, cases, mask_ids, settings, skip_bad)
     with _building(path):
         if not (path / "index.json").is_file():
             _build(path, reader, cases, settings, mask_ids, skip_bad, progress)
