@@ -201,3 +201,24 @@ def test_a_folder_setting_that_names_a_file_is_one_line(tmp_path, phantom_config
     result = runner.invoke(app, ["train", str(config), f"{setting}={target}"])
     assert result.exit_code == 2 and f"{setting}: {target}" in result.output.replace("\n", ""), result.output
     assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda run: (run / "metrics.csv").write_text("step,lr\n1,0.1\n"), "metrics.csv: not a medseg metrics file"),
+        (
+            lambda run: (run / "eval" / "test" / "summary.json").write_text('{"cases": 3}'),
+            "summary.json: not a medseg evaluation summary (no checkpoint, metrics, epoch, split)",
+        ),
+        (lambda run: (run / "eval" / "test" / "summary.json").write_text("[1"), "not a readable evaluation summary"),
+    ],
+)
+def test_report_on_a_damaged_run_folder_is_one_line_naming_the_file(run, tmp_path, damage, message):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run / "run", copy)
+    damage(copy)
+    result = runner.invoke(app, ["report", str(copy)])
+    assert result.exit_code == 2 and message in result.output.replace("\n", ""), result.output

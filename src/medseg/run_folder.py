@@ -177,14 +177,36 @@ class RunFolder:
         """metrics.csv's rows (those up to `up_to_epoch`), [] when there is none yet."""
         if not self.metrics_path.is_file():
             return []
-        with self.metrics_path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        return [r for r in rows if up_to_epoch is None or int(r["epoch"]) <= up_to_epoch]
+        try:
+            with self.metrics_path.open(newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            epochs = [int(r["epoch"]) for r in rows]
+        except (KeyError, TypeError, ValueError, csv.Error) as error:  # UnicodeDecodeError is a ValueError
+            raise RunFolderError(
+                f"{self.metrics_path}: not a medseg metrics file (each row needs a whole-number 'epoch'; {error!r})"
+            ) from None
+        return [r for r, epoch in zip(rows, epochs, strict=True) if up_to_epoch is None or epoch <= up_to_epoch]
 
     def summary(self, split: str) -> dict[str, Any] | None:
-        """`eval/<split>/summary.json`, or None if that split was not evaluated."""
+        """`eval/<split>/summary.json`, or None if that split was not evaluated.
+
+        Raises:
+            RunFolderError: the file is not an evaluation summary medseg wrote (unreadable, or a field missing).
+        """
         path = self.eval_dir(split) / "summary.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as error:
+            raise RunFolderError(f"{path}: not a readable evaluation summary ({type(error).__name__})") from None
+        if not isinstance(summary, dict):
+            raise RunFolderError(f"{path}: not a medseg evaluation summary (not a JSON object)")
+        needed = ("checkpoint", "cases", "metrics", "epoch") + (() if "data" in summary else ("split",))
+        missing = [key for key in needed if key not in summary]
+        if missing:
+            raise RunFolderError(f"{path}: not a medseg evaluation summary (no {', '.join(missing)})")
+        return summary
 
     def write_evaluation(self, split: str, header: list[str], rows: Sequence[Sequence[Any]], summary: dict) -> None:
         """`eval/<split>/cases.csv` (`header`, then one row per case) and `summary.json` (strict JSON: NaN → null)."""
