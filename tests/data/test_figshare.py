@@ -79,3 +79,18 @@ def test_truncated_mat_names_file(tmp_path):
     (tmp_path / "2.mat").write_bytes(data[: len(data) // 3])
     with pytest.raises(DataError, match=r"2\.mat: cannot read as MATLAB v7.3/HDF5"):
         read_cjdata(tmp_path / "2.mat", ("image",))
+
+
+def test_a_mat_file_linking_to_another_file_is_refused(tmp_path):
+    other = tmp_path / "elsewhere.h5"
+    with h5py.File(other, "w") as handle:
+        handle["secret"] = np.arange(16, dtype=np.int16).reshape(4, 4)
+    for where, name in (("image", "linked-image.mat"), ("cjdata", "linked-group.mat")):
+        with h5py.File(tmp_path / name, "w") as handle:
+            if where == "cjdata":
+                handle["cjdata"] = h5py.ExternalLink(str(other), "/")
+            else:
+                group = handle.create_group("cjdata")
+                group["image"] = h5py.ExternalLink(str(other), "secret")
+        with pytest.raises(DataError, match=f"{name}: '{where}' links to another file"):
+            read_cjdata(tmp_path / name, ("image",))

@@ -74,6 +74,7 @@ def read_cjdata(path: str | Path, fields: tuple[str, ...]) -> dict[str, np.ndarr
         raise DataError(path, "file not found")
     try:
         with h5py.File(path, "r") as handle:
+            _no_external(path, handle, "cjdata")
             group = handle.get("cjdata")
             if not isinstance(group, h5py.Group):
                 raise DataError(path, f"no 'cjdata' group (found {_names(handle)}); not a figshare .mat file")
@@ -84,6 +85,16 @@ def read_cjdata(path: str | Path, fields: tuple[str, ...]) -> dict[str, np.ndarr
         raise DataError(path, f"cannot read as MATLAB v7.3/HDF5 (truncated or another format?): {error}") from None
 
 
+def _no_external(path: Path, group: h5py.Group, name: str) -> None:
+    """Refuse a link to another file: reading it would read a file the user did not name.
+
+    Raises:
+        DataError: `group[name]` is an external link.
+    """
+    if isinstance(group.get(name, getlink=True), h5py.ExternalLink):
+        raise DataError(path, f"'{name}' links to another file; a .mat slice must hold its own data")
+
+
 def _names(group: h5py.Group) -> list[str]:
     """The first names in a group, for messages."""
     return sorted(itertools.islice(group.keys(), 20))[:10]
@@ -91,9 +102,12 @@ def _names(group: h5py.Group) -> list[str]:
 
 def _read_field(path: Path, group: h5py.Group, field: str) -> np.ndarray:
     """One dataset of `cjdata`, checked from its header before it is read (see `read_cjdata`)."""
+    _no_external(path, group, field)
     dataset = group.get(field)
     if not isinstance(dataset, h5py.Dataset):
         raise DataError(path, f"'cjdata' has no '{field}' dataset (found {_names(group)})")
+    if dataset.external:
+        raise DataError(path, f"'cjdata/{field}' keeps its values in another file; a .mat slice must hold its own")
     rule = _RULES.get(field, _ANY)
     name = f"'cjdata/{field}'"
     if dataset.dtype.kind not in "biuf":
