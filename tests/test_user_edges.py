@@ -222,3 +222,20 @@ def test_report_on_a_damaged_run_folder_is_one_line_naming_the_file(run, tmp_pat
     damage(copy)
     result = runner.invoke(app, ["report", str(copy)])
     assert result.exit_code == 2 and message in result.output.replace("\n", ""), result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"id,group,split\nfoo,1,train\nbar,2,test\n", "2 of its 2 id(s) are not cases of data.source"),
+        (b"garbage\x00\x01", "expected columns id,group,split"),
+        (b"id,split\n\xff\xfe,train\n", "not a splits CSV"),
+    ],
+)
+def test_a_split_file_that_does_not_fit_the_data_names_the_split_file(tmp_path, phantom_config, content, message):
+    splits = tmp_path / "splits.csv"
+    splits.write_bytes(content)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(phantom_config()))
+    result = runner.invoke(app, ["train", str(config), f"data.split_file={splits}"])
+    assert result.exit_code == 2 and f"{splits}: {message}" in result.output.replace("\n", ""), result.output

@@ -88,6 +88,14 @@ def prepare_dataset(
         raise DataError(root, "no images found: the dataset is empty (check data.source)")
     if splits is None and data.split_file:
         splits = read_splits(data.split_file)
+        known = {c.id for c in cases}
+        unknown = [case_id for case_id in splits if case_id not in known]
+        if unknown:
+            raise DataError(
+                data.split_file,
+                f"{len(unknown)} of its {len(splits)} id(s) are not cases of data.source, e.g. {unknown[:3]}: a split "
+                "file of another data set (or of a changed one)",
+            )
     if splits is None:
         ratios = data.splits.model_dump()
         splits = split_by_group(cases, ratios, seed, data.stratify_by_label)

@@ -193,10 +193,14 @@ def read_splits(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "splits file not found")
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows and not {"id", "split"} <= set(rows[0]):
-        raise DataError(path, f"expected columns id,group,split; found {list(rows[0])}")
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not {"id", "split"} <= set(reader.fieldnames or ()):
+                raise DataError(path, f"expected columns id,group,split; found {reader.fieldnames}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(path, f"not a splits CSV ({error})") from None
     known = (*SPLITS, UNLABELED)
     for line, row in enumerate(rows, start=2):
         if row["split"] not in known:
