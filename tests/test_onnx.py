@@ -115,3 +115,13 @@ def test_the_config_inside_an_onnx_file_is_checked_before_it_is_used(unetpp_run,
     write_png(tmp_path / "in" / "a.png", np.zeros((8, 8), np.uint8))
     result = runner.invoke(app, ["predict", "--onnx", str(path), str(tmp_path / "in"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_an_export_removes_what_a_killed_export_of_the_same_file_left(unetpp_run, tmp_path):
+    out = tmp_path / "model.onnx"
+    killed = tmp_path / ".model.onnx.tmp.k1ll3d_x.onnx"
+    mine = [tmp_path / ".model.onnx.tmp.notes", tmp_path / ".other.onnx.tmp.abcdefgh.onnx"]
+    for path in [killed, *mine]:
+        path.write_bytes(b"half")
+    export_onnx(unetpp_run, out)
+    assert out.is_file() and not killed.exists() and all(path.exists() for path in mine)

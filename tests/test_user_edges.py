@@ -239,3 +239,31 @@ def test_a_split_file_that_does_not_fit_the_data_names_the_split_file(tmp_path, 
     config.write_text(yaml.safe_dump(phantom_config()))
     result = runner.invoke(app, ["train", str(config), f"data.split_file={splits}"])
     assert result.exit_code == 2 and f"{splits}: {message}" in result.output.replace("\n", ""), result.output
+
+
+@pytest.mark.slow
+def test_sigterm_before_the_first_checkpoint_leaves_nothing_behind(tmp_path, phantom_config):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(phantom_config(epochs=2, steps_per_epoch=100_000)))  # no checkpoint soon
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medseg", "train", str(config), "--run-dir", str(run_dir), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "splits.csv").is_file() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert (run_dir / "splits.csv").is_file(), "training did not start"
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert not run_dir.exists() or not any(run_dir.iterdir()), sorted(p.name for p in run_dir.iterdir())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +20,18 @@ app.add_typer(data_app, name="data")
 # what a user's input or setting causes (each message names the file, field or setting); anything else is a bug and
 # keeps its traceback
 USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ValueError, TrainingDivergedError, MemoryBudgetError)
+
+
+@app.callback()
+def _stop_on_terminate() -> None:
+    """A SIGTERM (a job scheduler's or `kill`'s stop) ends a command as Ctrl-C does, so that what it started is
+    cleaned up the same way (a run stopped before its first checkpoint leaves nothing behind)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def _fail(error: Exception) -> None:

@@ -7,11 +7,12 @@ import fcntl
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 
 from medseg.errors import RunFolderError
 
-__all__ = ["LOCK_NAME", "locked", "remove_temporary_files"]
+__all__ = ["LOCK_NAME", "locked", "remove_temporary_files", "remove_temporary_copies"]
 
 LOCK_NAME = ".lock"
 # `medseg.atomic.atomic_path`'s names: `.<target>.tmp.<mkstemp's 8 characters><suffix>`; nothing else is removed
@@ -58,6 +59,22 @@ def remove_temporary_files(folder: str | Path) -> list[Path]:
     """
     removed = []
     for path in Path(folder).rglob(".*.tmp.*"):
+        if path.is_file() and TEMPORARY_NAME.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def remove_temporary_copies(target: str | Path) -> list[Path]:
+    """Remove what killed atomic writes of `target` left beside it (`.<target name>.tmp.<8 characters>[suffix]`):
+    a writer of one file (an export) that holds no folder lock cleans only its own file's leftovers.
+
+    Returns:
+        The files removed.
+    """
+    target = Path(target)
+    removed = []
+    for path in target.parent.glob(f".{glob_escape(target.name)}.tmp.*"):
         if path.is_file() and TEMPORARY_NAME.fullmatch(path.name):
             path.unlink(missing_ok=True)
             removed.append(path)

@@ -18,6 +18,7 @@ import torch
 from medseg.atomic import atomic_path
 from medseg.config import Config
 from medseg.errors import DataError
+from medseg.locking import remove_temporary_copies
 from medseg.postprocess import average_over_flips, masks_from_probabilities
 from medseg.windows import window_probabilities, window_size
 
@@ -75,6 +76,7 @@ def export_onnx(target: str | Path, out: str | Path, mode: str | None = None, wh
     entry.key, entry.value = CONFIG_KEY, json.dumps(config)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_temporary_copies(out)  # what a killed export of this file left
     with atomic_path(out, suffix=".onnx") as tmp:
         onnx.save_model(proto, str(tmp))
     return out
