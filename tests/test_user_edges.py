@@ -267,3 +267,24 @@ def test_sigterm_before_the_first_checkpoint_leaves_nothing_behind(tmp_path, pha
     finally:
         process.kill()
     assert not run_dir.exists() or not any(run_dir.iterdir()), sorted(p.name for p in run_dir.iterdir())
+
+
+def test_inspect_reports_what_train_would_refuse(tmp_path):
+    import shutil
+
+    import tifffile
+
+    from tests.data.test_nnunet import _dataset_2d
+
+    folder = tmp_path / "tiffs"
+    for name in ("images", "masks"):
+        (folder / name).mkdir(parents=True)
+    tifffile.imwrite(folder / "images" / "huge.tif", np.full((8, 8), 1e300))
+    write_png(folder / "masks" / "huge.png", np.zeros((8, 8), np.uint8))
+    result = runner.invoke(app, ["data", "inspect", str(folder)])
+    assert result.exit_code == 1 and "huge.tif: image has values beyond" in result.output.replace("\n", "")
+
+    layout = _dataset_2d(tmp_path / "nnunet")
+    shutil.rmtree(layout / "labelsTr")
+    result = runner.invoke(app, ["data", "inspect", str(layout)])
+    assert result.exit_code == 1 and "image has no mask" in result.output, result.output

@@ -12,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from medseg.data.image_io import IMAGE_SUFFIXES, binarize_mask
+from medseg.data.image_io import IMAGE_SUFFIXES, binarize_mask, check_finite, to_channels
 from medseg.data.readers import build_reader
 from medseg.data.readers.nnunet import label_names
 from medseg.errors import DataError
@@ -134,10 +134,17 @@ def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | No
         result.sizes[f"{image.shape[0]}×{image.shape[1]}"] += 1
         result.dtypes[str(image.dtype)] += 1
         result.channels[1 if image.ndim == 2 else image.shape[2]] += 1
-        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-            problem(f"{case.image}: image has NaN/inf pixels")
+        try:  # the pixel checks training makes (finite, within float32), whatever channels the config asks for
+            to_channels(image, 1 if image.ndim == 2 else image.shape[2], case.image)
+            check_finite(image, case.image)
+        except DataError as error:
+            problem(str(error))
         if case.mask is None:
-            if source.get("mask_dir") or source.get("mask_suffix") or source.get("format") in ("figshare_mat",):
+            if (
+                source.get("mask_dir")
+                or source.get("mask_suffix")
+                or source.get("format") in ("figshare_mat", "nnunet")
+            ):
                 problem(f"{case.image}: image has no mask")
             continue
         try:
