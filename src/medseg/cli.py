@@ -35,7 +35,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _fail(error: Exception) -> None:
-    console.print(labelled("error:", "bold red", str(error)), soft_wrap=True)
+    """One `error:` line (line breaks and other unprintable characters in the message shown escaped), exit 2."""
+    message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in str(error))
+    console.print(labelled("error:", "bold red", message), soft_wrap=True)
     raise typer.Exit(2)
 
 

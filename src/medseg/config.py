@@ -459,7 +459,7 @@ def _explain(where: str, error: ValidationError) -> str:
             message = item["msg"].removeprefix("Value error, ")
             got = f" (got {item['input']!r})" if not isinstance(item.get("input"), dict) else ""
             lines.append(f"{prefix} {message}{got}")
-    return "\n".join(lines)
+    return "; ".join(lines)  # one line, however many fields are wrong
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
