@@ -53,3 +53,33 @@ def test_float_labels_that_are_not_whole_numbers_are_refused_not_rounded_away(tm
     ):
         reader.load_mask(cases[0])
     assert not reader.load_mask(cases[1]).any()  # a slice of whole numbers reads as before
+
+
+def _nan_affine(path):
+    """A NIfTI whose sform holds NaN (nibabel will not write one: the header bytes are patched)."""
+    import struct
+
+    nib.save(nib.Nifti1Image(np.random.rand(8, 8, 2).astype(np.float32), np.eye(4)), path)
+    data = bytearray(path.read_bytes())
+    data[252:256] = struct.pack("<hh", 0, 1)  # qform_code 0, sform_code 1
+    data[280:284] = struct.pack("<f", float("nan"))  # srow_x[0]
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_volume_with_a_nan_affine_or_fewer_bytes_than_its_header_claims_is_refused(tmp_path):
+    from medseg.data.readers.nifti import volume_shape
+
+    with pytest.raises(DataError, match="nan.nii: the header's voxel-to-world affine holds NaN"):
+        volume_shape(_nan_affine(tmp_path / "nan.nii"))
+    for name in ("short.nii", "short.nii.gz"):
+        image = nib.Nifti1Image(np.zeros((8, 8, 4000), np.uint8), np.eye(4))
+        nib.save(image, tmp_path / "full.nii")
+        data = (tmp_path / "full.nii").read_bytes()[: 352 + 8 * 8 * 3]  # the header and three slices
+        if name.endswith(".gz"):
+            import gzip
+
+            data = gzip.compress(data)
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=f"{name}: .*its header's shape needs 256352"):
+            volume_shape(tmp_path / name)

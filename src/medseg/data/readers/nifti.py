@@ -63,7 +63,27 @@ def volume_shape(path: str | Path) -> tuple[int, int, int]:
         )
     if dtype.kind not in "biuf":
         raise DataError(path, f"voxel type {dtype} is not supported; expected integers, floats or booleans")
+    if not np.isfinite(image.affine).all():
+        raise DataError(path, "the header's voxel-to-world affine holds NaN or inf: its geometry is unusable")
+    _check_data_size(Path(path), int(image.dataobj.offset) + math.prod(image.shape) * dtype.itemsize)
     return shape
+
+
+def _check_data_size(path: Path, needed: int) -> None:
+    """Refuse a file shorter than its header says (a header claiming 4,000 slices over a few): the size of a `.nii`,
+    or the uncompressed size a `.nii.gz` records in its last four bytes (modulo 2³², as gzip keeps it).
+
+    Raises:
+        DataError: the data is shorter than the header's shape and voxel type need.
+    """
+    if path.name.endswith(".gz"):
+        with path.open("rb") as handle:
+            handle.seek(-4, 2)
+            size = int.from_bytes(handle.read(4), "little")
+        if needed < 2**32 and size < needed:
+            raise DataError(path, f"holds {size} bytes of data, its header's shape needs {needed}: truncated?")
+    elif path.stat().st_size < needed:
+        raise DataError(path, f"is {path.stat().st_size} bytes, its header's shape needs {needed}: truncated?")
 
 
 def slice_spacing(path: str | Path, axis: int) -> tuple[float, float] | None:
