@@ -288,3 +288,17 @@ def test_inspect_reports_what_train_would_refuse(tmp_path):
     shutil.rmtree(layout / "labelsTr")
     result = runner.invoke(app, ["data", "inspect", str(layout)])
     assert result.exit_code == 1 and "image has no mask" in result.output, result.output
+
+
+def test_a_checkpoint_whose_config_asks_for_another_network_is_refused_before_building_it(run, tmp_path):
+    import torch
+
+    checkpoint = torch.load(run / "run" / "last.pt", weights_only=True)
+    checkpoint["config"]["model"]["features"] = [40_000, 80_000]  # hundreds of GB if it were built
+    torch.save(checkpoint, tmp_path / "edited.pt")
+    result = runner.invoke(app, ["predict", str(tmp_path / "edited.pt"), str(run / "in"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "edited.pt: its config does not describe its weights" in result.output
+    checkpoint["config"]["data"]["size"] = 1_000_000
+    torch.save(checkpoint, tmp_path / "edited.pt")
+    result = runner.invoke(app, ["predict", str(tmp_path / "edited.pt"), str(run / "in"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "data.size" in result.output

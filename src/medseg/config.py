@@ -33,6 +33,9 @@ def _admits_bool(annotation: Any) -> bool:
     return annotation is bool or annotation is Any or bool in typing.get_args(annotation)
 
 
+MAX_SIDE = 8192  # a side no 2-D slice, crop or window of medseg's reaches; far larger asks are typos, refused
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,7 +68,7 @@ class DataConfig(_Section):
     """Where the data comes from and how it is preprocessed (once, into the store)."""
 
     source: dict[str, Any] = Field(description="reader options; `format` names the reader")
-    size: int = Field(128, ge=16, description="resolution: square: the side every slice is resized to")
+    size: int = Field(128, ge=16, le=MAX_SIDE, description="resolution: square: the side every slice is resized to")
     resolution: Literal["square", "native"] = Field(
         "square",
         description="square: every slice resized to size × size (quick runs); native: each slice at its own size "
@@ -123,12 +126,14 @@ class AugmentConfig(_Section):
     crop: int | None = Field(
         None,
         ge=16,
+        le=MAX_SIDE,
         description="train on random square crops of this side (validation and inference see whole slices): "
         "(crop / size)² of the compute per image, at the same pixel scale",
     )
     patch: int | None = Field(
         None,
         ge=16,
+        le=MAX_SIDE,
         description="data.resolution: native: train on patch × patch windows of the stored slices (padded where a "
         "slice is smaller); inference slides windows of this size",
     )

@@ -11,6 +11,7 @@ import torch
 from medseg.config import Config
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device, predict_probabilities
+from medseg.errors import DataError
 from medseg.legacy import upgrade_checkpoint
 from medseg.methods import Method, build_method
 from medseg.models import Prunable, inference_modes
@@ -64,6 +65,7 @@ class Predictor:
         state = upgrade_checkpoint(load_checkpoint(path), path)
         # a checkpoint of an earlier version holds its config as written; resolving completes it
         cfg = resolve_config(Config.model_validate(state["config"]), str(path))
+        _check_config_fits_weights(cfg, state["model"], path)
         method = build_method(cfg.method, cfg.model)
         method.model.load_state_dict(state["model"])
         if mode is not None:
@@ -98,6 +100,27 @@ class Predictor:
     def masks_from(self, probs: torch.Tensor) -> np.ndarray:
         """Probabilities `(B, K, H, W)` → `(B, H, W)` uint8 class indices, post-processed per `eval`."""
         return masks_from_probabilities(probs, self.cfg.eval.threshold, self.cfg.eval.largest_component)
+
+
+def _check_config_fits_weights(cfg: Config, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """The model the checkpoint's config describes, built without memory (on the meta device), must have exactly
+    the stored weights' names and shapes: a config edited to ask for a far larger network is refused before
+    anything is allocated.
+
+    Raises:
+        DataError: a weight missing, unexpected or of another shape.
+    """
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build_method(cfg.method, cfg.model).model.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in weights.items()}
+    if expected != stored:
+        differ = sorted(k for k in expected.keys() | stored.keys() if expected.get(k) != stored.get(k))
+        key = differ[0]
+        raise DataError(
+            path,
+            f"its config does not describe its weights ({len(differ)} differ, e.g. {key}: the config builds "
+            f"{expected.get(key, 'nothing')}, the checkpoint holds {stored.get(key, 'nothing')})",
+        )
 
 
 def _set_mode(model: torch.nn.Module, mode: str, name: str) -> None:

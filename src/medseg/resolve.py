@@ -64,9 +64,10 @@ def resolve_config(cfg: Config, where: str = "config") -> Config:
         model.setdefault("out_channels", 1 if cfg.data.num_classes == 2 else cfg.data.num_classes)
         model = complete_model_spec(model)
         method = complete_method_spec(method)
-        # the method's and the model's own checks of their values (a model's constructor is cheap next to training),
-        # so that a refused config stops here, before anything is written; the random state is left as it was
-        with torch.random.fork_rng(devices=[]):
+        # the method's and the model's own checks of their values, so that a refused config stops here, before
+        # anything is written; built on the meta device: no memory (a config asking for 300 GB of weights is checked
+        # without allocating them), and the random state is left as it was
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
             method_type(model, **options).check_model(build_model(model))
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
