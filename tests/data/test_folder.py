@@ -130,3 +130,20 @@ def test_isbi_layout():
     cases = reader.cases()
     assert len(cases) == 30 and all(c.mask for c in cases)
     assert reader.load_image(cases[0]).shape == (512, 512)
+
+
+def test_a_subfolder_that_cannot_be_read_is_named_not_left_out(image_folder, monkeypatch):
+    import os
+
+    (image_folder / "images" / "patient9").mkdir()
+    real = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("patient9"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    reader = build_reader({"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"})
+    with pytest.raises(DataError, match=r"patient9: folder cannot be read \(Permission denied\)"):
+        reader.cases()

@@ -9,6 +9,7 @@ Layouts covered:
 from __future__ import annotations
 
 import csv
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -59,8 +60,7 @@ class FolderReader(Reader):
             raise DataError(opts.root / opts.mask_dir, "mask folder not found (check data.source.mask_dir)")
         masks_by_stem = self._masks_by_stem() if opts.mask_dir else {}
         table = self._labels_table()
-        pattern = "**/*" if opts.recursive else "*"
-        files = sorted(p for p in image_root.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = [p for p in _files(image_root, opts.recursive) if p.suffix.lower() in IMAGE_SUFFIXES]
         cases = []
         for path in files:
             if opts.mask_suffix and path.stem.endswith(opts.mask_suffix):
@@ -107,10 +107,9 @@ class FolderReader(Reader):
 
     def _masks_by_stem(self) -> dict[str, Path]:
         mask_root = self.options.root / self.options.mask_dir
-        pattern = "**/*" if self.options.recursive else "*"
         return {
             p.relative_to(mask_root).with_suffix("").as_posix(): p
-            for p in sorted(mask_root.glob(pattern))
+            for p in _files(mask_root, self.options.recursive)
             if p.suffix.lower() in IMAGE_SUFFIXES
         }
 
@@ -147,6 +146,24 @@ class FolderReader(Reader):
         if case.mask is None:
             raise DataError(case.image, "image has no mask, but one is required here")
         return read_image_file(case.mask)
+
+
+def _files(root: Path, recursive: bool) -> list[Path]:
+    """The files under `root` (in its subfolders too if `recursive`), sorted.
+
+    Raises:
+        DataError: a folder that cannot be read (its images would silently be left out).
+    """
+
+    def unreadable(error: OSError) -> None:
+        raise DataError(error.filename, f"folder cannot be read ({error.strerror}): its images would be left out")
+
+    found = []
+    for here, folders, names in os.walk(root, onerror=unreadable, followlinks=True):  # as Path.glob("**") did
+        found += [Path(here, name) for name in names if Path(here, name).is_file()]
+        if not recursive:
+            folders.clear()
+    return sorted(found)
 
 
 def _find_with_stem(folder: Path, stem: str) -> Path | None:
