@@ -137,6 +137,20 @@ def test_written_files_follow_the_umask(tmp_path):
     assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
 
 
+def test_the_preprocessed_store_follows_the_umask(tmp_path, phantom_config):
+    import os
+
+    from medseg.data.dataset import prepare_dataset
+
+    cfg = load_config(phantom_config())
+    old = os.umask(0o002)
+    try:
+        store = prepare_dataset(cfg.data, cfg.seed).store
+    finally:
+        os.umask(old)
+    assert store.path.stat().st_mode & 0o777 == 0o775  # mkdtemp made it 0700: a colleague could not share the cache
+
+
 def test_square_brackets_in_paths_are_printed_as_text(run):
     out = run / "pm[/x]"
     result = runner.invoke(app, ["predict", str(run / "run"), str(run / "in"), "--out", str(out)])

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from medseg.folders import folder_umask
+
 __all__ = ["atomic_path", "write_text_atomic"]
 
 
@@ -29,18 +31,11 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 → the mode `cp` would give, as the umask says
+        os.chmod(tmp_path, 0o666 & ~folder_umask())  # mkstemp's 0600 → the mode `cp` would give, as the umask says
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it and restoring it at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:

@@ -3,11 +3,12 @@ the setting when the path, or a folder above it, is a file."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from medseg.errors import ConfigError
 
-__all__ = ["make_folder"]
+__all__ = ["make_folder", "folder_umask"]
 
 
 def make_folder(path: str | Path, setting: str) -> Path:
@@ -26,3 +27,10 @@ def make_folder(path: str | Path, setting: str) -> Path:
     except OSError as error:
         raise ConfigError(f"{setting}: cannot create the folder {path} ({error.strerror})") from None
     return path
+
+
+def folder_umask() -> int:
+    """The process's umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -31,7 +31,7 @@ from medseg.data.case import Case
 from medseg.data.image_io import binarize_mask, check_finite, to_channels
 from medseg.data.readers.base import Reader
 from medseg.errors import DataError
-from medseg.folders import make_folder
+from medseg.folders import folder_umask, make_folder
 from medseg.losses import IGNORE_INDEX
 
 __all__ = ["Store", "Preprocessing", "open_store", "preprocess_image", "normalize"]
@@ -295,6 +295,7 @@ def _build(
             _raw_to_npy(tmp / f"{name}.raw", tmp / f"{name}.npy", dtype)
         index = {"ids": ids, "skipped": skipped, "shapes": shapes, "spacing": spacing, "settings": settings.__dict__}
         (tmp / "index.json").write_text(json.dumps(index))
+        tmp.chmod(0o777 & ~folder_umask())  # mkdtemp's 0700 → what mkdir gives: a colleague shares the cache
         with contextlib.suppress(OSError):  # another process built the same store meanwhile
             os.rename(tmp, path)
     finally:
