@@ -202,6 +202,63 @@ def plot(args: argparse.Namespace) -> None:
         print(f"\nwritten into {args.into}")
 
 
+SELECTION = Path(__file__).parent / "results" / "selection.jsonl"
+
+
+def selection_lines(draws: list[dict], picked: list[dict], method: str, ratio: float, aliases: list[str]) -> list[str]:
+    """The selection table at one labelled share for one training method: the random draws of whole groups (the
+    curve's, from semi.jsonl) and each strategy's picks (selection.jsonl), with test Dice (last and best-validated
+    checkpoint), the worst seed, and the margin over the random draws' mean and, per seed, over the draw."""
+    random = {r["seed"]: r for r in draws if r["method"] == method and r["ratio"] == ratio}
+    by_strategy: dict[str, list[dict]] = defaultdict(list)
+    for row in picked:
+        if row["method"] == method and row["ratio"] == ratio:
+            by_strategy[row["strategy"]].append(row)
+    random_mean = statistics.mean(r["test_dice_last"] for r in random.values()) if random else None
+    columns = ["picked by", "labelled", "seeds", "test Dice, last", "test Dice, best val", "worst seed"]
+    columns += ["− random draws' mean (points)", "− random draw of the seed (points)"]
+    lines = [f"{_display(method, aliases)} at {ratio:.0%}:", "", "| " + " | ".join(columns) + " |"]
+    lines.append("|---" * len(columns) + "|")
+    groups = [("random draw of whole groups", list(random.values()))] + sorted(by_strategy.items())
+    for name, members in groups:
+        if not members:
+            continue
+        last = [r["test_dice_last"] for r in members]
+        margin_mean = [value - random_mean for value in last] if random_mean is not None else []
+        paired = [r["test_dice_last"] - random[r["seed"]]["test_dice_last"] for r in members if r["seed"] in random]
+        labelled = sorted({r["labelled_cases"] for r in members})
+        baseline = name.startswith("random draw")
+        lines.append(
+            f"| {name} | {'/'.join(map(str, labelled))} | {len(members)} | {_cell(last)} | "
+            f"{_cell([r['test_dice_best'] for r in members])} | {min(last):.4f} | "
+            f"{'—' if baseline else _points(margin_mean)} | {'—' if baseline else _points(paired)} |"
+        )
+    cpus = sorted({(r["cpu"], r["bf16"]) for members in by_strategy.values() for r in members})
+    lines += [
+        "",
+        "strategies' machines: " + "; ".join(f"{cpu} (bf16: {'yes' if bf16 else 'no'})" for cpu, bf16 in cpus),
+    ]
+    return lines
+
+
+def _points(values: list[float]) -> str:
+    """Dice differences as points: `+12.8 ± 1.5` (mean ± sd), `+3.1` for one value, `—` for none."""
+    if not values:
+        return "—"
+    mean, spread = mean_sd([100 * v for v in values])
+    return f"{mean:+.1f}" if len(values) == 1 else f"{mean:+.1f} ± {spread:.1f}"
+
+
+def selection(args: argparse.Namespace) -> None:
+    picked = [json.loads(line) for line in SELECTION.read_text().splitlines() if line.strip()]
+    picked = [row for row in picked if row["dataset"] == args.dataset]
+    lines = selection_lines(_rows(args.dataset), picked, args.method, args.ratio, args.alias)
+    print("\n".join(lines))
+    if args.into:
+        replace_marked_block(args.into, f"{args.dataset} selection {args.ratio:g}", lines)
+        print(f"\nwritten into {args.into}")
+
+
 def _by_point(rows: list[dict], methods: list[str]) -> dict[tuple[str, float], list[dict]]:
     """The rows of `methods`, grouped by (method, labelled share): one group per point of the curve."""
     groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
@@ -323,6 +380,12 @@ def main() -> None:
         help="also replace the table between `<!-- bench_semi table DATASET RATIO -->` and "
         "`<!-- /bench_semi table -->` in this markdown file (RESULTS.md)",
     )
+    pick = commands.add_parser("selection", help="markdown table of the selection strategies against random draws")
+    pick.add_argument("--dataset", required=True)
+    pick.add_argument("--ratio", type=float, default=0.05)
+    pick.add_argument("--method", default="supervised", help="the training method whose rows are compared")
+    pick.add_argument("--alias", nargs="*", default=[], help="SHORT=TEXT: print TEXT in method names as SHORT")
+    pick.add_argument("--into", type=Path, help="also replace `<!-- bench_semi table DATASET selection RATIO -->`")
     draw = commands.add_parser("plot", help="test Dice against the labelled share")
     draw.add_argument("--dataset", required=True)
     draw.add_argument("--out", type=Path, required=True)
@@ -341,7 +404,7 @@ def main() -> None:
     trace.add_argument("--out", type=Path, required=True)
     trace.add_argument("--only", nargs="*", default=[], help="draw only the run folders whose names start so")
     args = parser.parse_args()
-    {"run": run, "table": table, "plot": plot, "curves": curves}[args.command](args)
+    {"run": run, "table": table, "plot": plot, "curves": curves, "selection": selection}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -77,3 +77,20 @@ def test_curve_table_has_a_row_per_share_and_names_the_seeds(bench_semi):
         "| 25% (500 labelled) | — | 0.700 (seed 0) |",
         "| 100% (2000 labelled) | 0.800 (seed 0) | — |",
     ]
+
+
+def test_the_selection_table_compares_each_strategy_with_the_random_draws(bench_semi):
+    draws = [_row("supervised", 0.05, seed, dice) for seed, dice in enumerate([0.40, 0.50, 0.60])]
+    picked = [
+        {**_row("supervised", 0.05, seed, dice), "strategy": "stratified", "labelled_cases": 90}
+        for seed, dice in enumerate([0.55, 0.58, 0.61])
+    ]
+    for row in draws:
+        row["labelled_cases"] = 100
+    lines = bench_semi.selection_lines(draws, picked, "supervised", 0.05, [])
+    random = next(line for line in lines if line.startswith("| random draw"))
+    stratified = [cell.strip() for cell in next(line for line in lines if "stratified" in line).strip("|").split("|")]
+    assert "0.5000 ± 0.1000" in random
+    assert stratified[1:3] == ["90", "3"] and stratified[5] == "0.5500"  # the worst seed
+    assert stratified[6] == "+8.0 ± 3.0"  # 0.55, 0.58, 0.61 against the draws' mean 0.50
+    assert stratified[7] == "+8.0 ± 7.0"  # paired: +15, +8, +1
