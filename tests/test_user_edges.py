@@ -316,3 +316,14 @@ def test_a_checkpoint_whose_config_asks_for_another_network_is_refused_before_bu
     torch.save(checkpoint, tmp_path / "edited.pt")
     result = runner.invoke(app, ["predict", str(tmp_path / "edited.pt"), str(run / "in"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "data.size" in result.output
+
+
+def test_evaluate_with_the_auto_checkpoint_records_which_weights_it_took(run, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run / "run", copy)
+    result = runner.invoke(app, ["evaluate", str(copy), "eval.checkpoint=auto", "--split", "val"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((copy / "eval" / "val" / "summary.json").read_text())["checkpoint"] == "last.pt"

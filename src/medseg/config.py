@@ -205,10 +205,11 @@ class EvalConfig(_Section):
         description="the resolution metrics are computed at: the stored slices', or the source masks' as drawn "
         "(probabilities upsampled to each source mask's size; HD95 in mm where the source records spacing)",
     )
-    checkpoint: Literal["best", "last"] = Field(
+    checkpoint: Literal["best", "last", "auto"] = Field(
         "best",
         description="the weights a run folder stands for in evaluate, predict, export and explain: best.pt (best "
-        "validation score) or last.pt (the final epoch's, where a small validation set picks noisy peaks)",
+        "validation score), last.pt (the final epoch's, where a small validation set picks noisy peaks), or auto: "
+        "last.pt unless validation fell by more than 0.02 over the last 30% of training, then best.pt",
     )
 
 

@@ -30,6 +30,7 @@ from medseg.config import Config, load_config
 from medseg.csv_cells import write_csv
 from medseg.data.case import Case
 from medseg.data.splits import read_splits, write_splits
+from medseg.engine.convergence import checkpoint_by_drift
 from medseg.errors import RunFolderError
 from medseg.folders import make_folder
 from medseg.locking import LOCK_NAME, locked, remove_temporary_files
@@ -220,12 +221,14 @@ class RunFolder:
 
     def chosen_checkpoint(self, which: str | None = None) -> Path:
         """The checkpoint the run stands for: `which`, else the config's `eval.checkpoint` ("best" if the folder
-        has no config).
+        has no config); "auto" is "last" unless validation drifted down at the end (`checkpoint_by_drift`).
 
         Raises:
             FileNotFoundError: that checkpoint is not there.
         """
         which = which or (self.config.eval.checkpoint if self.config_path.is_file() else "best")
+        if which == "auto":
+            which = checkpoint_by_drift(self.metrics())
         path = self.checkpoint(which)
         if not path.is_file():
             raise FileNotFoundError(f"{self.path}: no {which}.pt in this run folder (has training finished an epoch?)")

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from medseg.engine.convergence import convergence_warning, validation_change
+from medseg.engine.convergence import checkpoint_by_drift, convergence_warning, validation_change
 from medseg.run_folder import RunFolder
 
 
@@ -66,3 +66,22 @@ def test_train_command_prints_the_warning_from_the_run_folder(tmp_path, capsys):
     RunFolder(tmp_path).write_metrics(_history([0.4, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]))
     _warn_if_not_converged(tmp_path)
     assert "warning:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("scores", "chosen"),
+    [
+        ([0.4, 0.5, 0.6, 0.58, 0.56, 0.54, 0.52, 0.50, 0.47, 0.45], "best"),  # fell 0.07 over the tail
+        ([0.4, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.59], "last"),  # flat: the final weights
+        ([0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75], "last"),  # still rising
+        ([0.6, 0.59, 0.58, 0.6, 0.6, 0.6, 0.6, 0.595, 0.59, 0.585], "last"),  # fell 0.015: within the tolerance
+        ([0.5, 0.4], "last"),  # too few validated epochs to tell
+    ],
+)
+def test_the_auto_checkpoint_rule_picks_as_stated(tmp_path, scores, chosen):
+    for name in ("best", "last"):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+    run = RunFolder(tmp_path)
+    run.write_metrics(_history(scores))
+    assert checkpoint_by_drift(run.metrics()) == chosen
+    assert run.chosen_checkpoint("auto") == tmp_path / f"{chosen}.pt"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 
-__all__ = ["validation_scores", "validation_change", "convergence_warning"]
+__all__ = ["validation_scores", "validation_change", "convergence_warning", "checkpoint_by_drift"]
 
 TAIL = 0.3  # the share of training, at its end, over which validation should be flat
 TOLERANCE = 0.02  # how far validation may move over that stretch and still count as flat
@@ -65,5 +65,13 @@ def convergence_warning(history: list[dict[str, str]], tolerance: float = TOLERA
     return (
         f"validation {name} fell {-change:.3f} over the last {TAIL:.0%} of training (best {best:.4f} at epoch "
         f"{best_epoch}, last {points[-1][1]:.4f}): last.pt may be worse than best.pt, which evaluate, predict "
-        "and export use unless eval.checkpoint=last"
+        "and export use unless eval.checkpoint=last (eval.checkpoint=auto takes best.pt after such a fall)"
     )
+
+
+def checkpoint_by_drift(history: list[dict[str, str]], tolerance: float = TOLERANCE) -> str:
+    """`eval.checkpoint: auto`, a rule fixed before any test figure is seen: "last", unless validation fell by more
+    than `tolerance` over the last 30% of training (the drift `convergence_warning` reports), then "best" (the
+    best-validated epoch's weights). Too few validated epochs to tell: "last"."""
+    change = validation_change(history)
+    return "best" if change is not None and change < -tolerance else "last"
