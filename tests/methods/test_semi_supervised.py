@@ -92,6 +92,16 @@ def test_schedule_ramps_up_or_steps():
             {"name": "fixmatch", "threshold": 0.6, "feature_perturbation": 0.5},
             {"name": "unet", "features": [4, 8, 16]},
         ),
+        (
+            {
+                "name": "fixmatch",
+                "threshold": 0.6,
+                "feature_perturbation": 0.5,
+                "align": True,
+                "class_thresholds": True,
+            },
+            {"name": "unet", "features": [4, 8, 16]},
+        ),
     ],
     ids=[
         "cdma",
@@ -105,6 +115,7 @@ def test_schedule_ramps_up_or_steps():
         "bcp",
         "fixmatch",
         "unimatch",
+        "unimatch-balanced",
     ],
 )
 def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model):

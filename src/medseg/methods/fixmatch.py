@@ -25,6 +25,7 @@ from torch import nn
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
 from medseg.methods.bcp import copy_paste
+from medseg.methods.class_balance import RunningShares, adaptive_thresholds, align_distribution, class_probabilities
 from medseg.methods.perturbations import channel_dropout
 from medseg.methods.teacher import EmaTeacher, TeacherHooks
 from medseg.models.capabilities import FeaturePerturbable
@@ -109,6 +110,11 @@ class FixMatch(TeacherHooks, Method):
     feature_perturbation: the unlabelled term's share given to the feature-perturbed weak view (0: plain FixMatch;
         UniMatch: 0.5); needs a model with `forward_perturbed` (a U-Net).
     dice: "batch" or "image" Dice in both terms.
+    align: distribution alignment: the teacher's class probabilities scaled toward the labelled masks' class
+        shares (see `medseg.methods.class_balance`), so that a class the teacher under-predicts is not taught away.
+    class_thresholds: FlexMatch-style per-class thresholds: a class whose predicted pixels are rarely sure gets a
+        lower threshold than `threshold`.
+    balance_momentum: per-step momentum of the running class shares `align` and `class_thresholds` read.
 
     The teacher predicts in train mode, as UniMatch's weak pass does: its batch norm takes the statistics of the
     weak views, not running statistics partly gathered on strong views. It starts as a copy of the student at the
@@ -126,6 +132,9 @@ class FixMatch(TeacherHooks, Method):
         ema_decay: float = 0.99,
         feature_perturbation: float = 0.0,
         dice: str = "batch",
+        align: bool = False,
+        class_thresholds: bool = False,
+        balance_momentum: float = 0.99,
     ) -> None:
         super().__init__(model_spec)
         shares = {"cutmix": cutmix, "threshold": threshold, "feature_perturbation": feature_perturbation}
@@ -136,6 +145,8 @@ class FixMatch(TeacherHooks, Method):
         self.feature_perturbation = feature_perturbation
         self.loss = HybridLoss(dice=dice)
         self.ema = EmaTeacher(ema_decay)
+        self.align, self.class_thresholds = align, class_thresholds
+        self.shares = RunningShares(balance_momentum)
 
     def check_model(self, model: nn.Module) -> None:
         if self.feature_perturbation and not isinstance(model, FeaturePerturbable):
@@ -146,26 +157,48 @@ class FixMatch(TeacherHooks, Method):
 
     @torch.no_grad()
     def pseudo_labels(self, unlabeled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The teacher's hard prediction `(B, H, W)` on the weak view and its confidence `(B, H, W)`."""
+        """The teacher's hard prediction `(B, H, W)` on the weak view and whether each pixel is sure enough to be a
+        target `(B, H, W)` bool (confidence ≥ `threshold`, or its class's threshold with `class_thresholds`)."""
         teacher = self.ema.start(self.model).train(self.model.training)
         probs = probabilities(teacher(unlabeled).float())
-        return hard_prediction(probs), confidence(probs)
+        if not (self.align or self.class_thresholds):
+            return hard_prediction(probs), confidence(probs) >= self.threshold
+        classes = class_probabilities(probs)  # (B, K, H, W), one channel per class
+        if self.align and "labelled" in self.shares.values:
+            teacher_shares = self.shares.update("teacher", classes.mean(dim=(0, 2, 3)))
+            classes = align_distribution(classes, self.shares.values["labelled"], teacher_shares)
+        sure, labels = classes.max(dim=1)
+        if not self.class_thresholds:
+            return labels, sure >= self.threshold
+        learnt = self.shares.update("sure", RunningShares.sure_shares(labels, sure >= self.threshold, classes.shape[1]))
+        return labels, sure >= adaptive_thresholds(learnt, self.threshold)[labels]
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         unlabeled = batch["unlabeled_image"]
-        weak_labels, weak_sure = self.pseudo_labels(unlabeled)
-        strong, labels, sure = strong_view(unlabeled), weak_labels, weak_sure
+        if self.align:
+            classes = max(2, self.model_spec.get("out_channels", 1))
+            self.shares.update("labelled", RunningShares.mask_shares(batch["mask"], classes))
+        weak_labels, weak_confident = self.pseudo_labels(unlabeled)
+        strong, labels, confident = strong_view(unlabeled), weak_labels, weak_confident
         if unlabeled.shape[0] > 1 and self.cutmix > 0:
             boxes = cutmix_boxes(unlabeled.shape[0], *unlabeled.shape[-2:], self.cutmix, device=unlabeled.device)
-            strong, labels, sure = (paste_from_next(x, boxes) for x in (strong, labels, sure))
-        confident = sure >= self.threshold
+            strong, labels, confident = (paste_from_next(x, boxes) for x in (strong, labels, confident))
         supervised = self.loss(self.model(batch["image"]), batch["mask"])
         unsupervised = self.loss(self.model(strong), torch.where(confident, labels, IGNORE_INDEX))
         terms = {"loss_supervised": supervised.detach(), "loss_unlabeled": unsupervised.detach()}
         if self.feature_perturbation:
             perturbed = self.model.forward_perturbed(unlabeled, channel_dropout)
-            weak_targets = torch.where(weak_sure >= self.threshold, weak_labels, IGNORE_INDEX)
+            weak_targets = torch.where(weak_confident, weak_labels, IGNORE_INDEX)
             feature = self.loss(perturbed, weak_targets)
             unsupervised = (1 - self.feature_perturbation) * unsupervised + self.feature_perturbation * feature
             terms["loss_feature_perturbed"] = feature.detach()
         return {"loss": supervised + self.weight * unsupervised, **terms, "confident_share": confident.float().mean()}
+
+    def state_dict(self) -> dict:
+        """The teacher's weights and, with `align` or `class_thresholds`, the running class shares."""
+        state = super().state_dict()
+        return {**state, "class_shares": self.shares.state_dict()} if self.shares.values else state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.shares.load_state_dict(state.get("class_shares", {}))
