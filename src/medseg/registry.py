@@ -38,6 +38,15 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def register_named(self, name: str) -> Callable[[T], T]:
+        """`register(name)` for a class that carries its registry name: also sets `cls.name = name`."""
+
+        def decorate(cls: T) -> T:
+            cls.name = name
+            return self.register(name)(cls)
+
+        return decorate
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._items[name]

@@ -125,12 +125,7 @@ METHODS: Registry[type[Method]] = Registry("method")
 
 def register_method(name: str):
     """Class decorator: register a `Method` subclass under `name` (its config name) and record the name on it."""
-
-    def decorate(cls: type[Method]) -> type[Method]:
-        cls.name = name
-        return METHODS.register(name)(cls)
-
-    return decorate
+    return METHODS.register_named(name)
 
 
 def complete_method_spec(spec: dict[str, Any]) -> dict[str, Any]:

@@ -32,13 +32,8 @@ STRATEGIES: Registry[type[Strategy]] = Registry("selection strategy")
 
 
 def register_strategy(name: str):
-    """Class decorator: register a Strategy under `name` (its config and CLI name)."""
-
-    def decorate(cls: type[Strategy]) -> type[Strategy]:
-        cls.name = name
-        return STRATEGIES.register(name)(cls)
-
-    return decorate
+    """Class decorator: register a Strategy under `name` (its CLI name) and record the name on it."""
+    return STRATEGIES.register_named(name)
 
 
 def take(pool: Pool, unit: Unit, budget: Budget, score: float, why: str) -> list[Pick]:
