@@ -327,3 +327,9 @@ def test_evaluate_with_the_auto_checkpoint_records_which_weights_it_took(run, tm
     result = runner.invoke(app, ["evaluate", str(copy), "eval.checkpoint=auto", "--split", "val"])
     assert result.exit_code == 0, result.output
     assert json.loads((copy / "eval" / "val" / "summary.json").read_text())["checkpoint"] == "last.pt"
+
+
+def test_a_labels_csv_that_is_not_utf8_is_named_by_inspect(image_folder):
+    (image_folder / "labels.csv").write_bytes(b"file,label\ncase0.png,\xff\n")
+    result = runner.invoke(app, ["data", "inspect", str(image_folder)])
+    assert result.exit_code == 2 and "labels.csv: cannot read as a UTF-8 CSV" in result.output.replace("\n", "")

@@ -68,8 +68,11 @@ def source_for(path: str | Path, format: str | None = None, **options: Any) -> d
         source["mask_suffix"] = "_mask"
     labels = path / "labels.csv"
     if labels.is_file():
-        with labels.open(newline="") as handle:
-            columns = next(csv.reader(handle), [])
+        try:
+            with labels.open(newline="", encoding="utf-8") as handle:
+                columns = next(csv.reader(handle), [])
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise DataError(labels, f"cannot read as a UTF-8 CSV: {error}") from None
         if "file" in columns:
             source["labels_csv"] = "labels.csv"
             grouping = [column for column in ("group", "block") if column in columns]

@@ -210,7 +210,7 @@ class FigshareMatReader(Reader):
             raise DataError(path, "labels CSV not found (check data.source.labels_csv)")
         column = self.options.group_column
         try:
-            with path.open(newline="") as handle:
+            with path.open(newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle)
                 if not reader.fieldnames or "file" not in reader.fieldnames:
                     raise DataError(path, f"labels CSV needs a 'file' column; found {reader.fieldnames}")
