@@ -125,3 +125,27 @@ def test_an_export_removes_what_a_killed_export_of_the_same_file_left(unetpp_run
         path.write_bytes(b"half")
     export_onnx(unetpp_run, out)
     assert out.is_file() and not killed.exists() and all(path.exists() for path in mine)
+
+
+def test_an_int8_export_is_quantised_carries_the_config_and_predicts_near_the_float_model(unetpp_run, tmp_path):
+    import onnx
+
+    from medseg.onnx_int8 import PRECISION_KEY
+
+    result = runner.invoke(
+        app, ["export", str(unetpp_run), "--out", str(tmp_path / "int8.onnx"), "--int8", "--calibration", "8"]
+    )
+    assert result.exit_code == 0, result.output
+    export_onnx(unetpp_run, tmp_path / "fp32.onnx")
+    model = onnx.load(str(tmp_path / "int8.onnx"))
+    assert any(node.op_type == "QuantizeLinear" for node in model.graph.node)
+    assert {entry.key: entry.value for entry in model.metadata_props}[PRECISION_KEY] == "int8"
+    images = torch.rand(3, 1, 48, 48)
+    fp32 = OnnxPredictor.load(tmp_path / "fp32.onnx").probabilities(images)
+    int8 = OnnxPredictor.load(tmp_path / "int8.onnx").probabilities(images)
+    assert int8.shape == fp32.shape and (int8 - fp32).abs().mean() < 0.05
+
+
+def test_int8_needs_the_run_folder_for_its_calibration_images(unetpp_run, tmp_path):
+    result = runner.invoke(app, ["export", str(unetpp_run / "last.pt"), "--int8"])
+    assert result.exit_code == 2 and "give the run folder" in result.output

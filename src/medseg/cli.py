@@ -260,18 +260,27 @@ def export(
     format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
     prune: Annotated[str | None, typer.Option(help="U-Net++: export only the sub-network of head L (L1..L4)")] = None,
     head: Annotated[int | None, typer.Option(help="U-Net++: export head K of the full network")] = None,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="quantise to INT8, calibrated on the run's training images")
+    ] = False,
+    calibration: Annotated[int, typer.Option(help="--int8: training images that calibrate the ranges")] = 64,
 ) -> None:
-    """Export a run's inference to ONNX (dynamic batch and image size); predict with `medseg predict --onnx`."""
+    """Export a run's inference to ONNX (dynamic batch and image size); predict with `medseg predict --onnx`.
+    With --int8, post-training static quantisation (weights int8 per channel, activations uint8) for CPUs with
+    integer dot products (VNNI)."""
     try:
         if format != "onnx":
             raise ValueError(f"--format must be onnx, got {format!r}")
         from medseg.onnx_export import export_onnx
 
         mode = _inference_mode(prune, head)
+        if calibration < 1:
+            raise ValueError(f"--calibration takes a number of images ≥ 1, got {calibration}")
         if out is None:
             folder = run if run.is_dir() else run.parent
-            out = folder / (f"model-{mode.replace('=', '')}.onnx" if mode else "model.onnx")
-        console.print(f"exported {export_onnx(run, out, mode)}")
+            stem = f"model-{mode.replace('=', '')}" if mode else "model"
+            out = folder / f"{stem}{'-int8' if int8 else ''}.onnx"
+        console.print(f"exported {export_onnx(run, out, mode, int8_calibration=calibration if int8 else None)}")
     except USER_ERRORS as error:
         _fail(error)
 

@@ -38,16 +38,27 @@ class _Probabilities(torch.nn.Module):
         return self.method.predict(self.model, images).float()
 
 
-def export_onnx(target: str | Path, out: str | Path, mode: str | None = None, which: str | None = None) -> Path:
+def export_onnx(
+    target: str | Path,
+    out: str | Path,
+    mode: str | None = None,
+    which: str | None = None,
+    int8_calibration: int | None = None,
+) -> Path:
     """Export `target` (a run folder or checkpoint) to `out`, written atomically.
 
     Args:
         which: a run folder's "best" or "last" checkpoint; None: the run's `eval.checkpoint`.
         mode: inference mode of a multi-head model ("ensemble", "prune=L", "head=K").
+        int8_calibration: quantise to INT8 (`medseg.onnx_int8`), calibrated on this many training images of the
+            run; None: float32.
 
     Raises:
-        ValueError: the model or method cannot be exported (the message names it and why).
+        ValueError: the model or method cannot be exported (the message names it and why), or INT8 asked of a
+            checkpoint file (its calibration reads the run folder's training split).
     """
+    if int8_calibration is not None and not Path(target).is_dir():
+        raise ValueError(f"{target}: INT8 calibrates on the run's training images: give the run folder")
     import onnx
 
     from medseg.inference import Predictor
@@ -79,6 +90,10 @@ def export_onnx(target: str | Path, out: str | Path, mode: str | None = None, wh
     remove_temporary_copies(out)  # what a killed export of this file left
     with atomic_path(out, suffix=".onnx") as tmp:
         onnx.save_model(proto, str(tmp))
+        if int8_calibration is not None:
+            from medseg.onnx_int8 import calibration_images, quantize_onnx
+
+            quantize_onnx(tmp, tmp, calibration_images(target, int8_calibration))
     return out
 
 
