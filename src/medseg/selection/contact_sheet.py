@@ -29,7 +29,7 @@ def write_contact_sheet(path: str | Path, picks: Sequence[Pick], image: Callable
 
     shown = list(picks[:LIMIT])
     rows = max(1, -(-len(shown) // COLUMNS))
-    figure, axes = plt.subplots(rows, COLUMNS, figsize=(2 * COLUMNS, 2.25 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, COLUMNS, figsize=(2 * COLUMNS, 2.5 * rows + 0.5), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, pick in zip(axes.flat, shown, strict=False):
@@ -40,7 +40,7 @@ def write_contact_sheet(path: str | Path, picks: Sequence[Pick], image: Callable
         axis.set_title(f"{pick.id}\n{pick.why[:28]}", fontsize=7)
     more = f" (first {LIMIT} of {len(picks)})" if len(picks) > LIMIT else ""
     figure.suptitle(f"{len(picks)} case(s) to annotate{more}", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / figure.get_figheight()), h_pad=1.5)  # room for titles
     with atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=80)
     plt.close(figure)
