@@ -333,3 +333,16 @@ def test_a_labels_csv_that_is_not_utf8_is_named_by_inspect(image_folder):
     (image_folder / "labels.csv").write_bytes(b"file,label\ncase0.png,\xff\n")
     result = runner.invoke(app, ["data", "inspect", str(image_folder)])
     assert result.exit_code == 2 and "labels.csv: cannot read as a UTF-8 CSV" in result.output.replace("\n", "")
+
+
+def test_the_store_cache_keeps_a_users_files_named_like_temporary_ones(tmp_path, phantom_config):
+    from medseg.data.dataset import prepare_dataset
+
+    cfg = load_config(phantom_config())
+    cache = tmp_path / "cache"
+    mine = [cache / ".notes.tmp.txt", cache / ".backup.tmp.abcdefgh", cache / ".mine" / "kept.txt"]
+    for path in mine:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("mine")
+    prepare_dataset(cfg.data, cfg.seed)
+    assert all(path.read_text() == "mine" for path in mine)
