@@ -98,17 +98,23 @@ class Point:
 
     @property
     def label(self) -> str:
-        return self.method.replace(":", "-").replace("=", "").replace("/", "_")
+        """The method spec as a file-name part."""
+        return _slug(self.method)
+
+    @property
+    def select_label(self) -> str | None:
+        """The selection strategy spec as a file-name part."""
+        return _slug(self.select) if self.select else None
 
     @property
     def folder(self) -> str:
-        picked = f"-{self.select.replace(':', '-').replace('=', '').replace('/', '_')}" if self.select else ""
+        picked = f"-{self.select_label}" if self.select else ""
         return f"{self.label}{picked}-r{self.ratio:g}-s{self.seed}"
 
-    @property
-    def series(self) -> str:
-        """The curve this point belongs to: the method, and the selection strategy where there is one."""
-        return f"{self.method} + {self.select}" if self.select else self.method
+
+def _slug(spec: str) -> str:
+    """`name:key=value` → `name-keyvalue`, usable in a file name."""
+    return spec.replace(":", "-").replace("=", "").replace("/", "_")
 
 
 def plan_points(
@@ -333,7 +339,7 @@ def _point_split(cfg: Config, out: Path, point: Point) -> tuple[Path, Path | Non
     """A point's split file (a random draw's written now; a selection round's when its turn comes) and picks file."""
     if point.select is None:
         return _split_path(cfg, out, point.ratio, point.seed), None
-    return round_files(out, point.select, point.label, point.ratio, point.seed)
+    return round_files(out, point.select_label, point.label, point.ratio, point.seed)
 
 
 def _append_line(path: Path, row: dict) -> None:

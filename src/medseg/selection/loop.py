@@ -37,9 +37,9 @@ def expand_rounds(ratios: list[float], rounds: int) -> list[float]:
     return shares
 
 
-def round_files(out: Path, strategy: str, method_label: str, share: float, seed: int) -> tuple[Path, Path]:
-    """The split and picks files of one round."""
-    stem = f"{strategy.replace(':', '-').replace('=', '')}-{method_label}-r{share:g}-s{seed}"
+def round_files(out: Path, strategy_label: str, method_label: str, share: float, seed: int) -> tuple[Path, Path]:
+    """The split and picks files of one round (the strategy and method as file-name parts)."""
+    stem = f"{strategy_label}-{method_label}-r{share:g}-s{seed}"
     return out / "splits" / f"{stem}.csv", out / "splits" / f"{stem}.picks.csv"
 
 
