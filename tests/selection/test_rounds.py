@@ -105,3 +105,22 @@ def test_a_killed_loop_resumes_without_redoing_a_finished_round(tmp_path, phanto
     assert picked == two - one
     trained = set(_ids(out / "supervised-uncertainty-r0.5-s0" / "splits.csv", "train"))
     assert trained == two
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([], "give the number of cases to pick"),
+        (["--count", "3", "--share", "0.1"], "give the number of cases to pick"),
+        (["--count", "0"], "--count must be ≥ 1"),
+        (["--share", "1.5"], "--share is a share of the training cases in (0, 1]"),
+        (["--count", "3", "--strategy", "entropy"], "unknown selection strategy 'entropy'"),
+        (["--count", "3", "--whole-groups", "--max-per-group", "2"], "not both"),
+    ],
+)
+def test_a_request_that_cannot_be_met_is_one_line(tmp_path, phantom_config, options, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(phantom_config()))
+    result = runner.invoke(app, ["select", str(config), *options, "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "p.csv").exists()

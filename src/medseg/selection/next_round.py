@@ -21,7 +21,7 @@ from medseg.selection.select import (
     write_picks,
 )
 
-__all__ = ["SelectionOutputs", "run_select", "outputs_for", "count_for"]
+__all__ = ["SelectionOutputs", "run_select", "outputs_for", "count_for", "check_count"]
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,24 @@ def count_for(pool: Pool, count: int | None, share: float | None) -> int:
     Raises:
         ValueError: neither or both given, or a share outside (0, 1].
     """
-    if (count is None) == (share is None):
-        raise ValueError("give the number of cases to pick (--count N) or a share of the training cases (--share r)")
+    check_count(count, share)
     if share is not None:
-        if not 0 < share <= 1:
-            raise ValueError(f"--share is a share of the training cases in (0, 1], got {share}")
         return max(1, round(share * (len(pool.candidates) + len(pool.labelled))))
     return count
+
+
+def check_count(count: int | None, share: float | None) -> None:
+    """Refuse a request for picks that cannot be met, before any image is decoded.
+
+    Raises:
+        ValueError: neither or both given, a count below 1, or a share outside (0, 1].
+    """
+    if (count is None) == (share is None):
+        raise ValueError("give the number of cases to pick (--count N) or a share of the training cases (--share r)")
+    if count is not None and count < 1:
+        raise ValueError(f"--count must be ≥ 1, got {count}")
+    if share is not None and not 0 < share <= 1:
+        raise ValueError(f"--share is a share of the training cases in (0, 1], got {share}")
 
 
 def run_select(
@@ -79,6 +90,7 @@ def run_select(
         ValueError: a bad strategy spec, count or share; a model-based strategy on a config; nothing to pick.
     """
     picker = build_strategy(strategy)
+    check_count(count, share)
     target = Path(target)
     predictor = None
     if target.is_dir():
