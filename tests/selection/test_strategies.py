@@ -119,3 +119,10 @@ def test_a_bad_spec_names_the_option_and_the_strategies():
         build_strategy("entropy")
     with pytest.raises(ValueError, match="did you mean 'factor'"):
         build_strategy("uncertain_diverse:factr=2")
+
+
+def test_stratified_without_image_labels_stratifies_by_lesion_where_known():
+    foreground = np.array([i % 10 == 0 for i in range(60)])  # 6 of 60 show a lesion
+    picks = select_cases(_pool(foreground=foreground), build_strategy("stratified:balance=equal"), 10, seed=0)
+    assert sum(foreground[int(p.id[1:])] for p in picks) == 5
+    assert all("lesion stratum" in p.why for p in picks)

@@ -1,9 +1,12 @@
-"""`stratified`: random within each image label, every label getting its share of the labelled cases (the
-already-labelled ones counted), so that a rare label is never left out by the luck of a draw."""
+"""`stratified`: random within each stratum, every stratum getting its share of the labelled cases (the
+already-labelled ones counted), so that a rare one is never left out by the luck of a draw. The strata are the
+image labels; where the cases carry none but whether each shows a lesion is known (a simulated loop's hidden
+masks), lesion and lesion-free cases."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,14 +27,16 @@ class Stratified(Strategy):
         self.balance = balance
 
     def pick(self, pool: Pool, units: list[Unit], budget: Budget, rng: np.random.Generator) -> list[Pick]:
+        stratum, kind = _strata_of(pool)
         strata: dict[str, list[Unit]] = {}
-        for unit in units:
-            labels = Counter(str(pool.candidates[i].label) for i in unit.members)
-            strata.setdefault(min(labels, key=lambda v: (-labels[v], v)), []).append(unit)
-        have = Counter(str(case.label) for case in pool.labelled)
+        for unit in units:  # a whole group goes to its members' most common stratum
+            counts = Counter(stratum(i) for i in unit.members)
+            strata.setdefault(min(counts, key=lambda v: (-counts[v], v)), []).append(unit)
+        # the cases labelled before count toward their label's share (whether they show a lesion is not known)
+        have = Counter(str(case.label) for case in pool.labelled) if kind == "label" else Counter()
         size = {label: len(members) + have[label] for label, members in strata.items()}
         queues = {label: [members[i] for i in rng.permutation(len(members))] for label, members in strata.items()}
-        why = "random within label {}" if len(strata) > 1 else "random (no image labels to stratify by)"
+        why = f"random within {kind} {{}}" if len(strata) > 1 else "random (nothing to stratify by)"
         picks: list[Pick] = []
         while not budget.full() and any(queues.values()):
             # the label furthest below its share of the labelled cases goes next
@@ -42,3 +47,13 @@ class Stratified(Strategy):
                 picks += take(pool, unit, budget, -have[label], why.format(label))
                 have[label] += len(unit.members)
         return picks
+
+
+def _strata_of(pool: Pool) -> tuple[Callable[[int], str], str]:
+    """Each candidate's stratum (by its index) and what the strata are: image labels where the candidates carry
+    them, else lesion or not where that is known, else one stratum."""
+    if any(case.label is not None for case in pool.candidates):
+        return (lambda i: str(pool.candidates[i].label)), "label"
+    if pool.foreground is not None:
+        return (lambda i: "lesion" if pool.foreground[i] else "no lesion"), "lesion stratum"
+    return (lambda i: "all"), "stratum"
