@@ -346,3 +346,25 @@ def test_the_store_cache_keeps_a_users_files_named_like_temporary_ones(tmp_path,
         path.write_text("mine")
     prepare_dataset(cfg.data, cfg.seed)
     assert all(path.read_text() == "mine" for path in mine)
+
+
+def test_inspect_of_a_config_reports_what_its_training_would_refuse(image_folder, tmp_path):
+    source = {"format": "folder", "root": str(image_folder), "image_dir": "images", "mask_dir": "masks"}
+    listed = tmp_path / "labelled.txt"
+    listed.write_text("no-such-case\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump({"data": {"source": source, "channels": 1, "labeled_file": str(listed)}, "seed": 0})
+    )
+    result = runner.invoke(app, ["data", "inspect", str(config)])
+    assert result.exit_code == 1, result.output
+    assert "labelled.txt: 1 labelled id(s) are not training cases" in result.output.replace("\n", "")
+    two = tmp_path / "two"
+    for name in ("images", "masks"):
+        (two / name).mkdir(parents=True)
+    for i in range(2):
+        write_png(two / "images" / f"{i}.png", np.full((8, 8), 50, np.uint8))
+        write_png(two / "masks" / f"{i}.png", np.zeros((8, 8), np.uint8))
+    config.write_text(yaml.safe_dump({"data": {"source": {**source, "root": str(two)}}}))
+    result = runner.invoke(app, ["data", "inspect", str(config)])
+    assert result.exit_code == 1 and "cannot fill the splits" in result.output.replace("\n", ""), result.output

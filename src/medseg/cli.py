@@ -452,11 +452,14 @@ def data_inspect(
 ) -> None:
     """Counts, sizes, label balance and the problems found in a dataset; exits with 1 when it finds problems (so a
     script can use it as a gate), 2 when the dataset cannot be read at all."""
-    from medseg.inspect import inspect_source, print_report, source_for
+    from medseg.inspect import inspect_config, inspect_source, print_report, source_for
 
     try:
-        source = source_for(path, format=format, mask_suffix=mask_suffix, mask_dir=mask_dir, image_dir=image_dir)
-        result = inspect_source(source)
+        if Path(path).is_file() and Path(path).suffix in (".yaml", ".yml"):
+            result = inspect_config(path)  # the config's channels, classes and splits checked too
+        else:
+            source = source_for(path, format=format, mask_suffix=mask_suffix, mask_dir=mask_dir, image_dir=image_dir)
+            result = inspect_source(source)
         print_report(result, console)
     except USER_ERRORS as error:
         _fail(error)

@@ -96,7 +96,43 @@ class Inspection:
     mask_classes: dict[int, str] = field(default_factory=dict)  # a dataset.json's class names
 
 
-def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | None = None) -> Inspection:
+def inspect_config(path: str | Path) -> Inspection:
+    """`inspect_source` of a config's `data.source`, with what the config adds that training checks: its
+    `data.channels` and `data.num_classes`, and whether its cases fill the splits it asks for (and its labelled
+    list names training cases).
+
+    Raises:
+        ConfigError: the config does not load.
+        DataError: the source folder or an index file is unusable.
+    """
+    from medseg.config import load_config
+    from medseg.data.splits import keep_labeled, read_labeled_ids, split_by_group
+
+    cfg = load_config(path)
+    data = cfg.data
+    result = inspect_source(data.source, data.num_classes, channels=data.channels)
+    cases = build_reader(data.source).cases()
+    if not cases:
+        return result
+    ratios = data.splits.model_dump()
+    try:
+        assignment = split_by_group(cases, ratios, cfg.seed, data.stratify_by_label)
+        empty = [name for name, ratio in ratios.items() if ratio > 0 and name not in assignment.values()]
+        if empty:
+            result.problems.append(
+                f"{path}: {result.groups} group(s) cannot fill the splits data.splits asks for: {', '.join(empty)} "
+                "would be empty"
+            )
+        if data.labeled_file:
+            keep_labeled(assignment, read_labeled_ids(data.labeled_file), data.labeled_file)
+    except ValueError as error:  # DataError and ConfigError are ValueErrors
+        result.problems.append(str(error))
+    return result
+
+
+def inspect_source(
+    source: dict[str, Any], num_classes: int = 2, limit: int | None = None, channels: int | None = None
+) -> Inspection:
     """Decode every case (or the first `limit`) and collect statistics and problems.
 
     A bad file does not stop the inspection: each is reported once (a volume's slices share one line), and the
@@ -106,6 +142,7 @@ def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | No
         source: a `data.source` section.
         num_classes: classes the masks may hold.
         limit: inspect only the first cases.
+        channels: the channels training converts each image to (`data.channels`); None: each image's own.
 
     Raises:
         DataError: the source folder or an index file is unusable.
@@ -138,7 +175,7 @@ def inspect_source(source: dict[str, Any], num_classes: int = 2, limit: int | No
         result.dtypes[str(image.dtype)] += 1
         result.channels[1 if image.ndim == 2 else image.shape[2]] += 1
         try:  # the pixel checks training makes (finite, within float32), whatever channels the config asks for
-            to_channels(image, 1 if image.ndim == 2 else image.shape[2], case.image)
+            to_channels(image, channels or (1 if image.ndim == 2 else image.shape[2]), case.image)
             check_finite(image, case.image)
         except DataError as error:
             problem(str(error))
