@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medseg.atomic import write_text_atomic
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.metrics import binary_metrics
 from medseg.onnx_export import OnnxPredictor, export_onnx
-from medseg.provenance import machine
+from medseg.provenance import append_rows, machine
 from medseg.run_folder import RunFolder
 
 RESULTS = Path(__file__).parent / "results" / "int8.jsonl"
@@ -83,8 +82,7 @@ def main() -> None:
         row["speedup_batch"] = round(row["fp32_ms_batch"] / row["int8_ms_batch"], 2)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    old = args.record.read_text() if args.record.is_file() else ""
-    write_text_atomic(args.record, old + "".join(json.dumps(row) + "\n" for row in rows))
+    append_rows(args.record, rows)
 
 
 if __name__ == "__main__":

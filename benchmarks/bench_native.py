@@ -24,7 +24,7 @@ from pathlib import Path
 from medseg.atomic import write_text_atomic
 from medseg.engine.checkpoint import load_checkpoint
 from medseg.evaluation import evaluate_run
-from medseg.provenance import machine
+from medseg.provenance import append_rows, machine
 
 RESULTS = Path(__file__).parent / "results" / "native.jsonl"
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,8 +91,7 @@ def run_pair(name: str, out: Path) -> list[dict]:
             }
         )
         print(json.dumps(rows[-1]), flush=True)
-    old = RESULTS.read_text() if RESULTS.is_file() else ""
-    write_text_atomic(RESULTS, old + "".join(json.dumps(row) + "\n" for row in rows))
+    append_rows(RESULTS, rows)
     return rows
 
 

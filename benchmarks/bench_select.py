@@ -15,11 +15,10 @@ import json
 import time
 from pathlib import Path
 
-from medseg.atomic import write_text_atomic
 from medseg.config import load_config
 from medseg.data.readers import build_reader
 from medseg.inference import Predictor
-from medseg.provenance import machine
+from medseg.provenance import append_rows, machine
 from medseg.selection.base import STRATEGIES
 from medseg.selection.select import build_pool, build_strategy, select_cases, training_assignment
 
@@ -63,8 +62,7 @@ def main() -> None:
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
-    old = args.record.read_text() if args.record.is_file() else ""
-    write_text_atomic(args.record, old + "".join(json.dumps(row) + "\n" for row in rows))
+    append_rows(args.record, rows)
 
 
 if __name__ == "__main__":
