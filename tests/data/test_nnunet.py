@@ -107,3 +107,11 @@ def test_a_multi_class_2d_data_set_trains_from_a_config_alone(tmp_path):
     result = runner.invoke(app, ["train", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "eval" / "test" / "summary.json").is_file()
+
+
+def test_a_dataset_json_nested_too_deeply_is_one_line(tmp_path):
+    from medseg.data.readers.nnunet import label_names
+
+    (tmp_path / "dataset.json").write_text('{"labels": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(DataError, match="dataset.json: not a readable dataset.json: nested too deeply"):
+        label_names(tmp_path)
