@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +19,7 @@ from medseg.data.splits import UNLABELED, draw_labeled, keep_labeled, read_label
 from medseg.data.store import Preprocessing, Store, open_store
 from medseg.errors import DataError
 
-__all__ = ["Dataset", "prepare_dataset", "iterate_batches", "preprocessing_of"]
+__all__ = ["Dataset", "prepare_dataset", "assign_splits", "iterate_batches", "preprocessing_of"]
 
 
 def preprocessing_of(data: DataConfig) -> Preprocessing:
@@ -65,27 +65,17 @@ class Dataset:
         return np.array([r for r in rows if self.store.has_mask(int(r))], dtype=np.int64)
 
 
-def prepare_dataset(
-    data: DataConfig,
-    seed: int,
-    splits: dict[str, str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    mask_ids: set[str] | None = None,
-) -> Dataset:
-    """Index the source, split it by group (or reuse `splits`), and open the preprocessed store.
-
-    Args:
-        mask_ids: the cases whose masks are read; None = every case, each of which must then have one.
+def assign_splits(
+    data: DataConfig, cases: Sequence[Case], seed: int, splits: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The split training uses (case id → train / unlabeled / val / test): `splits` where given, else the config's
+    split file or the seeded group split; then the config's labelled list, share or count.
 
     Raises:
-        DataError: an empty dataset, too few groups for the splits asked for, or an unusable case (unless
-            `data.skip_bad`).
+        DataError: a split file of other cases, too few groups for the splits asked for, or a labelled list that
+            names cases outside the training split.
     """
-    reader = build_reader(data.source)
-    cases = reader.cases()
     root = data.source.get("root", data.source.get("format"))
-    if not cases:
-        raise DataError(root, "no images found: the dataset is empty (check data.source)")
     if splits is None and data.split_file:
         splits = read_splits(data.split_file)
         known = {c.id for c in cases}
@@ -113,6 +103,31 @@ def prepare_dataset(
     semi = data.labeled_ratio is not None or data.labeled_count is not None
     if semi and UNLABELED not in splits.values():
         splits = draw_labeled(cases, splits, seed, data.labeled_ratio, data.labeled_count, data.stratify_by_label)
+    return splits
+
+
+def prepare_dataset(
+    data: DataConfig,
+    seed: int,
+    splits: dict[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    mask_ids: set[str] | None = None,
+) -> Dataset:
+    """Index the source, split it by group (or reuse `splits`), and open the preprocessed store.
+
+    Args:
+        mask_ids: the cases whose masks are read; None = every case, each of which must then have one.
+
+    Raises:
+        DataError: an empty dataset, too few groups for the splits asked for, or an unusable case (unless
+            `data.skip_bad`).
+    """
+    reader = build_reader(data.source)
+    cases = reader.cases()
+    root = data.source.get("root", data.source.get("format"))
+    if not cases:
+        raise DataError(root, "no images found: the dataset is empty (check data.source)")
+    splits = assign_splits(data, cases, seed, splits)
     cases = [c for c in cases if c.id in splits]
     if mask_ids is None:
         mask_ids = {c.id for c in cases if splits[c.id] != UNLABELED}  # unlabelled masks are never opened

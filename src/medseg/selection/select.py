@@ -18,9 +18,9 @@ from medseg.atomic import write_text_atomic
 from medseg.config import Config, parse_overrides
 from medseg.csv_cells import write_csv
 from medseg.data.case import Case
-from medseg.data.dataset import preprocessing_of
+from medseg.data.dataset import assign_splits, preprocessing_of
 from medseg.data.readers import build_reader
-from medseg.data.splits import UNLABELED, draw_labeled, keep_labeled, read_labeled_ids, read_splits, split_by_group
+from medseg.data.splits import UNLABELED
 from medseg.data.store import open_store
 from medseg.losses import IGNORE_INDEX
 from medseg.registry import check_spec
@@ -78,18 +78,8 @@ def select_cases(
 
 
 def training_assignment(cfg: Config, cases: Sequence[Case]) -> dict[str, str]:
-    """The split training would use for this config (case id → train / unlabeled / val / test): the split file
-    or the seeded group split, then the config's labelled list, share or count."""
-    data = cfg.data
-    if data.split_file:
-        assignment = read_splits(data.split_file)
-    else:
-        assignment = split_by_group(cases, data.splits.model_dump(), cfg.seed, data.stratify_by_label)
-    if data.labeled_file:
-        return keep_labeled(assignment, read_labeled_ids(data.labeled_file), data.labeled_file)
-    if (data.labeled_ratio is not None or data.labeled_count is not None) and UNLABELED not in assignment.values():
-        return draw_labeled(cases, assignment, cfg.seed, data.labeled_ratio, data.labeled_count, data.stratify_by_label)
-    return assignment
+    """The split training would use for this config (`medseg.data.dataset.assign_splits`)."""
+    return assign_splits(cfg.data, cases, cfg.seed)
 
 
 def build_pool(
