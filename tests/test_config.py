@@ -37,7 +37,7 @@ def test_reader_option_typo_suggests():
 
 
 def test_unknown_format_lists_formats():
-    with pytest.raises(ConfigError, match=r"unknown format 'png'; available: \['figshare_mat', 'folder'"):
+    with pytest.raises(ConfigError, match=r"unknown format 'png'; available: \['dicom', 'figshare_mat', 'folder'"):
         resolved({"data": {"source": {"format": "png"}}})
 
 

@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -204,15 +204,20 @@ def predict(
     skip_bad: Annotated[bool, typer.Option(help="skip unreadable inputs and list them in OUT/skipped.csv")] = False,
     prune: Annotated[str | None, typer.Option(help="U-Net++: compute only the sub-network of head L (L1..L4)")] = None,
     head: Annotated[int | None, typer.Option(help="U-Net++: use head K of the full network")] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="a DICOM series' mask: nifti (the series' geometry) or dicom-seg")
+    ] = "nifti",
 ) -> None:
-    """Predict masks for image files, .mat files, NIfTI volumes or folders of them, streaming in batches:
-    `<name>_mask.png` + `<name>_overlay.png` per image, `<name>_mask.nii.gz` per volume, the folders' trees
-    mirrored in OUT (inputs that would share a name keep their suffix: `5.png_mask.png`, `5.tif_mask.png`).
+    """Predict masks for image files, .mat files, NIfTI volumes, DICOM series or folders of them, streaming in
+    batches: `<name>_mask.png` + `<name>_overlay.png` per image, `<name>_mask.nii.gz` per volume, the folders' trees
+    mirrored in OUT (inputs that would share a name keep their suffix: `5.png_mask.png`, `5.tif_mask.png`); a DICOM
+    series (files grouped by SeriesInstanceUID, any names) writes `<series hash>_mask.nii.gz`, or with
+    `--format dicom-seg` a DICOM-SEG referencing the series (segment codes from the run's `data.segments`).
     Outputs already present are kept, so an interrupted run resumes (--overwrite recomputes them); OUT's
     contents are never inputs."""
     from rich.progress import track
 
-    from medseg.predict import SKIPPED_CSV, plan_outputs, predict_paths
+    from medseg.predict import SKIPPED_CSV, DicomOutput, plan_outputs, predict_paths
 
     try:
         if onnx is not None:
@@ -231,11 +236,16 @@ def predict(
             if not 0 < threshold < 1:  # also refuses nan
                 raise ValueError(f"--threshold is a probability strictly between 0 and 1, got {threshold}")
             predictor.cfg.eval.threshold = threshold
-        total = len(plan_outputs(inputs, out))
+        if format not in ("nifti", "dicom-seg"):
+            raise ValueError(f"--format takes nifti or dicom-seg, got {format!r}")
+        dicom_output = cast(DicomOutput, format)
+        total = len(plan_outputs(inputs, out, dicom_output))
         skipped: list[tuple[str, str]] = []
         written = list(
             track(
-                predict_paths(predictor, inputs, out, overwrite, skip_bad=skip_bad, skipped=skipped),
+                predict_paths(
+                    predictor, inputs, out, overwrite, skip_bad=skip_bad, skipped=skipped, dicom_output=dicom_output
+                ),
                 total=total,
                 description="predicting",
                 console=console,

@@ -20,6 +20,7 @@ from medseg.errors import ConfigError
 __all__ = [
     "Config",
     "DataConfig",
+    "SegmentCode",
     "AugmentConfig",
     "TrainConfig",
     "EvalConfig",
@@ -64,6 +65,15 @@ class SplitConfig(_Section):
         return self
 
 
+class SegmentCode(_Section):
+    """What one predicted class is, for DICOM-SEG: a label and SNOMED CT codes (`[value, scheme, meaning]`) of its
+    segmented property category (CID 7150) and type (CID 7151). The default describes a generic lesion."""
+
+    label: str = Field("lesion", min_length=1, max_length=64)
+    category: tuple[str, str, str] = ("49755003", "SCT", "Morphologically Altered Structure")
+    type: tuple[str, str, str] = ("52988006", "SCT", "Lesion")
+
+
 class DataConfig(_Section):
     """Where the data comes from and how it is preprocessed (once, into the store)."""
 
@@ -102,13 +112,29 @@ class DataConfig(_Section):
     )
     skip_bad: bool = False
     cache_dir: str = ".medseg-cache"
+    segments: list[SegmentCode] | None = Field(
+        None, description="DICOM-SEG output: one code per foreground class, in class order (default: a generic lesion)"
+    )
 
     @model_validator(mode="after")
     def _one_label_budget(self) -> DataConfig:
         budgets = [k for k in ("labeled_ratio", "labeled_count", "labeled_file") if getattr(self, k) is not None]
         if len(budgets) > 1:
             raise ValueError(f"set one of data.labeled_ratio, data.labeled_count and data.labeled_file, not {budgets}")
+        if self.segments is not None and len(self.segments) != self.num_classes - 1:
+            raise ValueError(
+                f"data.segments describes {len(self.segments)} class(es); data.num_classes = {self.num_classes} "
+                f"needs {self.num_classes - 1} (one per foreground class)"
+            )
         return self
+
+    def segment_codes(self) -> list[SegmentCode]:
+        """One code per foreground class: `segments`, or the generic lesion (numbered where there are several)."""
+        if self.segments is not None:
+            return list(self.segments)
+        if self.num_classes == 2:
+            return [SegmentCode()]
+        return [SegmentCode(label=f"lesion {k}") for k in range(1, self.num_classes)]
 
 
 class AugmentConfig(_Section):

@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from medseg.data.dicom.scan import is_dicom
 from medseg.data.image_io import IMAGE_SUFFIXES, binarize_mask, check_finite, to_channels
 from medseg.data.readers import build_reader
 from medseg.data.readers.nnunet import label_names
@@ -36,6 +37,16 @@ def _find_pair(root: Path) -> tuple[str, str] | None:
     return None
 
 
+def _holds_dicom(root: Path, looked_at: int = 200) -> bool:
+    """Whether any of the first `looked_at` files under root (hidden ones left out) is a DICOM file."""
+    for count, path in enumerate(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if count >= looked_at:
+            return False
+        if is_dicom(path):
+            return True
+    return False
+
+
 def source_for(path: str | Path, format: str | None = None, **options: Any) -> dict[str, Any]:
     """The `data.source` for a config file or a dataset folder (format guessed unless given).
 
@@ -56,6 +67,8 @@ def source_for(path: str | Path, format: str | None = None, **options: Any) -> d
         return {"format": "nnunet", "root": str(path), **given}
     if any(path.glob("*.mat")):
         return {"format": "figshare_mat", "root": str(path), **given}
+    if _holds_dicom(path):
+        return {"format": "dicom", "root": str(path), **given}
     pair = _find_pair(path)
     if pair and any((path / pair[0]).glob("*.nii*")):
         return {"format": "nifti", "root": str(path), "image_dir": pair[0], "label_dir": pair[1] or None, **given}

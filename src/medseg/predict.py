@@ -1,5 +1,9 @@
 """Predict masks for new images: 2-D image files (mask + overlay PNGs), figshare `.mat` files, NIfTI volumes
-(a NIfTI mask volume with the input's affine), with a PyTorch checkpoint or an exported ONNX model.
+(a NIfTI mask volume with the input's affine), DICOM series (a NIfTI mask volume with the series' geometry, or a
+DICOM-SEG object referencing the series), with a PyTorch checkpoint or an exported ONNX model.
+
+A DICOM series' outputs are named by a hash of its SeriesInstanceUID (`s1a2b3c4d5e6f_mask.nii.gz` or `_seg.dcm`,
+at the top of the output folder): file and folder names in a PACS export often hold the patient's name.
 
 Outputs mirror the inputs: a file found in a folder argument writes `<path relative to that folder, without its
 suffix>_mask.png` (sub-folders created), a file argument `<name without suffix>_mask.png`; see `plan_outputs` for
@@ -15,7 +19,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePath
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import nibabel as nib
 import numpy as np
@@ -26,6 +30,10 @@ from medseg.atomic import atomic_path
 from medseg.config import Config
 from medseg.csv_cells import write_csv
 from medseg.data.dataset import preprocessing_of
+from medseg.data.dicom.geometry import nifti_affine
+from medseg.data.dicom.pixels import read_series
+from medseg.data.dicom.scan import Series, is_dicom, series_of_files
+from medseg.data.dicom.seg import write_segmentation
 from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.figshare import read_cjdata
 from medseg.data.readers.nifti import load_volume, nifti_stem
@@ -36,6 +44,7 @@ from medseg.overlay import overlay, save_png
 
 __all__ = [
     "SKIPPED_CSV",
+    "DicomOutput",
     "PlannedOutput",
     "SlicePredictor",
     "expand_inputs",
@@ -44,7 +53,8 @@ __all__ = [
     "read_slice",
 ]
 
-MASK_PNG, OVERLAY_PNG, MASK_NIFTI = "_mask.png", "_overlay.png", "_mask.nii.gz"
+MASK_PNG, OVERLAY_PNG, MASK_NIFTI, SEG_DICOM = "_mask.png", "_overlay.png", "_mask.nii.gz", "_seg.dcm"
+DicomOutput = Literal["nifti", "dicom-seg"]
 SKIPPED_CSV = "skipped.csv"
 _SKIPPED_HEADER = ["file", "reason"]
 
@@ -54,7 +64,8 @@ class PlannedOutput(NamedTuple):
 
     source: Path
     mask: Path
-    overlay: Path | None  # None for a NIfTI volume: its mask is a volume, drawn nowhere
+    overlay: Path | None  # None for a volume (NIfTI, DICOM series): its mask is a volume, drawn nowhere
+    series: Series | None = None  # a DICOM series: `source` is its first file
 
 
 def _is_nifti(path: PurePath) -> bool:
@@ -63,11 +74,11 @@ def _is_nifti(path: PurePath) -> bool:
 
 def _is_own_output(path: PurePath) -> bool:
     """Named as `predict` names what it writes (a mask or an overlay)."""
-    return path.name.endswith((MASK_PNG, OVERLAY_PNG, MASK_NIFTI))
+    return path.name.endswith((MASK_PNG, OVERLAY_PNG, MASK_NIFTI, SEG_DICOM))
 
 
 def _predictable(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES + (".mat",) or _is_nifti(path)
+    return path.suffix.lower() in IMAGE_SUFFIXES + (".mat",) or _is_nifti(path) or is_dicom(path)
 
 
 def expand_inputs(inputs: Sequence[str | Path], out_dir: str | Path | None = None) -> list[Path]:
@@ -109,7 +120,7 @@ def _collect(inputs: Sequence[str | Path], out_dir: str | Path | None) -> list[t
     if not unique:
         raise DataError(
             ", ".join(map(str, inputs)),
-            f"no input images found (looked for {', '.join(IMAGE_SUFFIXES)}, .mat, .nii; hidden files and "
+            f"no input images found (looked for {', '.join(IMAGE_SUFFIXES)}, .mat, .nii, DICOM; hidden files and "
             "medseg's own *_mask / *_overlay outputs are not inputs)",
         )
     return unique
@@ -130,8 +141,13 @@ def _scan(folder: Path, out: Path | None) -> list[Path]:
     return sorted(files)
 
 
-def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path) -> list[PlannedOutput]:
+def plan_outputs(
+    inputs: Sequence[str | Path], out_dir: str | Path, dicom_output: DicomOutput = "nifti"
+) -> list[PlannedOutput]:
     """Every input of `expand_inputs(inputs, out_dir)` and its outputs, no two inputs sharing one.
+
+    DICOM files are grouped into series (DICOM-SEG and other non-image objects are not inputs); a series writes
+    `<out_dir>/<series hash><_mask.nii.gz or _seg.dcm>` (`dicom_output`).
 
     An input's name is its path relative to its folder argument (a file argument: its file name). Its outputs are
     `<out_dir>/<name without suffix>_mask.png` + `_overlay.png` (a volume: `_mask.nii.gz`). Inputs that would
@@ -148,6 +164,8 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path) -> list[Plan
     """
     out_dir = Path(out_dir)
     found = _collect(inputs, out_dir)
+    dicom = [path for path, _ in found if is_dicom(path)]
+    found = [(path, relative) for path, relative in found if not is_dicom(path)]
     volumes = [_is_nifti(path) for path, _ in found]
     plain = [_plain_name(relative) for _, relative in found]
     names = _unique_names(plain, [rel.as_posix() for _, rel in found], volumes)
@@ -156,7 +174,19 @@ def plan_outputs(inputs: Sequence[str | Path], out_dir: str | Path) -> list[Plan
         if volume
         else PlannedOutput(path, out_dir / f"{name}{MASK_PNG}", out_dir / f"{name}{OVERLAY_PNG}")
         for (path, _), name, volume in zip(found, names, volumes, strict=True)
-    ]
+    ] + _plan_series(dicom, out_dir, dicom_output)
+
+
+def _plan_series(files: list[Path], out_dir: Path, dicom_output: DicomOutput) -> list[PlannedOutput]:
+    """A `PlannedOutput` per image series among DICOM `files` (the others are left out)."""
+    if not files:
+        return []
+    tree = series_of_files(files)
+    if tree.skipped and not tree.series:
+        path, reason = tree.skipped[0]
+        raise DataError(path, f"no DICOM image series among the inputs ({reason})")
+    suffix = SEG_DICOM if dicom_output == "dicom-seg" else MASK_NIFTI
+    return [PlannedOutput(Path(s.files[0]), out_dir / f"{s.key}{suffix}", None, s) for s in tree.series]
 
 
 def _plain_name(relative: PurePath) -> str:
@@ -235,6 +265,7 @@ def predict_paths(
     overwrite: bool = False,
     skip_bad: bool = False,
     skipped: list[tuple[str, str]] | None = None,
+    dicom_output: DicomOutput = "nifti",
 ) -> Iterator[Path]:
     """Predict every input, streaming: 2-D files are read and predicted `train.batch_size` at a time, a volume's
     slices in batches; yields each mask file written (or already present and kept), one per input.
@@ -251,6 +282,7 @@ def predict_paths(
         skip_bad: skip an input that cannot be read or preprocessed (a `DataError`) and go on; otherwise it stops
             the run, after the masks of the images read before it are written.
         skipped: if given, each skipped input's `(file, reason)` is appended to it.
+        dicom_output: a DICOM series' mask as a NIfTI volume in the series' geometry, or as a DICOM-SEG.
 
     Raises:
         DataError: an input does not exist or nothing predictable was found; without `skip_bad`, an input that
@@ -258,7 +290,7 @@ def predict_paths(
         RunFolderError: another process is predicting into `out_dir`.
     """
     out_dir = Path(out_dir)
-    plan = plan_outputs(inputs, out_dir)
+    plan = plan_outputs(inputs, out_dir, dicom_output)
     bad: list[tuple[str, str]] = []
     with locked(out_dir, "predicting"):
         remove_temporary_files(out_dir)
@@ -280,7 +312,9 @@ def _predict_planned(
             yield job.mask
             continue
         try:
-            if job.overlay is None:
+            if job.series is not None:
+                _predict_series(predictor, settings, job.series, job.mask)
+            elif job.overlay is None:
                 _predict_volume(predictor, settings, job.source, job.mask)
             else:
                 raw = read_slice(job.source)
@@ -329,6 +363,25 @@ def _predict_volume(predictor: SlicePredictor, settings: Preprocessing, path: Pa
     mask_volume = np.moveaxis(np.stack(_masks(predictor, images, [raw.shape[:2] for raw in slices])), 0, axis)
     source = nib.load(str(path))
     image = nib.Nifti1Image(mask_volume.astype(np.uint8), source.affine, source.header)
+    image.set_data_dtype(np.uint8)
+    with atomic_path(target, suffix=".nii.gz") as tmp:
+        nib.save(image, tmp)
+
+
+def _predict_series(predictor: SlicePredictor, settings: Preprocessing, series: Series, target: Path) -> None:
+    """Predict every slice of a DICOM series and write its masks to `target`: a DICOM-SEG (`*.dcm`) that references
+    the series, or a NIfTI volume `(rows, columns, slices)` with the series' geometry.
+
+    Raises:
+        DataError: a slice cannot be read or preprocessed, or the SEG cannot be written (nothing is written then).
+    """
+    slices = read_series(series)
+    images = [preprocess_image(raw, settings, series.files[0]) for raw in slices]
+    masks = _masks(predictor, images, [raw.shape[:2] for raw in slices])
+    if target.name.endswith(SEG_DICOM):
+        write_segmentation(series, masks, target, predictor.cfg.data.segment_codes(), predictor.cfg.name)
+        return
+    image = nib.Nifti1Image(np.stack(masks, axis=-1).astype(np.uint8), nifti_affine(series))
     image.set_data_dtype(np.uint8)
     with atomic_path(target, suffix=".nii.gz") as tmp:
         nib.save(image, tmp)

@@ -333,7 +333,7 @@ def _load_case(
     if not with_mask:
         return image, None
     if case.mask is None:
-        raise DataError(case.image, "image has no mask, but one is required here")
+        raise DataError(case.image, reader.no_mask_problem)
     raw_mask = reader.load_mask(case)
     mask = binarize_mask(np.asarray(raw_mask), case.mask, settings.num_classes)
     if mask.shape != raw.shape[:2]:

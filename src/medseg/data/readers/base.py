@@ -25,6 +25,7 @@ class Reader(ABC):
     """Lists cases and decodes them. Images and masks load separately, so that unlabelled cases never open a mask."""
 
     Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+    no_mask_problem: ClassVar[str] = "image has no mask, but one is required here"
 
     def __init__(self, options: ReaderOptions) -> None:
         self.options = options

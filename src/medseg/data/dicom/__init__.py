@@ -1,0 +1,1 @@
+"""DICOM: series found in a folder tree, decoded to values, masks from DICOM-SEG and predictions written as one."""
