@@ -167,3 +167,41 @@ def test_no_method_repeats_the_base_class_build_and_predict():
             if piece in text:
                 repeated.append(f"{path.name}: {piece}")
     assert not repeated, repeated
+
+
+FORMAT_LIBRARIES = ("nibabel", "h5py", "tifffile", "pydicom", "highdicom")
+
+
+def _format_dispatch(path: Path) -> list[str]:
+    """A format library imported, a format's own reader module imported (anything under `medseg.data.readers` but
+    its registry, interface and format sniffing), or a path's suffix compared (config files aside)."""
+    found = []
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        allowed = ("medseg.data.readers.base", "medseg.data.readers.inputs")
+        for name in names:
+            own_reader = name.startswith("medseg.data.readers.") and name not in allowed
+            if name.split(".")[0] in FORMAT_LIBRARIES or own_reader:
+                found.append(f"{path.name}:{node.lineno} imports {name}")
+        if isinstance(node, ast.Attribute) and node.attr in ("suffix", "suffixes"):
+            line = path.read_text().splitlines()[node.lineno - 1]
+            if ".yaml" not in line:
+                found.append(f"{path.name}:{node.lineno} compares a suffix: {line.strip()}")
+    return found
+
+
+def test_no_format_dispatch_outside_the_readers():
+    """Formats are read and written by their reader (`medseg.data.readers`), found through its registry; the demo's
+    phantom generator is the one exception (it makes data, it reads none)."""
+    outside = [
+        path
+        for path in SRC.rglob("*.py")
+        if not _inside(_module_name(path), "medseg.data.readers") and path.name != "demo.py"
+    ]
+    found = [item for path in outside for item in _format_dispatch(path)]
+    assert not found, found

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from medseg.config import DataConfig, EvalConfig, SplitConfig, parse_overrides
 from medseg.data.dataset import iterate_batches, prepare_dataset
-from medseg.data.image_io import binarize_mask
+from medseg.data.pixel_checks import binarize_mask
 from medseg.data.splits import SPLITS
 from medseg.evaluation_classifier import evaluate_classifier
 from medseg.inference import Predictor

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +11,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from medseg.data.dicom.scan import is_dicom
-from medseg.data.image_io import IMAGE_SUFFIXES, binarize_mask, check_finite, to_channels
+from medseg.data.pixel_checks import binarize_mask, check_finite, to_channels
 from medseg.data.readers import build_reader
-from medseg.data.readers.nnunet import label_names
+from medseg.data.readers.inputs import input_kinds, source_of_folder
 from medseg.errors import DataError
 from medseg.ui import labelled
 
@@ -23,28 +21,6 @@ __all__ = ["source_for", "inspect_source", "print_report", "Inspection"]
 
 _IMAGE_NAMES = ("images", "image", "imgs", "img")
 _MASK_NAMES = ("masks", "mask", "labels", "label", "seg", "segmentations")
-
-
-def _find_pair(root: Path) -> tuple[str, str] | None:
-    """An image folder and a sibling mask folder, at most two levels under root."""
-    for folder in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
-        names = {p.name.lower(): p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else {}
-        image = next((names[n] for n in _IMAGE_NAMES if n in names), None)
-        mask = next((names[n] for n in _MASK_NAMES if n in names), None)
-        if image:
-            prefix = "" if folder == root else folder.name + "/"
-            return prefix + image, (prefix + mask) if mask else ""
-    return None
-
-
-def _holds_dicom(root: Path, looked_at: int = 200) -> bool:
-    """Whether any of the first `looked_at` files under root (hidden ones left out) is a DICOM file."""
-    for count, path in enumerate(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        if count >= looked_at:
-            return False
-        if is_dicom(path):
-            return True
-    return False
 
 
 def source_for(path: str | Path, format: str | None = None, **options: Any) -> dict[str, Any]:
@@ -63,35 +39,7 @@ def source_for(path: str | Path, format: str | None = None, **options: Any) -> d
     given = {k: v for k, v in options.items() if v is not None}
     if format:
         return {"format": format, "root": str(path), **given}
-    if (path / "dataset.json").is_file() and (path / "imagesTr").is_dir():
-        return {"format": "nnunet", "root": str(path), **given}
-    if any(path.glob("*.mat")):
-        return {"format": "figshare_mat", "root": str(path), **given}
-    if _holds_dicom(path):
-        return {"format": "dicom", "root": str(path), **given}
-    pair = _find_pair(path)
-    if pair and any((path / pair[0]).glob("*.nii*")):
-        return {"format": "nifti", "root": str(path), "image_dir": pair[0], "label_dir": pair[1] or None, **given}
-    source: dict[str, Any] = {"format": "folder", "root": str(path)}
-    if pair:
-        source["image_dir"] = pair[0]
-        if pair[1]:
-            source["mask_dir"] = pair[1]
-    elif any(path.rglob("*_mask.*")):
-        source["mask_suffix"] = "_mask"
-    labels = path / "labels.csv"
-    if labels.is_file():
-        try:
-            with labels.open(newline="", encoding="utf-8") as handle:
-                columns = next(csv.reader(handle), [])
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise DataError(labels, f"cannot read as a UTF-8 CSV: {error}") from None
-        if "file" in columns:
-            source["labels_csv"] = "labels.csv"
-            grouping = [column for column in ("group", "block") if column in columns]
-            if grouping:
-                source["group_column"] = grouping[0]
-    return {**source, **given}
+    return {**source_of_folder(path), **given}
 
 
 @dataclass
@@ -163,12 +111,11 @@ def inspect_source(
     reader = build_reader(source)
     cases = reader.cases()
     result = Inspection(source=source, cases=len(cases), groups=len({c.group for c in cases}))
-    if source.get("format") == "nnunet":  # its masks hold the classes dataset.json names
-        result.mask_classes = label_names(source["root"])
+    result.mask_classes = reader.class_names()  # an nnU-Net dataset.json's
+    if result.mask_classes:
         num_classes = max(len(result.mask_classes), 2)
     if not cases:
-        suffixes = ", ".join(IMAGE_SUFFIXES)
-        result.problems.append(f"{source.get('root')}: no images found ({suffixes}, .mat, .nii): the dataset is empty")
+        result.problems.append(f"{source.get('root')}: no images found ({input_kinds()}): the dataset is empty")
         return result
     seen: set[str] = set()
 
@@ -193,11 +140,7 @@ def inspect_source(
         except DataError as error:
             problem(str(error))
         if case.mask is None:
-            if (
-                source.get("mask_dir")
-                or source.get("mask_suffix")
-                or source.get("format") in ("figshare_mat", "nnunet")
-            ):
+            if reader.expects_masks():
                 problem(f"{case.image}: image has no mask")
             continue
         try:

@@ -2,8 +2,10 @@
 (a NIfTI mask volume with the input's affine), DICOM series (a NIfTI mask volume with the series' geometry, or a
 DICOM-SEG object referencing the series), with a PyTorch checkpoint or an exported ONNX model.
 
-A DICOM series' outputs are named by a hash of its SeriesInstanceUID (`s1a2b3c4d5e6f_mask.nii.gz` or `_seg.dcm`,
-at the top of the output folder): file and folder names in a PACS export often hold the patient's name.
+Each format reads its inputs and writes its outputs (`Reader.read_input`, `Reader.write_prediction`, found by
+`medseg.data.readers.inputs`); this module plans names, batches slices and predicts. A DICOM series' outputs are
+named by a hash of its SeriesInstanceUID (`s1a2b3c4d5e6f_mask.nii.gz` or `_seg.dcm`, at the top of the output
+folder): file and folder names in a PACS export often hold the patient's name.
 
 Outputs mirror the inputs: a file found in a folder argument writes `<path relative to that folder, without its
 suffix>_mask.png` (sub-folders created), a file argument `<name without suffix>_mask.png`; see `plan_outputs` for
@@ -19,28 +21,20 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePath
-from typing import Literal, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medseg.atomic import atomic_path
 from medseg.config import Config
 from medseg.csv_cells import write_csv
 from medseg.data.dataset import preprocessing_of
-from medseg.data.dicom.geometry import nifti_affine
-from medseg.data.dicom.pixels import read_series
-from medseg.data.dicom.scan import Series, is_dicom, series_of_files
-from medseg.data.dicom.seg import write_segmentation
-from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
-from medseg.data.readers.figshare import read_cjdata
-from medseg.data.readers.nifti import load_volume, nifti_stem
-from medseg.data.store import Preprocessing, preprocess_image
+from medseg.data.readers.base import DicomOutput, InputUnit, OutputSettings
+from medseg.data.readers.inputs import input_format, input_kinds, input_units, output_suffixes
+from medseg.data.store import preprocess_image
 from medseg.errors import DataError
 from medseg.locking import locked, remove_temporary_files
-from medseg.overlay import overlay, save_png
 
 __all__ = [
     "SKIPPED_CSV",
@@ -48,13 +42,12 @@ __all__ = [
     "PlannedOutput",
     "SlicePredictor",
     "expand_inputs",
+    "output_settings",
     "plan_outputs",
     "predict_paths",
-    "read_slice",
+    "read_input",
 ]
 
-MASK_PNG, OVERLAY_PNG, MASK_NIFTI, SEG_DICOM = "_mask.png", "_overlay.png", "_mask.nii.gz", "_seg.dcm"
-DicomOutput = Literal["nifti", "dicom-seg"]
 SKIPPED_CSV = "skipped.csv"
 _SKIPPED_HEADER = ["file", "reason"]
 
@@ -62,23 +55,23 @@ _SKIPPED_HEADER = ["file", "reason"]
 class PlannedOutput(NamedTuple):
     """One input and where its outputs go."""
 
-    source: Path
+    unit: InputUnit
     mask: Path
     overlay: Path | None  # None for a volume (NIfTI, DICOM series): its mask is a volume, drawn nowhere
-    series: Series | None = None  # a DICOM series: `source` is its first file
+    stem: Path  # the outputs' path without their suffixes (other outputs, e.g. explain's maps, go beside them)
 
-
-def _is_nifti(path: PurePath) -> bool:
-    return path.name.endswith((".nii", ".nii.gz"))
+    @property
+    def source(self) -> Path:
+        return self.unit.source
 
 
 def _is_own_output(path: PurePath) -> bool:
-    """Named as `predict` names what it writes (a mask or an overlay)."""
-    return path.name.endswith((MASK_PNG, OVERLAY_PNG, MASK_NIFTI, SEG_DICOM))
+    """Named as `predict` names what it writes (a mask or an overlay, in any format)."""
+    return path.name.endswith(tuple(output_suffixes()))
 
 
 def _predictable(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES + (".mat",) or _is_nifti(path) or is_dicom(path)
+    return input_format(path) is not None
 
 
 def expand_inputs(inputs: Sequence[str | Path], out_dir: str | Path | None = None) -> list[Path]:
@@ -120,7 +113,7 @@ def _collect(inputs: Sequence[str | Path], out_dir: str | Path | None) -> list[t
     if not unique:
         raise DataError(
             ", ".join(map(str, inputs)),
-            f"no input images found (looked for {', '.join(IMAGE_SUFFIXES)}, .mat, .nii, DICOM; hidden files and "
+            f"no input images found (looked for {input_kinds()}; hidden files and "
             "medseg's own *_mask / *_overlay outputs are not inputs)",
         )
     return unique
@@ -144,83 +137,79 @@ def _scan(folder: Path, out: Path | None) -> list[Path]:
 def plan_outputs(
     inputs: Sequence[str | Path], out_dir: str | Path, dicom_output: DicomOutput = "nifti"
 ) -> list[PlannedOutput]:
-    """Every input of `expand_inputs(inputs, out_dir)` and its outputs, no two inputs sharing one.
+    """Every input unit of `expand_inputs(inputs, out_dir)` and its outputs, no two units sharing one.
 
-    DICOM files are grouped into series (DICOM-SEG and other non-image objects are not inputs); a series writes
-    `<out_dir>/<series hash><_mask.nii.gz or _seg.dcm>` (`dicom_output`).
-
-    An input's name is its path relative to its folder argument (a file argument: its file name). Its outputs are
-    `<out_dir>/<name without suffix>_mask.png` + `_overlay.png` (a volume: `_mask.nii.gz`). Inputs that would
-    share those (`5.png` and `5.tif`; names are compared ignoring case, as some filesystems do) keep their suffix
-    instead (`5.png_mask.png`, `5.tif_mask.png`); any that still share one (the same name under two arguments)
-    get `-2`, `-3`, ... after it, in argument order (`1.png_mask.png`, `1.png-2_mask.png`).
+    Files are sniffed by the format registry and grouped into units (a DICOM series' files are one; DICOM-SEG and
+    other non-image objects are not inputs). A unit's name is its path relative to its folder argument (a file
+    argument: its file name) without the format's suffix (a DICOM series: a hash of its UID); its outputs are
+    `<out_dir>/<name><suffix>`, the suffixes its format gives (`_mask.png` + `_overlay.png` for a 2-D file,
+    `_mask.nii.gz` for a volume, `_seg.dcm` for a series with `dicom_output="dicom-seg"`). Units that would share
+    those (`5.png` and `5.tif`; names are compared ignoring case, as some filesystems do) keep their suffix instead
+    (`5.png_mask.png`, `5.tif_mask.png`); any that still share one (the same name under two arguments) get `-2`,
+    `-3`, ... after it, in argument order (`1.png_mask.png`, `1.png-2_mask.png`).
 
     Args:
         inputs: files or folders.
         out_dir: the output folder.
+        dicom_output: a DICOM series' mask as a NIfTI volume or as a DICOM-SEG.
 
     Raises:
         DataError: an input does not exist, or nothing predictable was found.
     """
     out_dir = Path(out_dir)
     found = _collect(inputs, out_dir)
-    dicom = [path for path, _ in found if is_dicom(path)]
-    found = [(path, relative) for path, relative in found if not is_dicom(path)]
-    volumes = [_is_nifti(path) for path, _ in found]
-    plain = [_plain_name(relative) for _, relative in found]
-    names = _unique_names(plain, [rel.as_posix() for _, rel in found], volumes)
+    relative = {path: rel for path, rel in found}
+    units = input_units(found)
+    settings = OutputSettings(dicom_output=dicom_output)
+    suffixes = [unit.reader.output_suffixes(settings) for unit in units]
+    plain = [unit.name.as_posix() for unit in units]
+    full = [relative[unit.source].as_posix() if unit.parts is None else unit.name.as_posix() for unit in units]
+    names = _unique_names(plain, full, [mask for mask, _ in suffixes])
     return [
-        PlannedOutput(path, out_dir / f"{name}{MASK_NIFTI}", None)
-        if volume
-        else PlannedOutput(path, out_dir / f"{name}{MASK_PNG}", out_dir / f"{name}{OVERLAY_PNG}")
-        for (path, _), name, volume in zip(found, names, volumes, strict=True)
-    ] + _plan_series(dicom, out_dir, dicom_output)
+        PlannedOutput(
+            unit, out_dir / f"{name}{mask}", out_dir / f"{name}{overlay}" if overlay else None, out_dir / name
+        )
+        for unit, name, (mask, overlay) in zip(units, names, suffixes, strict=True)
+    ]
 
 
-def _plan_series(files: list[Path], out_dir: Path, dicom_output: DicomOutput) -> list[PlannedOutput]:
-    """A `PlannedOutput` per image series among DICOM `files` (the others are left out)."""
-    if not files:
-        return []
-    tree = series_of_files(files)
-    if tree.skipped and not tree.series:
-        path, reason = tree.skipped[0]
-        raise DataError(path, f"no DICOM image series among the inputs ({reason})")
-    suffix = SEG_DICOM if dicom_output == "dicom-seg" else MASK_NIFTI
-    return [PlannedOutput(Path(s.files[0]), out_dir / f"{s.key}{suffix}", None, s) for s in tree.series]
+def _unique_names(plain: list[str], full: list[str], kinds: list[str]) -> list[str]:
+    """The rule of `plan_outputs`: `plain` where no other input of the same kind (its mask suffix) has it, else
+    `full`, else `full-2`, `full-3`, ... (the first free one, in input order)."""
 
+    def key(name: str, kind: str) -> tuple[str, str]:
+        return name.casefold(), kind
 
-def _plain_name(relative: PurePath) -> str:
-    """An input's name without its suffix (a volume's without `.nii` / `.nii.gz`)."""
-    stem = nifti_stem(Path(relative)) if _is_nifti(relative) else relative.stem
-    return (relative.parent / stem).as_posix()
-
-
-def _unique_names(plain: list[str], full: list[str], volumes: list[bool]) -> list[str]:
-    """The rule of `plan_outputs`: `plain` where no other input of the same kind has it, else `full`, else
-    `full-2`, `full-3`, ... (the first free one, in input order)."""
-
-    def key(name: str, volume: bool) -> tuple[str, bool]:
-        return name.casefold(), volume
-
-    counts = Counter(key(name, volume) for name, volume in zip(plain, volumes, strict=True))
-    taken = {key(name, volume) for name, volume in zip(plain, volumes, strict=True) if counts[key(name, volume)] == 1}
+    counts = Counter(key(name, kind) for name, kind in zip(plain, kinds, strict=True))
+    taken = {key(name, kind) for name, kind in zip(plain, kinds, strict=True) if counts[key(name, kind)] == 1}
     names = []
-    for short, long, volume in zip(plain, full, volumes, strict=True):
-        if counts[key(short, volume)] == 1:
+    for short, long, kind in zip(plain, full, kinds, strict=True):
+        if counts[key(short, kind)] == 1:
             names.append(short)
             continue
         name, number = long, 1
-        while key(name, volume) in taken:
+        while key(name, kind) in taken:
             number += 1
             name = f"{long}-{number}"
-        taken.add(key(name, volume))
+        taken.add(key(name, kind))
         names.append(name)
     return names
 
 
-def read_slice(path: Path) -> np.ndarray:
-    """A 2-D input as decoded: figshare `.mat` → `(H, W)`; image file → `(H, W)` or `(H, W, C)`."""
-    return read_cjdata(path, ("image",))["image"] if path.suffix.lower() == ".mat" else read_image_file(path)
+def output_settings(cfg: Config, dicom_output: DicomOutput = "nifti") -> OutputSettings:
+    """What the formats need of a run to read its inputs and write its predictions."""
+    return OutputSettings(
+        num_classes=cfg.data.num_classes,
+        source=cfg.data.source,
+        segments=tuple(cfg.data.segment_codes()),
+        algorithm=cfg.name,
+        dicom_output=dicom_output,
+    )
+
+
+def read_input(unit: InputUnit, settings: OutputSettings) -> list[np.ndarray]:
+    """A unit's slices as decoded by its format: `(H, W)` or `(H, W, C)` each (a 2-D file: one)."""
+    return unit.reader.read_input(unit, settings)
 
 
 class SlicePredictor(Protocol):
@@ -294,97 +283,62 @@ def predict_paths(
     bad: list[tuple[str, str]] = []
     with locked(out_dir, "predicting"):
         remove_temporary_files(out_dir)
-        yield from _predict_planned(predictor, plan, overwrite, skip_bad, bad)
+        outputs = output_settings(predictor.cfg, dicom_output)
+        yield from _predict_planned(predictor, plan, outputs, overwrite, skip_bad, bad)
         _write_skipped(out_dir / SKIPPED_CSV, bad)
     if skipped is not None:
         skipped.extend(bad)
 
 
 def _predict_planned(
-    predictor: SlicePredictor, plan: list[PlannedOutput], overwrite: bool, skip_bad: bool, bad: list[tuple[str, str]]
+    predictor: SlicePredictor,
+    plan: list[PlannedOutput],
+    outputs: OutputSettings,
+    overwrite: bool,
+    skip_bad: bool,
+    bad: list[tuple[str, str]],
 ) -> Iterator[Path]:
     """`predict_paths` once the folder is locked; appends each skipped input's `(file, reason)` to `bad`."""
     settings = preprocessing_of(predictor.cfg.data)
-    scale = 255 if predictor.cfg.data.num_classes == 2 else 1
-    pending: list[tuple[PlannedOutput, np.ndarray, np.ndarray]] = []  # (job, raw slice, preprocessed image)
+    pending: list[tuple[PlannedOutput, list[np.ndarray], list[np.ndarray]]] = []  # (job, raw slices, preprocessed)
     for job in plan:
         if not overwrite and job.mask.exists():
             yield job.mask
             continue
         try:
-            if job.series is not None:
-                _predict_series(predictor, settings, job.series, job.mask)
-            elif job.overlay is None:
-                _predict_volume(predictor, settings, job.source, job.mask)
-            else:
-                raw = read_slice(job.source)
-                pending.append((job, raw, preprocess_image(raw, settings, str(job.source))))
+            slices = read_input(job.unit, outputs)
+            images = [preprocess_image(raw, settings, str(job.source)) for raw in slices]
         except DataError as error:
             if not skip_bad:
-                yield from _write_batch(predictor, pending, scale)  # nothing already read is lost
+                yield from _write_batch(predictor, pending, outputs)  # nothing already read is lost
                 raise DataError(
                     error.path, f"{error.problem} (stopped here; --skip-bad skips such inputs and lists them)"
                 ) from None
             bad.append((str(job.source), error.problem))
             continue
-        if job.overlay is None:
-            yield job.mask
-        elif len(pending) == predictor.cfg.train.batch_size:
-            yield from _write_batch(predictor, pending, scale)
-    yield from _write_batch(predictor, pending, scale)
+        pending.append((job, slices, images))
+        if job.unit.volume or len(pending) == predictor.cfg.train.batch_size:
+            yield from _write_batch(predictor, pending, outputs)
+    yield from _write_batch(predictor, pending, outputs)
 
 
 def _write_batch(
-    predictor: SlicePredictor, pending: list[tuple[PlannedOutput, np.ndarray, np.ndarray]], scale: int
+    predictor: SlicePredictor,
+    pending: list[tuple[PlannedOutput, list[np.ndarray], list[np.ndarray]]],
+    outputs: OutputSettings,
 ) -> Iterator[Path]:
-    """Predict the pending 2-D inputs and write each one's overlay, then its mask; yields the masks and empties
-    `pending`."""
+    """Predict the pending units' slices and have each unit's format write its outputs (the mask last); yields the
+    masks and empties `pending`."""
     if not pending:
         return
-    masks = _masks(predictor, [image for _, _, image in pending], [raw.shape[:2] for _, raw, _ in pending])
-    for (job, raw, _), mask in zip(pending, masks, strict=True):
-        channels_first = np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw
-        save_png(job.overlay, overlay(channels_first, mask))
-        save_png(job.mask, mask * scale)  # the mask last: its presence marks the case done
+    images = [image for _, _, unit_images in pending for image in unit_images]
+    sizes = [raw.shape[:2] for _, slices, _ in pending for raw in slices]
+    masks = iter(_masks(predictor, images, sizes))
+    for job, slices, _ in pending:
+        unit_masks = [next(masks) for _ in slices]
+        job.unit.reader.write_prediction(job.unit, slices, unit_masks, (job.mask, job.overlay), outputs)
         yield job.mask
     pending.clear()
-
-
-def _predict_volume(predictor: SlicePredictor, settings: Preprocessing, path: Path, target: Path) -> None:
-    """Predict every slice of a NIfTI volume along `data.source.axis` and write the mask volume to `target`.
-
-    Raises:
-        DataError: the volume or one of its slices cannot be read or preprocessed (nothing is written then).
-    """
-    axis = int(predictor.cfg.data.source.get("axis", 2))
-    volume = load_volume(str(path))
-    slices = [np.take(volume, i, axis=axis) for i in range(volume.shape[axis])]
-    images = [preprocess_image(raw, settings, str(path)) for raw in slices]
-    mask_volume = np.moveaxis(np.stack(_masks(predictor, images, [raw.shape[:2] for raw in slices])), 0, axis)
-    source = nib.load(str(path))
-    image = nib.Nifti1Image(mask_volume.astype(np.uint8), source.affine, source.header)
-    image.set_data_dtype(np.uint8)
-    with atomic_path(target, suffix=".nii.gz") as tmp:
-        nib.save(image, tmp)
-
-
-def _predict_series(predictor: SlicePredictor, settings: Preprocessing, series: Series, target: Path) -> None:
-    """Predict every slice of a DICOM series and write its masks to `target`: a DICOM-SEG (`*.dcm`) that references
-    the series, or a NIfTI volume `(rows, columns, slices)` with the series' geometry.
-
-    Raises:
-        DataError: a slice cannot be read or preprocessed, or the SEG cannot be written (nothing is written then).
-    """
-    slices = read_series(series)
-    images = [preprocess_image(raw, settings, series.files[0]) for raw in slices]
-    masks = _masks(predictor, images, [raw.shape[:2] for raw in slices])
-    if target.name.endswith(SEG_DICOM):
-        write_segmentation(series, masks, target, predictor.cfg.data.segment_codes(), predictor.cfg.name)
-        return
-    image = nib.Nifti1Image(np.stack(masks, axis=-1).astype(np.uint8), nifti_affine(series))
-    image.set_data_dtype(np.uint8)
-    with atomic_path(target, suffix=".nii.gz") as tmp:
-        nib.save(image, tmp)
 
 
 def _write_skipped(path: Path, rows: list[tuple[str, str]]) -> None:

@@ -10,15 +10,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import yaml
+from pydicom import dcmread
 from typer.testing import CliRunner
 
 from medseg.cli import app
 from medseg.config import SegmentCode
-from medseg.data.dicom.geometry import nifti_affine
-from medseg.data.dicom.pixels import read_series
-from medseg.data.dicom.scan import scan_tree
-from medseg.data.dicom.seg import read_masks, write_segmentation
 from medseg.data.readers import build_reader
+from medseg.data.readers.dicom.geometry import nifti_affine
+from medseg.data.readers.dicom.pixels import read_series
+from medseg.data.readers.dicom.scan import scan_tree
+from medseg.data.readers.dicom.seg import read_masks, write_segmentation
 from medseg.errors import DataError
 from medseg.inspect import source_for
 from tests.data.dicom_files import PLANTED, disc_volume, write_series
@@ -42,7 +43,7 @@ def test_series_found_by_content_and_ordered_by_position_not_by_name(tmp_path):
     (tmp_path / "DICOMDIR-like").write_bytes(b"\0" * 128 + b"DICM" + b"garbage")
     tree = scan_tree(tmp_path)
     assert sorted(s.modality for s in tree.series) == ["CT", "MR"]
-    assert [path for path, _ in tree.skipped] == [str(tmp_path / "DICOMDIR-like")]
+    assert [path for path, _ in tree.unreadable] == [str(tmp_path / "DICOMDIR-like")]
     for series in tree.series:
         values = np.stack(read_series(series))
         np.testing.assert_allclose(values, images[: len(values)])  # CT: stored values rescaled back to HU
@@ -58,7 +59,6 @@ def test_ct_rescale_slope_and_intercept_applied(tmp_path):
 
 
 def test_compressed_transfer_syntaxes_decode(tmp_path):
-    from pydicom import dcmread
     from pydicom.uid import JPEG2000Lossless, RLELossless
 
     images, _ = disc_volume(2)
@@ -68,6 +68,47 @@ def test_compressed_transfer_syntaxes_decode(tmp_path):
         dataset.save_as(path)
     (series,) = scan_tree(tmp_path).series
     np.testing.assert_allclose(np.stack(read_series(series)), images)
+
+
+def test_a_series_that_is_not_one_volume_is_refused_naming_the_file(tmp_path):
+    images, _ = disc_volume(5)
+    paths = write_series(tmp_path / "gap", images, shuffle_names=False)
+    paths[2].unlink()  # the middle slice lost in transfer
+    spaced = write_series(tmp_path / "spacing", images, shuffle_names=False)
+    dataset = dcmread(spaced[3])
+    dataset.PixelSpacing = [0.5, 0.5]
+    dataset.save_as(spaced[3])
+    gap, spacing = sorted(scan_tree(tmp_path).series, key=lambda s: s.files[0])
+    with pytest.raises(DataError, match="a slice is missing") as missing:
+        read_series(gap)
+    assert missing.value.path == str(paths[3])
+    with pytest.raises(DataError, match=r"pixel spacing \(0.5, 0.5\) differs from \(0.8, 0.8\)") as mixed:
+        read_series(spacing)
+    assert mixed.value.path == str(spaced[3])
+    reader = build_reader({"format": "dicom", "root": str(tmp_path / "gap")})
+    assert len(reader.cases()) == 4 and reader.load_image(reader.cases()[0]).shape == (32, 32)  # 2-D slices train
+
+
+def test_corrupt_and_non_image_files_in_a_tree(tmp_path):
+    images, _ = disc_volume(3)
+    paths = write_series(tmp_path / "ct", images)
+    broken = tmp_path / "ct" / "broken"
+    broken.write_bytes(paths[0].read_bytes()[:300])  # cut inside the header
+    report = dcmread(paths[0])
+    report.Modality, report.SOPInstanceUID = "SR", "1.2.3.4"
+    del report.PixelData, report.Rows
+    report.save_as(tmp_path / "report.dcm")
+    tree = scan_tree(tmp_path)
+    assert tree.not_images == [str(tmp_path / "report.dcm")] and len(tree.series) == 1
+    reader = build_reader({"format": "dicom", "root": str(tmp_path)})
+    cases = reader.cases()
+    assert len(cases) == 4  # three slices, and the broken file listed so that loading it can say what is wrong
+    (bad,) = [case for case in cases if case.group == "unreadable"]
+    with pytest.raises(DataError, match="unreadable DICOM header") as error:
+        reader.load_image(bad)
+    assert error.value.path == str(broken)
+    result = runner.invoke(app, ["data", "inspect", str(tmp_path)])
+    assert result.exit_code == 1 and f"{broken}: unreadable DICOM header" in result.output.replace("\n", "")
 
 
 def test_no_dicom_in_a_folder_is_one_line_naming_it(tmp_path):
@@ -135,8 +176,10 @@ def test_reader_lists_slices_by_hashed_ids_with_masks_from_seg(tmp_path):
     assert len({case.group for case in cases}) == 3
     labelled = [case for case in cases if case.mask]
     masks = np.stack([reader.load_mask(case) for case in labelled[:6]])
-    assert masks.shape == (6, 32, 32) and masks.max() == 1 and masks.sum(axis=(1, 2)).tolist() == sorted(
-        masks.sum(axis=(1, 2)).tolist()
+    assert (
+        masks.shape == (6, 32, 32)
+        and masks.max() == 1
+        and masks.sum(axis=(1, 2)).tolist() == sorted(masks.sum(axis=(1, 2)).tolist())
     )  # discs grow with position: the masks follow the slices' order
     assert reader.load_image(labelled[0]).dtype == np.float32
     only_mr = build_reader({"format": "dicom", "root": str(tmp_path), "modalities": ["mr"]}).cases()
@@ -175,6 +218,7 @@ def test_train_predict_dicom_seg_and_no_patient_identity_anywhere(tmp_path):
     outputs.append(
         runner.invoke(app, ["predict", str(run), str(data / "export_1"), "--out", str(out), "--format", "dicom-seg"])
     )
+    outputs.append(runner.invoke(app, ["predict", str(run), str(data / "export_1"), "--out", str(tmp_path / "same")]))
     assert all(result.exit_code == 0 for result in outputs[2:]), [r.output for r in outputs]
 
     (volume,) = out.glob("*_mask.nii.gz")
@@ -188,9 +232,39 @@ def test_train_predict_dicom_seg_and_no_patient_identity_anywhere(tmp_path):
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.uid
     (segment,) = seg.SegmentSequence
     assert segment.SegmentLabel == "tumour" and segment.SegmentAlgorithmName == "dicom-run"
+    # the SEG holds exactly the masks predicted for the same series (written as NIfTI), on the right instances
+    predicted = nib.load(next((tmp_path / "same").glob("*_mask.nii.gz"))).get_fdata().astype(np.uint8)
+    instances = [piece.sop_uid for piece in source.slices]
+    stored = seg.get_pixels_by_source_instance(instances, assert_missing_frames_are_empty=True)[..., 0]
+    np.testing.assert_array_equal(stored, np.moveaxis(predicted, -1, 0))
+    _validate_with_dciodvfy(seg_file)
 
     texts = [result.output for result in outputs]
     texts += [p.read_text() for p in run.rglob("*") if p.suffix in (".csv", ".html", ".json", ".yaml", ".log", ".txt")]
     texts += [str(p.relative_to(tmp_path)) for p in [*run.rglob("*"), *out.rglob("*")]]
     leaks = [s for s in _planted_strings() if any(s in text for text in texts)]
     assert not leaks, f"patient identity leaked: {leaks}"
+
+
+def _validate_with_dciodvfy(path: Path) -> None:
+    """dicom3tools' validator on a written object, where it is installed (Debian's `dicom3tools`)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("dciodvfy") is None:
+        return  # not installed here; test_seg_passes_dciodvfy says so by skipping
+    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+    assert not errors, errors
+
+
+def test_seg_passes_dciodvfy(tmp_path):
+    import shutil
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian's dicom3tools) is not installed on this machine")
+    images, masks = disc_volume(3)
+    write_series(tmp_path / "in", images)
+    (series,) = scan_tree(tmp_path / "in").series
+    write_segmentation(series, list(masks), tmp_path / "seg.dcm", [SegmentCode()], "run")
+    _validate_with_dciodvfy(tmp_path / "seg.dcm")

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from medseg.data.image_io import binarize_mask, read_image_file, to_channels
+from medseg.data.pixel_checks import binarize_mask, to_channels
 from medseg.data.readers import build_reader
+from medseg.data.readers.image_files import read_image_file
 from medseg.errors import DataError
 from tests.conftest import ISBI, LGG, need, write_png
 

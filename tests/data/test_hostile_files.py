@@ -26,9 +26,10 @@ from PIL import Image
 
 from medseg.config import DataConfig
 from medseg.data.dataset import prepare_dataset
-from medseg.data.image_io import IMAGE_SUFFIXES, binarize_mask, read_image_file, to_channels
+from medseg.data.pixel_checks import binarize_mask, to_channels
 from medseg.data.readers import build_reader
 from medseg.data.readers.figshare import FigshareMatReader, read_cjdata
+from medseg.data.readers.image_files import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.nifti import load_volume
 from medseg.data.store import Preprocessing, preprocess_image
 from medseg.errors import DataError

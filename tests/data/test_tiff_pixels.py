@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from medseg.data.image_io import read_image_file
+from medseg.data.readers.image_files import read_image_file
 from medseg.data.store import normalize
 from medseg.errors import DataError
 

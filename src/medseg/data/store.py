@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from medseg.data.case import Case
-from medseg.data.image_io import binarize_mask, check_finite, to_channels
+from medseg.data.pixel_checks import binarize_mask, check_finite, to_channels
 from medseg.data.readers.base import Reader
 from medseg.errors import DataError
 from medseg.folders import folder_umask, make_folder

@@ -18,7 +18,7 @@ from medseg.explain.cam import class_target, default_layer, grad_cam, normalise,
 from medseg.inference import Predictor
 from medseg.models.classifier import Classifier
 from medseg.overlay import explanation_figure
-from medseg.predict import MASK_PNG, plan_outputs, read_slice
+from medseg.predict import output_settings, plan_outputs, read_input
 
 REGIONS = ("predicted", "all")
 
@@ -133,11 +133,12 @@ def explain_paths(
     # sharing a name (a/x.png and b/x.png stay apart); out_dir's contents are never inputs
     for planned in plan_outputs(inputs, out_dir):
         path = planned.source
-        if planned.overlay is None:
+        if planned.unit.volume:
             raise DataError(path, "explain draws 2-D images; pass slices (PNG/TIFF/.mat), not a volume")
-        image = preprocess_image(read_slice(path), settings, str(path))  # (C, S, S)
+        (raw,) = read_input(planned.unit, output_settings(predictor.cfg))
+        image = preprocess_image(raw, settings, str(path))  # (C, S, S)
         batch = torch.from_numpy(image)[None].to(predictor.device)
-        base = str(planned.mask)[: -len(MASK_PNG)]
+        base = str(planned.stem)
         for name, weights in explain_image(predictor, batch, method, class_index, layer, region).items():
             stem = f"{base}_{name.replace('.', '-').replace('+', 'p')}"
             values = weights[0, 0].cpu().numpy().astype(np.float32)

@@ -14,14 +14,14 @@ import csv
 import itertools
 import math
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.data.image_io import MAX_PIXELS
-from medseg.data.readers.base import READERS, Reader, ReaderOptions
+from medseg.data.readers.base import READERS, InputUnit, OutputSettings, Reader, ReaderOptions
+from medseg.data.readers.image_files import MAX_PIXELS
 from medseg.errors import DataError
 
 __all__ = ["FigshareMatReader", "read_cjdata"]
@@ -175,6 +175,23 @@ class FigshareMatReader(Reader):
 
     Options = FigshareMatOptions
     options: FigshareMatOptions
+    input_kind = "figshare .mat"
+    source_priority = 20
+
+    def expects_masks(self) -> bool:
+        return True
+
+    @classmethod
+    def sniff_source(cls, root: Path) -> dict[str, Any] | None:
+        return {} if any(root.glob("*.mat")) else None
+
+    @classmethod
+    def sniff_input(cls, path: Path) -> bool:
+        return path.suffix.lower() == ".mat"
+
+    @classmethod
+    def read_input(cls, unit: InputUnit, settings: OutputSettings) -> list[np.ndarray]:
+        return [read_cjdata(unit.source, ("image",))["image"]]
 
     def cases(self) -> list[Case]:
         """Every `.mat` file in numeric order, with its label and group.

@@ -12,12 +12,14 @@ import csv
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
-from medseg.data.readers.base import READERS, Reader, ReaderOptions
+from medseg.data.readers.base import READERS, InputUnit, OutputSettings, Reader, ReaderOptions
+from medseg.data.readers.image_files import IMAGE_SUFFIXES, read_image_file
+from medseg.data.readers.layout import image_and_mask_folders
 from medseg.errors import DataError
 
 __all__ = ["FolderReader"]
@@ -50,6 +52,31 @@ class FolderReader(Reader):
 
     Options = FolderOptions
     options: FolderOptions
+    source_priority = 90  # the fallback: any folder of images
+    input_kind = "images (" + ", ".join(IMAGE_SUFFIXES) + ")"
+
+    def expects_masks(self) -> bool:
+        return bool(self.options.mask_dir or self.options.mask_suffix)
+
+    @classmethod
+    def sniff_source(cls, root: Path) -> dict[str, Any]:
+        source: dict[str, Any] = {}
+        pair = image_and_mask_folders(root)
+        if pair:
+            source["image_dir"] = pair[0]
+            if pair[1]:
+                source["mask_dir"] = pair[1]
+        elif any(root.rglob("*_mask.*")):
+            source["mask_suffix"] = "_mask"
+        return {**source, **_labels_csv_options(root / "labels.csv")}
+
+    @classmethod
+    def sniff_input(cls, path: Path) -> bool:
+        return path.suffix.lower() in IMAGE_SUFFIXES
+
+    @classmethod
+    def read_input(cls, unit: InputUnit, settings: OutputSettings) -> list[np.ndarray]:
+        return [read_image_file(unit.source)]
 
     def cases(self) -> list[Case]:
         opts = self.options
@@ -146,6 +173,25 @@ class FolderReader(Reader):
         if case.mask is None:
             raise DataError(case.image, "image has no mask, but one is required here")
         return read_image_file(case.mask)
+
+
+def _labels_csv_options(labels: Path) -> dict[str, Any]:
+    """`labels_csv` (and `group_column`) where `labels` is a CSV with a `file` column (and a group or block one).
+
+    Raises:
+        DataError: the file is not a UTF-8 CSV.
+    """
+    if not labels.is_file():
+        return {}
+    try:
+        with labels.open(newline="", encoding="utf-8") as handle:
+            columns = next(csv.reader(handle), [])
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(labels, f"cannot read as a UTF-8 CSV: {error}") from None
+    if "file" not in columns:
+        return {}
+    grouping = [column for column in ("group", "block") if column in columns]
+    return {"labels_csv": labels.name, **({"group_column": grouping[0]} if grouping else {})}
 
 
 def _files(root: Path, recursive: bool) -> list[Path]:

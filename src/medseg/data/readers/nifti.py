@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 
+from medseg.atomic import atomic_path
 from medseg.data.case import Case
-from medseg.data.readers.base import READERS, Reader, ReaderOptions
+from medseg.data.readers.base import READERS, InputUnit, OutputSettings, Reader, ReaderOptions
+from medseg.data.readers.layout import image_and_mask_folders
 from medseg.errors import DataError
 
 __all__ = ["NiftiReader", "load_volume", "volume_shape", "nifti_stem", "slice_spacing"]
@@ -34,6 +37,7 @@ def nifti_stem(path: Path) -> str:
     return path.stem
 
 
+MASK_NIFTI = "_mask.nii.gz"
 MAX_VOXELS = 1 << 28  # 268 M voxels, e.g. 512 × 512 × 1024: a header claiming more is refused before decoding
 
 
@@ -132,6 +136,55 @@ class NiftiReader(Reader):
 
     Options = NiftiOptions
     options: NiftiOptions
+    volume_input = True
+    input_kind = "NIfTI volumes (.nii, .nii.gz)"
+    source_priority = 40
+
+    def expects_masks(self) -> bool:
+        return bool(self.options.label_dir)
+
+    @classmethod
+    def sniff_source(cls, root: Path) -> dict[str, Any] | None:
+        pair = image_and_mask_folders(root)
+        if pair and any((root / pair[0]).glob("*.nii*")):
+            return {"image_dir": pair[0], "label_dir": pair[1] or None}
+        return None
+
+    @classmethod
+    def sniff_input(cls, path: Path) -> bool:
+        return path.name.endswith((".nii", ".nii.gz"))
+
+    @classmethod
+    def input_units(cls, files: list[tuple[Path, PurePath]]) -> list[InputUnit]:
+        return [InputUnit(path, rel.parent / nifti_stem(Path(rel)), cls, True) for path, rel in files]
+
+    @classmethod
+    def output_suffixes(cls, settings: OutputSettings) -> tuple[str, str | None]:
+        return (MASK_NIFTI, None)
+
+    @classmethod
+    def read_input(cls, unit: InputUnit, settings: OutputSettings) -> list[np.ndarray]:
+        """Every slice along the run's `data.source.axis` (default 2)."""
+        axis = int((settings.source or {}).get("axis", 2))
+        volume = load_volume(str(unit.source))
+        return [np.take(volume, i, axis=axis) for i in range(volume.shape[axis])]
+
+    @classmethod
+    def write_prediction(
+        cls,
+        unit: InputUnit,
+        slices: list[np.ndarray],
+        masks: list[np.ndarray],
+        targets: tuple[Path, Path | None],
+        settings: OutputSettings,
+    ) -> None:
+        """The mask volume, stacked along the slicing axis, with the input's affine and header."""
+        axis = int((settings.source or {}).get("axis", 2))
+        source = nib.load(str(unit.source))
+        image = nib.Nifti1Image(np.stack(masks, axis=axis).astype(np.uint8), source.affine, source.header)
+        image.set_data_dtype(np.uint8)
+        with atomic_path(targets[0], suffix=".nii.gz") as tmp:
+            nib.save(image, tmp)
 
     def __init__(self, options: NiftiOptions) -> None:
         super().__init__(options)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.data.image_io import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.base import READERS, Reader, ReaderOptions, file_stamp
+from medseg.data.readers.image_files import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.nifti import load_volume, slice_spacing, volume_shape
 from medseg.errors import DataError
 
@@ -77,6 +77,17 @@ class NnUNetReader(Reader):
 
     Options = NnUNetOptions
     options: NnUNetOptions
+    source_priority = 10  # a dataset.json decides before any file pattern
+
+    def class_names(self) -> dict[int, str]:
+        return label_names(self.options.root)
+
+    def expects_masks(self) -> bool:
+        return self.options.split == "Tr"
+
+    @classmethod
+    def sniff_source(cls, root: Path) -> dict[str, Any] | None:
+        return {} if (root / "dataset.json").is_file() and (root / "imagesTr").is_dir() else None
 
     def __init__(self, options: NnUNetOptions) -> None:
         super().__init__(options)

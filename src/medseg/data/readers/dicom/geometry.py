@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medseg.data.dicom.scan import Series
+from medseg.data.readers.dicom.scan import Series
 
 __all__ = ["nifti_affine"]
 

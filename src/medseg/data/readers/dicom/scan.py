@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -70,6 +71,8 @@ class Series:
         orientation: ImageOrientationPatient (row direction, then column direction), or None.
         spacing: PixelSpacing (rows, columns) in mm, or None.
         slices: in order of position along the normal (InstanceNumber, then file name, where positions are missing).
+        problem: what makes the series unusable as one volume (a missing slice, slices of other sizes, spacings or
+            orientations), or "".
     """
 
     uid: str
@@ -79,6 +82,7 @@ class Series:
     orientation: tuple[float, ...] | None
     spacing: tuple[float, float] | None
     slices: tuple[Slice, ...]
+    problem: str = ""
 
     @property
     def key(self) -> str:
@@ -102,11 +106,13 @@ class SegObject:
 
 @dataclass
 class DicomTree:
-    """What `scan_tree` found: image series, DICOM-SEG objects, and the DICOM files it left out, with why."""
+    """What `scan_tree` found: image series, DICOM-SEG objects, files that cannot be read (with why), and objects
+    that are not images (SR, RTSTRUCT, presentation states, ...), left out."""
 
     series: list[Series] = field(default_factory=list)
     segmentations: list[SegObject] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    not_images: list[str] = field(default_factory=list)
 
     def segmentation_of(self, series: Series) -> SegObject | None:
         """The first DICOM-SEG (in path order) that references `series`, or None."""
@@ -130,7 +136,7 @@ def scan_tree(root: str | Path) -> DicomTree:
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         files += [os.path.join(here, name) for name in sorted(names) if not name.startswith(".")]
     tree = series_of_files(path for path in files if is_dicom(path))
-    if not tree.series and not tree.segmentations and not tree.skipped:
+    if not tree.series and not tree.segmentations and not tree.unreadable and not tree.not_images:
         raise DataError(root, "no DICOM file found (looked for files with the DICM marker, any name)")
     return tree
 
@@ -143,12 +149,14 @@ def series_of_files(paths: Iterable[str | Path]) -> DicomTree:
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True)
         except (InvalidDicomError, OSError, ValueError, EOFError) as error:
-            tree.skipped.append((path, f"unreadable DICOM header: {error}"))
+            tree.unreadable.append((path, f"unreadable DICOM header: {error}"))
             continue
-        if header.get("SOPClassUID", "") == SEG_SOP_CLASS or header.get("Modality", "") == "SEG":
+        if "SOPClassUID" not in header and "Modality" not in header:
+            tree.unreadable.append((path, "unreadable DICOM header: no SOP class or modality (a corrupt file?)"))
+        elif header.get("SOPClassUID", "") == SEG_SOP_CLASS or header.get("Modality", "") == "SEG":
             tree.segmentations.append(_seg_object(path, header))
         elif header.get("Modality", "") in _NOT_IMAGES or "Rows" not in header or "SeriesInstanceUID" not in header:
-            tree.skipped.append((path, f"not an image ({header.get('Modality', 'no modality')})"))
+            tree.not_images.append(path)
         else:
             members.setdefault(str(header.SeriesInstanceUID), []).append((header, path))
     tree.segmentations.sort(key=lambda seg: seg.path)
@@ -177,6 +185,7 @@ def _series(uid: str, members: list[tuple[Dataset, str]]) -> Series:
     pieces.sort(key=lambda item: (item[0], item[1].path))
     patient = str(first.get("PatientID") or "") or str(first.get("StudyInstanceUID") or uid)
     spacing = _spacing(first)
+    ordered = tuple(piece for _, piece in pieces)
     return Series(
         uid=uid,
         patient_key=hashed("p", patient, 10),
@@ -184,8 +193,42 @@ def _series(uid: str, members: list[tuple[Dataset, str]]) -> Series:
         frame_of_reference=str(first.get("FrameOfReferenceUID", "")),
         orientation=tuple(orientation) if orientation else None,
         spacing=spacing,
-        slices=tuple(piece for _, piece in pieces),
+        slices=ordered,
+        problem=_inconsistency(members, ordered, normal),
     )
+
+
+def _inconsistency(members: list[tuple[Dataset, str]], slices: tuple[Slice, ...], normal: np.ndarray | None) -> str:
+    """Why the slices do not make one volume ("" when they do): another size, pixel spacing or orientation than the
+    first file's, or a gap along the normal (a step over 1.5 times the usual one: a slice missing)."""
+
+    def geometry(header: Dataset) -> dict[str, Any]:
+        size = (header.get("Rows"), header.get("Columns"))
+        return {"size": size, "pixel spacing": _spacing(header), "orientation": _orientation(header)}
+
+    first_path, reference = members[0][1], geometry(members[0][0])
+    for header, path in members[1:]:
+        for name, value in geometry(header).items():
+            if not _same(value, reference[name]):
+                return f"{path}: {name} {value} differs from {reference[name]} in {first_path} of the same series"
+    positions = [piece.position for piece in slices]
+    if normal is None or len(slices) < 3 or any(position is None for position in positions):
+        return ""
+    steps = np.diff([np.dot(position, normal) for position in positions])
+    usual = float(np.median(steps))
+    if usual > 0 and steps.max() > 1.5 * usual:
+        gap = int(np.argmax(steps))
+        return (
+            f"{slices[gap + 1].path}: {steps[gap]:.3g} mm from the previous slice where the series steps {usual:.3g} "
+            "mm: a slice is missing"
+        )
+    return ""
+
+
+def _same(value: Any, reference: Any) -> bool:
+    if value is None or reference is None:
+        return value is reference
+    return bool(np.allclose(np.asarray(value, float), np.asarray(reference, float), atol=1e-4))
 
 
 def _functional(header: Dataset, name: str, frame: int | None = None) -> Dataset | None:

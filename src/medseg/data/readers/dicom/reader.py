@@ -10,15 +10,19 @@ PatientID: no name, ID or date of a patient appears in ids, splits, logs or repo
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
+import nibabel as nib
 import numpy as np
 
+from medseg.atomic import atomic_path
 from medseg.data.case import Case
-from medseg.data.dicom.pixels import read_frame
-from medseg.data.dicom.scan import DicomTree, Series, scan_tree
-from medseg.data.dicom.seg import read_masks
-from medseg.data.readers.base import READERS, Reader, ReaderOptions, file_stamp
+from medseg.data.readers.base import READERS, InputUnit, OutputSettings, Reader, ReaderOptions, file_stamp
+from medseg.data.readers.dicom.geometry import nifti_affine
+from medseg.data.readers.dicom.pixels import read_frame, read_series
+from medseg.data.readers.dicom.scan import DicomTree, Series, hashed, is_dicom, scan_tree, series_of_files
+from medseg.data.readers.dicom.seg import read_masks, write_segmentation
 from medseg.errors import DataError
 
 __all__ = ["DicomReader"]
@@ -43,6 +47,8 @@ class DicomReader(Reader):
 
     Options = DicomOptions
     options: DicomOptions
+    input_kind = "DICOM series (any file name)"
+    source_priority = 30
     no_mask_problem = (
         "no DICOM-SEG in the tree references this slice's series, but a mask is required here "
         "(data.source.modalities can leave such series out)"
@@ -77,10 +83,19 @@ class DicomReader(Reader):
             raise DataError(
                 self.options.root, "no image series found" + (f" of modality {sorted(wanted)}" if wanted else "")
             )
-        return cases
+        # listed all the same, as every reader lists a bad file: loading it raises, `data.skip_bad` leaves it out
+        return cases + [Case(hashed("x", path), f"{path}#0", group="unreadable") for path, _ in self.tree.unreadable]
 
     def _slice_of(self, case: Case) -> tuple[Series, int]:
+        """The case's series and slice index.
+
+        Raises:
+            DataError: the case is a file whose header could not be read.
+        """
         key, _, index = case.id.rpartition("-")
+        if key not in self._by_key:
+            path = case.image.rpartition("#")[0]
+            raise DataError(path, dict(self.tree.unreadable).get(path, "not a slice of any series in the tree"))
         return self._by_key[key], int(index)
 
     def load_image(self, case: Case) -> np.ndarray:
@@ -101,9 +116,68 @@ class DicomReader(Reader):
             classes[labels == number] = value
         return classes
 
+    @classmethod
+    def sniff_source(cls, root: Path) -> dict[str, Any] | None:
+        return {} if _holds_dicom(root) else None
+
+    @classmethod
+    def sniff_input(cls, path: Path) -> bool:
+        return is_dicom(path)
+
+    @classmethod
+    def input_units(cls, files: list[tuple[Path, PurePath]]) -> list[InputUnit]:
+        """One unit per image series among `files`, named by a hash of its UID (names in a PACS export often hold
+        the patient's name); DICOM-SEG and other objects that are not images are left out.
+
+        Raises:
+            DataError: no image series among the files, only unreadable or non-image objects.
+        """
+        tree = series_of_files(path for path, _ in files)
+        if tree.unreadable and not tree.series:
+            path, reason = tree.unreadable[0]
+            raise DataError(path, f"no DICOM image series among the inputs ({reason})")
+        return [InputUnit(Path(s.files[0]), PurePath(s.key), cls, True, s) for s in tree.series]
+
+    @classmethod
+    def output_suffixes(cls, settings: OutputSettings) -> tuple[str, str | None]:
+        return ("_seg.dcm" if settings.dicom_output == "dicom-seg" else "_mask.nii.gz", None)
+
+    @classmethod
+    def read_input(cls, unit: InputUnit, settings: OutputSettings) -> list[np.ndarray]:
+        return read_series(unit.parts)
+
+    @classmethod
+    def write_prediction(
+        cls,
+        unit: InputUnit,
+        slices: list[np.ndarray],
+        masks: list[np.ndarray],
+        targets: tuple[Path, Path | None],
+        settings: OutputSettings,
+    ) -> None:
+        """A DICOM-SEG referencing the series (`--format dicom-seg`), or a NIfTI volume `(rows, columns, slices)` in
+        the series' geometry."""
+        if settings.dicom_output == "dicom-seg":
+            write_segmentation(unit.parts, masks, targets[0], list(settings.segments), settings.algorithm)
+            return
+        image = nib.Nifti1Image(np.stack(masks, axis=-1).astype(np.uint8), nifti_affine(unit.parts))
+        image.set_data_dtype(np.uint8)
+        with atomic_path(targets[0], suffix=".nii.gz") as tmp:
+            nib.save(image, tmp)
+
     def spacing(self, case: Case) -> tuple[float, float] | None:
         return self._slice_of(case)[0].spacing
 
     def fingerprint(self, case: Case) -> str:
         image = file_stamp(case.image.rpartition("#")[0])
         return image + "|" + (file_stamp(case.mask.split("#", 1)[0]) if case.mask else "")
+
+
+def _holds_dicom(root: Path, looked_at: int = 200) -> bool:
+    """Whether any of the first `looked_at` files under root (hidden ones left out) is a DICOM file."""
+    for count, path in enumerate(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if count >= looked_at:
+            return False
+        if is_dicom(path):
+            return True
+    return False

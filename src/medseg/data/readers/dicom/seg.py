@@ -15,7 +15,7 @@ import pydicom
 from medseg import __version__
 from medseg.atomic import atomic_path
 from medseg.config import SegmentCode
-from medseg.data.dicom.scan import SegObject, Series
+from medseg.data.readers.dicom.scan import SegObject, Series
 from medseg.errors import DataError
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from medseg.data.dicom.scan import Series, Slice, _functional
+from medseg.data.readers.dicom.scan import Series, Slice, _functional
 from medseg.errors import DataError
 
 __all__ = ["read_frame", "read_series"]
@@ -62,5 +62,13 @@ def read_frame(piece: Slice) -> np.ndarray:
 
 
 def read_series(series: Series) -> list[np.ndarray]:
-    """Every slice of `series`, in its order (see `read_frame`)."""
+    """Every slice of `series`, in its order (see `read_frame`).
+
+    Raises:
+        DataError: the series is not one volume (`Series.problem`: a missing slice, mixed sizes, spacings or
+            orientations), or a slice cannot be decoded.
+    """
+    if series.problem:
+        path, _, problem = series.problem.partition(": ")
+        raise DataError(path, problem)
     return [read_frame(piece) for piece in series.slices]
