@@ -168,6 +168,20 @@ def _dicom_dataset(root: Path, patients: int = 4) -> None:
     write_series(root / "unlabelled", images, modality="MR", patient=_patient(9))
 
 
+def test_segments_option_maps_seg_segments_to_classes(tmp_path):
+    images, masks = disc_volume(3)
+    write_series(tmp_path, images)
+    (series,) = scan_tree(tmp_path).series
+    two = masks * 2  # the drawn structure is segment 2; segment 1 is a ring around it
+    two[(masks == 0) & (np.roll(masks, 2, axis=2) == 1)] = 1
+    write_segmentation(series, list(two), tmp_path / "seg.dcm", [SegmentCode(label="a"), SegmentCode(label="b")], "t")
+    options = {"format": "dicom", "root": str(tmp_path)}
+    plain, only_two = build_reader(options), build_reader({**options, "segments": [2]})
+    case = plain.cases()[2]
+    np.testing.assert_array_equal(plain.load_mask(case), two[2])
+    np.testing.assert_array_equal(only_two.load_mask(case), masks[2])
+
+
 def test_reader_lists_slices_by_hashed_ids_with_masks_from_seg(tmp_path):
     _dicom_dataset(tmp_path, patients=2)
     reader = build_reader({"format": "dicom", "root": str(tmp_path)})
@@ -238,6 +252,15 @@ def test_train_predict_dicom_seg_and_no_patient_identity_anywhere(tmp_path):
     stored = seg.get_pixels_by_source_instance(instances, assert_missing_frames_are_empty=True)[..., 0]
     np.testing.assert_array_equal(stored, np.moveaxis(predicted, -1, 0))
     _validate_with_dciodvfy(seg_file)
+
+    gap = write_series(tmp_path / "gap", disc_volume(5)[0], patient=_patient(5))
+    gap[2].unlink()
+    failed = runner.invoke(app, ["predict", str(run), str(tmp_path / "gap"), "--out", str(tmp_path / "g")])
+    assert failed.exit_code == 2 and "a slice is missing" in failed.output
+    outputs.append(
+        runner.invoke(app, ["predict", str(run), str(tmp_path / "gap"), "--out", str(tmp_path / "g"), "--skip-bad"])
+    )
+    assert outputs[-1].exit_code == 0 and "a slice is missing" in (tmp_path / "g" / "skipped.csv").read_text()
 
     texts = [result.output for result in outputs]
     texts += [p.read_text() for p in run.rglob("*") if p.suffix in (".csv", ".html", ".json", ".yaml", ".log", ".txt")]
