@@ -225,8 +225,12 @@ def test_train_predict_dicom_seg_and_no_patient_identity_anywhere(tmp_path):
     outputs = [runner.invoke(app, ["data", "inspect", str(data)])]
     refused = runner.invoke(app, ["train", str(path), "data.source.modalities=null", "--run-dir", str(run)])
     assert refused.exit_code == 2 and "no DICOM-SEG in the tree references this slice's series" in refused.output
-    outputs.append(runner.invoke(app, ["train", str(path), "--run-dir", str(run)]))
+    outputs.append(runner.invoke(app, ["train", str(path), "--run-dir", str(run), "--no-evaluate"]))
     assert outputs[-1].exit_code == 0, outputs[-1].output
+    outputs.append(runner.invoke(app, ["evaluate", str(run)]))
+    assert outputs[-1].exit_code == 0, outputs[-1].output
+    cases = (run / "eval" / "test" / "cases.csv").read_text().splitlines()
+    assert len(cases) == 1 + 6 and all(line.startswith("s") for line in cases[1:])  # one test patient, hashed ids
     out = tmp_path / "predictions"
     outputs.append(runner.invoke(app, ["predict", str(run), str(data / "export_0"), "--out", str(out)]))
     outputs.append(
