@@ -8,7 +8,9 @@ Each method is `name[:key=value]...`; its model is the U-Net of `--features` (an
 multi-branch methods). "images/s" counts the labelled and unlabelled images a step reads. `--layouts
 channels_last contiguous` measures each method in both memory layouts, alternating (default: the model's own).
 `--device cuda` times the same steps on a GPU (synchronised before each clock read; autocast bf16 where the GPU has
-it, else float16 with a gradient scaler, as the trainer does) and adds the peak GPU memory per step.
+it, else float16 with a gradient scaler, as the trainer does) and adds the peak GPU memory per step. `--compile
+MODE...` also times each method with its model under `torch.compile(mode=MODE)` ("default", "reduce-overhead" =
+CUDA graphs on a GPU, "max-autotune"); a model that does not compile is reported with the error and measured eager.
 """
 
 from __future__ import annotations
@@ -68,9 +70,11 @@ def measure(
     amp: bool,
     layout: str = "model",
     device: torch.device = torch.device("cpu"),
+    compile_mode: str | None = None,
 ) -> dict:
-    """Median seconds per optimiser step (after two warm-up steps) of one method in `layout` ("model": the model's
-    own choice, "channels_last" or "contiguous") on `device`."""
+    """Median seconds per optimiser step (after two warm-up steps; with `compile_mode`, five, compilation included
+    in none of the timed ones) of one method in `layout` ("model": the model's own choice, "channels_last" or
+    "contiguous") on `device`."""
     torch.manual_seed(0)
     cfg = _config(method_text, features, size, batch, amp, layout)
     method = build_method(cfg.method, cfg.model)
@@ -104,15 +108,17 @@ def measure(
         batch_data["unlabeled_image"] = torch.randn(batch, 1, size, size).contiguous(memory_format=layout)
     batch_data = {key: value.to(device) for key, value in batch_data.items()}
     model.train()
+    compiled = _compile(state, compile_mode, batch_data) if compile_mode else None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    warm = 5 if compile_mode else 2
     times = []
-    for step in range(steps + 2):
+    for step in range(steps + warm):
         _synchronize(device)
         started = time.perf_counter()
         train_step(state, batch_data, epoch=2)
         _synchronize(device)
-        if step >= 2:
+        if step >= warm:
             times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
     read = batch * (2 if method.uses_unlabeled else 1)
@@ -125,7 +131,22 @@ def measure(
     }
     if device.type == "cuda":
         row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if compile_mode:
+        row["compile"] = compile_mode if compiled is True else f"failed, eager: {compiled}"
     return row
+
+
+def _compile(state: SimpleNamespace, mode: str, batch_data: dict) -> bool | str:
+    """Put `torch.compile(model, mode=mode)` in the method's place and run one step through it; True, or the
+    error's first line when it does not compile (the eager model is put back)."""
+    eager = state.method.model
+    state.method.model = state.model = torch.compile(eager, mode=mode)
+    try:
+        train_step(state, batch_data, epoch=2)
+        return True
+    except Exception as error:  # inductor / dynamo raise many types; the row records why and measures eager
+        state.method.model = state.model = eager
+        return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
 
 
 def main() -> None:
@@ -140,6 +161,7 @@ def main() -> None:
     parser.add_argument("--layouts", nargs="+", default=["model"], choices=["model", "channels_last", "contiguous"])
     parser.add_argument("--repeats", type=int, default=1, help="measure every method × layout this many times")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (a GPU)")
+    parser.add_argument("--compile", nargs="*", default=[], help="also under torch.compile in these modes")
     args = parser.parse_args()
     device = torch.device(args.device)
     amp = autocast_dtype(device, not args.fp32)
@@ -152,11 +174,19 @@ def main() -> None:
     print("| method | s/step | steps/s | images/s | × supervised |")
     print("|---|---|---|---|---|")
     base = None
-    runs = [(text, layout) for _ in range(args.repeats) for text in args.methods for layout in args.layouts]
-    for text, layout in runs:
-        row = measure(text, args.features, args.size, args.batch, args.steps, not args.fp32, layout, device)
+    modes = [None, *args.compile]
+    runs = [
+        (text, layout, mode)
+        for _ in range(args.repeats)
+        for text in args.methods
+        for layout in args.layouts
+        for mode in modes
+    ]
+    for text, layout, mode in runs:
+        row = measure(text, args.features, args.size, args.batch, args.steps, not args.fp32, layout, device, mode)
         base = base or row["seconds_per_step"]
         label = text if layout == "model" else f"{text} ({layout})"
+        label += f" [compile {row['compile']}]" if mode else ""
         print(
             f"| {label} | {row['seconds_per_step']:.3f} | {row['steps_per_s']:.2f} | {row['images_per_s']:.1f} "
             f"| {row['seconds_per_step'] / base:.2f} |",
