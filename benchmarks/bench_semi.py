@@ -208,31 +208,47 @@ SELECTION = Path(__file__).parent / "results" / "selection.jsonl"
 def selection_lines(draws: list[dict], picked: list[dict], method: str, ratio: float, aliases: list[str]) -> list[str]:
     """The selection table at one labelled share for one training method: the random draws of whole groups (the
     curve's, from semi.jsonl) and each strategy's picks (selection.jsonl), with test Dice (last and best-validated
-    checkpoint), the worst seed, and the margin over the random draws' mean and, per seed, over the draw."""
+    checkpoint), the worst seed, and the margin over the random draws' mean and, per seed, over the draw. Where test
+    slices without a lesion exist (LGG), the Dice is over the lesion slices, with the share of lesion-free slices
+    given a mask and the all-slice Dice beside it."""
     random = {r["seed"]: r for r in draws if r["method"] == method and r["ratio"] == ratio}
     by_strategy: dict[str, list[dict]] = defaultdict(list)
     for row in picked:
         if row["method"] == method and row["ratio"] == ratio:
             by_strategy[row["strategy"]].append(row)
-    random_mean = statistics.mean(r["test_dice_last"] for r in random.values()) if random else None
-    columns = ["picked by", "labelled", "seeds", "test Dice, last", "test Dice, best val", "worst seed"]
+    everyone = [*random.values(), *(r for members in by_strategy.values() for r in members)]
+    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in everyone)
+    last_key, best_key = (
+        ("test_dice_lesion_last", "test_dice_lesion_best") if lesion_free else ("test_dice_last", "test_dice_best")
+    )
+    random_mean = statistics.mean(r[last_key] for r in random.values()) if random else None
+    dice = "lesion-slice Dice" if lesion_free else "test Dice"
+    columns = ["picked by", "labelled", "seeds", f"{dice}, last", f"{dice}, best val", "worst seed"]
     columns += ["− random draws' mean (points)", "− random draw of the seed (points)"]
+    if lesion_free:
+        columns += ["lesion-free slices given a mask, last", "all-slice Dice, last"]
     lines = [f"{_display(method, aliases)} at {ratio:.0%}:", "", "| " + " | ".join(columns) + " |"]
     lines.append("|---" * len(columns) + "|")
     groups = [("random draw of whole groups", list(random.values()))] + sorted(by_strategy.items())
     for name, members in groups:
         if not members:
             continue
-        last = [r["test_dice_last"] for r in members]
+        last = [r[last_key] for r in members]
         margin_mean = [value - random_mean for value in last] if random_mean is not None else []
-        paired = [r["test_dice_last"] - random[r["seed"]]["test_dice_last"] for r in members if r["seed"] in random]
+        paired = [r[last_key] - random[r["seed"]][last_key] for r in members if r["seed"] in random]
         labelled = sorted({r["labelled_cases"] for r in members})
         baseline = name.startswith("random draw")
-        lines.append(
+        line = (
             f"| {name} | {'/'.join(map(str, labelled))} | {len(members)} | {_cell(last)} | "
-            f"{_cell([r['test_dice_best'] for r in members])} | {min(last):.4f} | "
+            f"{_cell([r[best_key] for r in members])} | {min(last):.4f} | "
             f"{'—' if baseline else _points(margin_mean)} | {'—' if baseline else _points(paired)} |"
         )
+        if lesion_free:
+            line += (
+                f" {_cell([r['test_false_positive_rate_last'] for r in members], 3)} |"
+                f" {_cell([r['test_dice_last'] for r in members])} |"
+            )
+        lines.append(line)
     cpus = sorted({(r["cpu"], r["bf16"]) for members in by_strategy.values() for r in members})
     lines += [
         "",

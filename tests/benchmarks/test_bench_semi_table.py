@@ -94,3 +94,21 @@ def test_the_selection_table_compares_each_strategy_with_the_random_draws(bench_
     assert stratified[1:3] == ["90", "3"] and stratified[5] == "0.5500"  # the worst seed
     assert stratified[6] == "+8.0 ± 3.0"  # 0.55, 0.58, 0.61 against the draws' mean 0.50
     assert stratified[7] == "+8.0 ± 7.0"  # paired: +15, +8, +1
+
+
+def test_the_selection_table_reads_lesion_slices_where_test_slices_without_a_lesion_exist(bench_semi):
+    def lgg(seed: int, lesion: float, everything: float, false_positives: float) -> dict:
+        row = _row("supervised", 0.1, seed, everything)
+        lesions = {"test_dice_lesion_last": lesion, "test_dice_lesion_best": lesion}
+        return {**row, **lesions, "labelled_cases": 100, "test_false_positive_rate_last": false_positives}
+
+    draws = [lgg(0, 0.40, 0.70, 0.10), lgg(1, 0.50, 0.72, 0.05)]
+    picked = [
+        {**lgg(0, 0.60, 0.80, 0.02), "strategy": "diversity"},
+        {**lgg(1, 0.56, 0.75, 0.04), "strategy": "diversity"},
+    ]
+    lines = bench_semi.selection_lines(draws, picked, "supervised", 0.1, [])
+    assert "lesion-slice Dice, last" in lines[2] and "lesion-free slices given a mask, last" in lines[2]
+    cells = [cell.strip() for cell in next(line for line in lines if "diversity" in line).strip("|").split("|")]
+    assert cells[3] == "0.5800 ± 0.0283" and cells[6] == "+13.0 ± 2.8"  # against the draws' lesion mean 0.45
+    assert cells[7] == "+13.0 ± 9.9" and cells[8] == "0.030 ± 0.014" and cells[9] == "0.7750 ± 0.0354"
