@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from medseg.atomic import write_text_atomic
-from medseg.engine.checkpoint import load_checkpoint
+from medseg.checkpoint_io import load_checkpoint
 from medseg.evaluation import evaluate_run
 from medseg.provenance import append_rows, machine
 

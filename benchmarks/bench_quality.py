@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from medseg.checkpoint_io import load_checkpoint
 from medseg.config import load_config
-from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.inference import Predictor, resolve_checkpoint

@@ -33,8 +33,8 @@ import tempfile
 from pathlib import Path
 
 from medseg.atomic import write_text_atomic
+from medseg.checkpoint_io import load_checkpoint, training_finished
 from medseg.config import Config, load_config
-from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.postprocessing_choice import PLAIN, as_overrides, choose_postprocessing

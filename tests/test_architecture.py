@@ -85,6 +85,83 @@ def test_layers_import_nothing_above_them(layer, forbidden):
     assert not wrong, wrong
 
 
+# Every module's layer, bottom to top (a prefix names a package); a module imports only from its own layer or below.
+LAYERS: list[tuple[str, ...]] = [
+    (  # foundations: files, errors, config, numbers
+        "medseg",
+        "medseg.errors",
+        "medseg.atomic",
+        "medseg.folders",
+        "medseg.csv_cells",
+        "medseg.registry",
+        "medseg.resources",
+        "medseg.locking",
+        "medseg.ui",
+        "medseg.config",
+        "medseg.checkpoint_io",
+        "medseg.convergence",
+        "medseg.metrics",
+        "medseg.losses",
+        "medseg.windows",
+        "medseg.postprocess",
+        "medseg.overlay",
+    ),
+    ("medseg.data", "medseg.models"),
+    ("medseg.explain",),  # maps of a network: CAM family, attention maps
+    ("medseg.methods", "medseg.legacy"),
+    ("medseg.resolve", "medseg.run_folder"),
+    ("medseg.engine",),
+    (
+        "medseg.inference",
+        "medseg.predict",
+        "medseg.evaluation_classifier",
+        "medseg.onnx_int8",
+        "medseg.onnx_export",
+        "medseg.provenance",
+        "medseg.inspect",
+    ),
+    (
+        "medseg.evaluation",
+        "medseg.postprocessing_choice",
+        "medseg.report",
+        "medseg.explanations",
+        "medseg.selection",
+    ),
+    ("medseg.weak", "medseg.budget", "medseg.demo"),
+    ("medseg.cli", "medseg.__main__"),
+]
+
+
+def _layer(module: str) -> int:
+    """The index in LAYERS of the longest prefix naming `module`."""
+    best, length = None, -1
+    for index, members in enumerate(LAYERS):
+        for prefix in members:
+            named = module == prefix if prefix == "medseg" else _inside(module, prefix)  # the package's own __init__
+            if named and len(prefix) > length:
+                best, length = index, len(prefix)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS"
+    return best
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} → {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if _layer(target) > _layer(module)
+    )
+
+
+def test_every_import_points_down_the_layers():
+    assert not _upward(GRAPH), _upward(GRAPH)
+
+
+def test_the_layer_check_sees_a_planted_upward_import():
+    planted = {**GRAPH, "medseg.data.store": GRAPH["medseg.data.store"] | {"medseg.engine.trainer"}}
+    assert _upward(planted) == ["medseg.data.store → medseg.engine.trainer"]
+
+
 def test_no_import_cycle():
     """Tarjan's strongly connected components of the module graph: each must be a single module."""
     index: dict[str, int] = {}

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from medseg.engine.checkpoint import save_checkpoint
+from medseg.checkpoint_io import save_checkpoint
 from medseg.engine.trainer import train
 from medseg.inference import Predictor
 from medseg.methods import METHODS

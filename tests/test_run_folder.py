@@ -9,11 +9,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from medseg.checkpoint_io import load_checkpoint
 from medseg.cli import app
 from medseg.config import load_config
 from medseg.data.dataset import prepare_dataset
 from medseg.engine import trainer
-from medseg.engine.checkpoint import load_checkpoint
 from medseg.errors import DataError
 from medseg.methods import METHODS
 from medseg.methods.supervised import Supervised

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from medseg.atomic import atomic_path, write_text_atomic
+from medseg.checkpoint_io import load_checkpoint, training_finished
 from medseg.config import Config, load_config, parse_overrides
+from medseg.convergence import validation_change, validation_scores
 from medseg.data.readers import build_reader
 from medseg.data.splits import draw_labeled, split_by_group, write_splits
-from medseg.engine.checkpoint import load_checkpoint, training_finished
-from medseg.engine.convergence import validation_change, validation_scores
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.methods import METHODS

@@ -82,7 +82,7 @@ def train(
 
 def _warn_if_not_converged(folder: Path) -> None:
     """Say so when validation still moved over the last 30% of training (rising: train longer; falling: drifted)."""
-    from medseg.engine.convergence import convergence_warning
+    from medseg.convergence import convergence_warning
     from medseg.run_folder import RunFolder
 
     warning = convergence_warning(RunFolder(folder).metrics())
@@ -140,7 +140,7 @@ def _evaluate_and_report(
         summary = None
     if summary:
         _print_summary(summary, split, folder)
-        from medseg.explain.gallery import write_gallery
+        from medseg.explanations.gallery import write_gallery
 
         try:
             write_gallery(folder, split, mode=mode)
@@ -321,7 +321,7 @@ def explain(
     `attention` draws an attention model's spatial maps (one per block); `cam`/`acam` a classifier's class
     activation map; `gradcam`/`gradcam++` work for classifiers and segmentation networks.
     """
-    from medseg.explain.outputs import explain_paths
+    from medseg.explanations.outputs import explain_paths
 
     try:
         written = list(explain_paths(run, list(inputs), out, method, class_index, layer, region))

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medseg.checkpoint_io import load_checkpoint
 from medseg.config import Config
-from medseg.engine.checkpoint import load_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device, predict_probabilities
 from medseg.errors import DataError
 from medseg.legacy import upgrade_checkpoint

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medseg.engine.checkpoint import load_checkpoint
+from medseg.checkpoint_io import load_checkpoint
 
 __all__ = ["upgrade_specs", "upgrade_checkpoint"]
 

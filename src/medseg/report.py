@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from medseg.atomic import write_text_atomic  # noqa: E402
-from medseg.engine.convergence import validation_scores  # noqa: E402
+from medseg.convergence import validation_scores  # noqa: E402
 from medseg.run_folder import RunFolder  # noqa: E402
 
 __all__ = ["write_report", "write_comparison", "run_summary", "figure_img"]

@@ -27,10 +27,10 @@ from typing import Any
 
 from medseg.atomic import write_text_atomic
 from medseg.config import Config, load_config
+from medseg.convergence import checkpoint_by_drift
 from medseg.csv_cells import write_csv
 from medseg.data.case import Case
 from medseg.data.splits import read_splits, write_splits
-from medseg.engine.convergence import checkpoint_by_drift
 from medseg.errors import RunFolderError
 from medseg.folders import make_folder
 from medseg.locking import LOCK_NAME, locked, remove_temporary_files

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from medseg.engine.convergence import checkpoint_by_drift, convergence_warning, validation_change
+from medseg.convergence import checkpoint_by_drift, convergence_warning, validation_change
 from medseg.run_folder import RunFolder
 
 

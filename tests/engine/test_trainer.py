@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from medseg.checkpoint_io import load_checkpoint, save_checkpoint, training_finished
 from medseg.config import load_config
 from medseg.engine import trainer
-from medseg.engine.checkpoint import load_checkpoint, save_checkpoint, training_finished
 
 
 def _metrics(run):

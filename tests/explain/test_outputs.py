@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from medseg.checkpoint_io import save_checkpoint
 from medseg.config import load_config
-from medseg.engine.checkpoint import save_checkpoint
-from medseg.explain.outputs import explain_paths
+from medseg.explanations.outputs import explain_paths
 from medseg.models import build_model
 from tests.conftest import write_png
 

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from medseg.checkpoint_io import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from medseg.config import Config
 from medseg.data.dataset import Dataset, prepare_dataset
 from medseg.engine.budget import Budget
-from medseg.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.distributed import (
     Distributed,

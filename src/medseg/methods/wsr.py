@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.engine.checkpoint import load_checkpoint
+from medseg.checkpoint_io import load_checkpoint
+from medseg.explain.maps import MAP_METHODS, lesion_maps
 from medseg.losses import IGNORE_INDEX
 from medseg.methods.base import Method, register_method
 from medseg.models import build_model
-from medseg.weak.maps import MAP_METHODS, lesion_maps
 
 __all__ = ["RegionGrowing", "SeededEmbedding", "pair_similarity_loss", "grow_from_seeds"]
 

@@ -32,12 +32,13 @@ import numpy as np
 import torch
 
 from medseg.atomic import write_text_atomic
+from medseg.checkpoint_io import load_checkpoint, training_finished
 from medseg.config import Config, load_config
 from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
 from medseg.data.pseudo_masks import save_pseudo_masks
-from medseg.engine.checkpoint import load_checkpoint, training_finished
 from medseg.engine.distributed import setup_distributed
 from medseg.engine.trainer import TrainResult, claim, claim_new, fit_run, resume, train, train_or_resume
+from medseg.explain.maps import map_dice, pointing_hits
 from medseg.inference import Predictor
 from medseg.losses import IGNORE_INDEX
 from medseg.methods.classification import image_labels
@@ -45,7 +46,6 @@ from medseg.postprocessing_choice import choose_postprocessing
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
 from medseg.ui import console, labelled
-from medseg.weak.maps import map_dice, pointing_hits
 from medseg.weak.panels import write_panels
 from medseg.weak.pseudo_masks import make_pseudo_masks, mask_quality
 from medseg.weak.seeds import batch_maps, positive_images, pseudo_masks_of

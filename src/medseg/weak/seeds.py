@@ -8,9 +8,9 @@ import torch
 
 from medseg.config import Config
 from medseg.explain.cam import scale_to_peak
+from medseg.explain.maps import lesion_maps
 from medseg.inference import Predictor
 from medseg.weak.body import body_regions
-from medseg.weak.maps import lesion_maps
 from medseg.weak.pseudo_masks import make_pseudo_masks
 from medseg.weak.refine import crf_refine
 

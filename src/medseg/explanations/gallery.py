@@ -12,7 +12,7 @@ import torch
 from medseg.csv_cells import read_cell
 from medseg.data.dataset import prepare_dataset
 from medseg.explain.attention_maps import spatial_attention_maps
-from medseg.explain.outputs import explain_image
+from medseg.explanations.outputs import explain_image
 from medseg.inference import Predictor
 from medseg.models.classifier import Classifier
 from medseg.overlay import explanation_figure
