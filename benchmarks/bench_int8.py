@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--calibration", type=int, default=64)
+    parser.add_argument("--calibration", type=int, default=256)
     parser.add_argument("--record", type=Path, default=RESULTS)
     args = parser.parse_args()
     rows = []

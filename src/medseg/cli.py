@@ -273,7 +273,9 @@ def export(
     int8: Annotated[
         bool, typer.Option("--int8", help="quantise to INT8, calibrated on the run's training images")
     ] = False,
-    calibration: Annotated[int, typer.Option(help="--int8: training images that calibrate the ranges")] = 64,
+    calibration: Annotated[
+        int, typer.Option(help="--int8: training images, spread over the split, that calibrate the ranges")
+    ] = 256,
 ) -> None:
     """Export a run's inference to ONNX (dynamic batch and image size); predict with `medseg predict --onnx`.
     With --int8, post-training static quantisation (weights int8 per channel, activations uint8) for CPUs with

@@ -1,7 +1,7 @@
 """INT8 CPU inference: post-training static quantisation of an exported model with ONNX Runtime's quantiser.
 
-Weights are quantised per output channel to int8, activations to uint8 with ranges calibrated on images of the
-run's own training split (preprocessed as in training), in the QDQ format that ONNX Runtime runs with integer
+Weights are quantised per output channel to int8, activations to uint8 with ranges calibrated on images spread
+evenly over the run's own training split, labelled and unlabelled (preprocessed as in training), in the QDQ format that ONNX Runtime runs with integer
 kernels (VNNI where the CPU has it). The quantised file carries the run's config like the float one, so
 `medseg predict --onnx` takes either.
 """
@@ -23,8 +23,9 @@ PRECISION_KEY = "medseg_precision"
 
 
 def calibration_images(run_dir: str | Path, count: int, batch: int = 8) -> Iterator[np.ndarray]:
-    """Up to `count` preprocessed images `(B, C, H, W)` float32 of the run's training split (its labelled training
-    cases; their masks are not read), in batches of `batch`.
+    """Up to `count` preprocessed images `(B, C, H, W)` float32 spread evenly over the run's training images (the
+    labelled training cases and the unlabelled ones; no mask is read), in batches of `batch`. Spread, not the first
+    `count`: those are a few neighbouring slices of one or two patients, whose ranges miss the others'.
 
     Raises:
         DataError: the run's training split holds no image.
@@ -35,7 +36,8 @@ def calibration_images(run_dir: str | Path, count: int, batch: int = 8) -> Itera
     run = RunFolder(run_dir)
     cfg = run.config
     dataset = prepare_dataset(cfg.data.model_copy(update={"mask_override": None}), cfg.seed, run.splits())
-    rows = dataset.rows("train")[:count]
+    pool = np.concatenate([dataset.rows("train"), dataset.rows("unlabeled")])
+    rows = pool[np.unique(np.linspace(0, len(pool) - 1, min(count, len(pool))).astype(int))] if len(pool) else pool
     if not len(rows):
         raise DataError(run.path, "its training split holds no image to calibrate the INT8 ranges on")
     for part in iterate_batches(dataset.store, rows, batch):
