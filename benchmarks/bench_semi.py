@@ -29,8 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from medseg.atomic import write_text_atomic
-from medseg.budget import Selection, mean_sd, run_budget
 from medseg.config import load_config
+from medseg.label_budget import Selection, mean_sd, run_budget
 from medseg.provenance import machine
 
 RESULTS = Path(__file__).parent / "results" / "semi.jsonl"

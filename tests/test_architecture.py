@@ -60,7 +60,7 @@ def _inside(module: str, *packages: str) -> bool:
                 "medseg.cli",
             ),
         ),
-        (("medseg.selection",), ("medseg.budget", "medseg.engine.trainer", "medseg.evaluation", "medseg.cli")),
+        (("medseg.selection",), ("medseg.label_budget", "medseg.engine.trainer", "medseg.evaluation", "medseg.cli")),
         (
             ("medseg.methods",),
             (
@@ -118,7 +118,7 @@ LAYERS: list[tuple[str, ...]] = [
         "medseg.onnx_int8",
         "medseg.onnx_export",
         "medseg.provenance",
-        "medseg.inspect",
+        "medseg.inspection",
     ),
     (
         "medseg.evaluation",
@@ -127,7 +127,7 @@ LAYERS: list[tuple[str, ...]] = [
         "medseg.explanations",
         "medseg.selection",
     ),
-    ("medseg.weak", "medseg.budget", "medseg.demo"),
+    ("medseg.weak", "medseg.label_budget", "medseg.demo"),
     ("medseg.cli", "medseg.__main__"),
 ]
 

@@ -377,8 +377,8 @@ def budget(
     first share, then each next share's cases picked with the model trained at the one before (--rounds K: K
     equal rounds up to each share; --cold-start: the first round's strategy where S needs a model).
     """
-    from medseg.budget import parse_budget_arguments, plan_points, run_budget
     from medseg.config import load_config
+    from medseg.label_budget import parse_budget_arguments, plan_points, run_budget
     from medseg.resolve import resolve_config
 
     try:
@@ -441,7 +441,7 @@ def _number(kind: type, text: str, option: str):
 def _selection(options: dict[str, list[str]]):
     """`medseg budget`'s --select, --rounds, --cold-start and --max-per-group as a `Selection` (None without
     --select)."""
-    from medseg.budget import Selection
+    from medseg.label_budget import Selection
 
     if not options["select"]:
         return None
@@ -464,7 +464,7 @@ def data_inspect(
 ) -> None:
     """Counts, sizes, label balance and the problems found in a dataset; exits with 1 when it finds problems (so a
     script can use it as a gate), 2 when the dataset cannot be read at all."""
-    from medseg.inspect import inspect_config, inspect_source, print_report, source_for
+    from medseg.inspection import inspect_config, inspect_source, print_report, source_for
 
     try:
         if Path(path).is_file() and Path(path).suffix in (".yaml", ".yml"):

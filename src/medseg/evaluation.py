@@ -165,7 +165,7 @@ def evaluate_external(
     Raises:
         ValueError: the data set holds no case with a mask.
     """
-    from medseg.inspect import source_for  # the folder guesser
+    from medseg.inspection import source_for  # the folder guesser
 
     run, data = RunFolder(run_dir), Path(data)
     label = external_label(data, name)

@@ -1,9 +1,9 @@
 """INT8 CPU inference: post-training static quantisation of an exported model with ONNX Runtime's quantiser.
 
 Weights are quantised per output channel to int8, activations to uint8 with ranges calibrated on images spread
-evenly over the run's own training split, labelled and unlabelled (preprocessed as in training), in the QDQ format that ONNX Runtime runs with integer
-kernels (VNNI where the CPU has it). The quantised file carries the run's config like the float one, so
-`medseg predict --onnx` takes either.
+evenly over the run's own training split, labelled and unlabelled (preprocessed as in training), in the QDQ format
+that ONNX Runtime runs with integer kernels (VNNI where the CPU has it). The quantised file carries the run's config
+like the float one, so `medseg predict --onnx` takes either.
 """
 
 from __future__ import annotations

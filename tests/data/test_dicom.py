@@ -21,7 +21,7 @@ from medseg.data.readers.dicom.pixels import read_series
 from medseg.data.readers.dicom.scan import scan_tree
 from medseg.data.readers.dicom.seg import read_masks, write_segmentation
 from medseg.errors import DataError
-from medseg.inspect import source_for
+from medseg.inspection import source_for
 from tests.data.dicom_files import PLANTED, disc_volume, write_series
 
 runner = CliRunner()

@@ -33,7 +33,7 @@ from medseg.data.readers.image_files import IMAGE_SUFFIXES, read_image_file
 from medseg.data.readers.nifti import load_volume
 from medseg.data.store import Preprocessing, preprocess_image
 from medseg.errors import DataError
-from medseg.inspect import inspect_source
+from medseg.inspection import inspect_source
 
 # Pillow warns about the corrupt tags it skips; what matters here is what the readers raise.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -8,7 +8,8 @@ from torch import nn
 
 from medseg.config import load_config
 from medseg.engine import trainer
-from medseg.methods.bcp import copy_paste, largest_component, paste_mask
+from medseg.methods.bcp import largest_component
+from medseg.methods.views import copy_paste, paste_mask
 from tests.helpers import built_method
 
 

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from medseg.methods import fixmatch
-from medseg.methods.fixmatch import confidence, cutmix_boxes, gaussian_blur, paste_from_next, strong_view
+from medseg.methods.fixmatch import confidence
+from medseg.methods.views import cutmix_boxes, gaussian_blur, paste_from_next, strong_view
 from tests.helpers import built_method
 
 

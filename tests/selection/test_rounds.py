@@ -9,11 +9,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from medseg.budget import Selection, run_budget
 from medseg.cli import app
 from medseg.config import load_config
 from medseg.data.splits import keep_labeled, read_labeled_ids
 from medseg.errors import DataError
+from medseg.label_budget import Selection, run_budget
 
 runner = CliRunner()
 

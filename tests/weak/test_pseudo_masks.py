@@ -6,7 +6,7 @@ import torch
 
 from medseg.config import load_config
 from medseg.data.dataset import prepare_dataset
-from medseg.data.pseudo_masks import save_pseudo_masks
+from medseg.data.mask_override import save_pseudo_masks
 from medseg.errors import DataError
 from medseg.explain.maps import map_dice, pointing_hits
 from medseg.losses import IGNORE_INDEX, HybridLoss

@@ -13,7 +13,7 @@ import torch
 from medseg.config import DataConfig
 from medseg.data.case import Case
 from medseg.data.levels import slice_levels
-from medseg.data.pseudo_masks import override_masks
+from medseg.data.mask_override import override_masks
 from medseg.data.readers import Reader, build_reader
 from medseg.data.splits import UNLABELED, draw_labeled, keep_labeled, read_labeled_ids, read_splits, split_by_group
 from medseg.data.store import Preprocessing, Store, open_store

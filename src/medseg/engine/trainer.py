@@ -25,7 +25,6 @@ from torch import nn
 from medseg.checkpoint_io import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from medseg.config import Config
 from medseg.data.dataset import Dataset, prepare_dataset
-from medseg.engine.budget import Budget
 from medseg.engine.device import autocast_dtype, pick_device
 from medseg.engine.distributed import (
     Distributed,
@@ -38,6 +37,7 @@ from medseg.engine.ema import WeightAverage
 from medseg.engine.schedule import WarmupCosine
 from medseg.engine.state import Hooks, Training, TrainResult
 from medseg.engine.streams import training_batches, unlabeled_rows
+from medseg.engine.time_budget import Budget
 from medseg.engine.validation import validate, validate_epoch
 from medseg.errors import RunFolderError, TrainingDivergedError
 from medseg.methods import Method, build_method

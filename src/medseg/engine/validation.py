@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from medseg.data.dataset import iterate_batches
-from medseg.engine.budget import Budget
 from medseg.engine.distributed import broadcast_buffers
 from medseg.engine.state import Hooks, Training
 from medseg.engine.streams import to_device
+from medseg.engine.time_budget import Budget
 from medseg.methods.base import segmentation_scores
 from medseg.windows import window_probabilities, window_size
 

@@ -23,24 +23,9 @@ from scipy import ndimage
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
 from medseg.methods.teacher import EmaTeacher, TeacherHooks
+from medseg.methods.views import copy_paste, paste_mask
 
-__all__ = ["BidirectionalCopyPaste", "paste_mask", "copy_paste", "largest_component"]
-
-
-def paste_mask(height: int, width: int, patch: float, device: torch.device | str = "cpu") -> torch.Tensor:
-    """A `(H, W)` bool mask, True inside one random rectangle of `patch` × the height and width (BCP's R)."""
-    ph, pw = max(1, int(height * patch)), max(1, int(width * patch))
-    top = int(torch.randint(0, height - ph + 1, ()))
-    left = int(torch.randint(0, width - pw + 1, ()))
-    mask = torch.zeros(height, width, dtype=torch.bool, device=device)
-    mask[top : top + ph, left : left + pw] = True
-    return mask
-
-
-def copy_paste(outside: torch.Tensor, inside: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """`inside` within `region`, `outside` elsewhere: images `(B, C, H, W)` or masks `(B, H, W)`; region `(H, W)`
-    (one for the batch) or `(B, H, W)` (one per image)."""
-    return torch.where(region.unsqueeze(-3) if outside.dim() == 4 else region, inside, outside)
+__all__ = ["BidirectionalCopyPaste", "largest_component"]
 
 
 def largest_component(masks: torch.Tensor) -> torch.Tensor:

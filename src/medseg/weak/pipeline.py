@@ -35,7 +35,7 @@ from medseg.atomic import write_text_atomic
 from medseg.checkpoint_io import load_checkpoint, training_finished
 from medseg.config import Config, load_config
 from medseg.data.dataset import Dataset, iterate_batches, prepare_dataset
-from medseg.data.pseudo_masks import save_pseudo_masks
+from medseg.data.mask_override import save_pseudo_masks
 from medseg.engine.distributed import setup_distributed
 from medseg.engine.trainer import TrainResult, claim, claim_new, fit_run, resume, train, train_or_resume
 from medseg.explain.maps import map_dice, pointing_hits

@@ -3,7 +3,7 @@ map is ≥ θ_FG, confident background where it is ≤ θ_BG, unknown (ignored b
 labelled negative are background everywhere.
 
 Stored as `pseudo_masks.npz` (`ids`, `masks` `(N, S, S)` uint8 with 0 / 1 / `IGNORE_INDEX` = unknown, see
-`medseg.data.pseudo_masks`), which `data.mask_override` puts in place of the true masks for training and
+`medseg.data.mask_override`), which `data.mask_override` puts in place of the true masks for training and
 validation.
 """
 
