@@ -308,20 +308,34 @@ def _inference_mode(prune: str | None, head: int | None) -> str | None:
     return f"head={head}" if head is not None else None
 
 
-@app.command()
+class _ExplainCommand(typer.core.TyperCommand):
+    """`medseg explain`, whose `--method` help lists the explanation registry: read only when the help is shown, so
+    that no other command pays for importing the methods (and torch)."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from medseg.explain import EXPLAINERS
+
+        for param in self.params:
+            if param.name == "method":
+                param.help = "explanation method: " + " | ".join(EXPLAINERS.names())
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_ExplainCommand)
 def explain(
     run: Annotated[Path, typer.Argument(help="run folder or checkpoint (.pt)")],
     inputs: Annotated[list[Path], typer.Argument(help="2-D image files, .mat files or folders")],
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("explanations"),
-    method: Annotated[str, typer.Option(help="attention | cam | acam | gradcam | gradcam++")] = "attention",
+    method: Annotated[str, typer.Option(help="explanation method (the list: medseg explain --help)")] = "attention",
     class_index: Annotated[int | None, typer.Option("--class", help="class to explain (default: predicted)")] = None,
-    layer: Annotated[str | None, typer.Option(help="Grad-CAM layer (default: deepest encoder stage)")] = None,
+    layer: Annotated[str | None, typer.Option(help="layer the method reads (default: deepest encoder stages)")] = None,
     region: Annotated[str, typer.Option(help="segmentation Grad-CAM target: predicted | all")] = "predicted",
 ) -> None:
     """Explain predictions: the image beside a heat map with a colour bar (PNG) and the raw map (.npy).
 
     `attention` draws an attention model's spatial maps (one per block); `cam`/`acam` a classifier's class
-    activation map; `gradcam`/`gradcam++` work for classifiers and segmentation networks.
+    activation map; the gradient methods (`gradcam`, `gradcam++`, `xgradcam`, `hirescam`, `layercam`) and the
+    gradient-free `scorecam` and `eigencam` work for classifiers and segmentation networks.
     """
     from medseg.explanations.outputs import explain_paths
 

@@ -269,8 +269,8 @@ class WeakConfig(_Section):
         description="train every one of the classifier_tries and keep the one whose maps best match the validation "
         "patients' masks (the weak.choose_maps criterion, needs choose_thresholds), not the first that localises",
     )
-    maps: Literal["cam", "acam", "gradcam", "layercam"] = "acam"
-    choose_maps: list[Literal["cam", "acam", "gradcam", "layercam"]] | None = Field(
+    maps: str = Field("acam", description="an explanation method giving one map (medseg.explain.map_methods())")
+    choose_maps: list[str] | None = Field(
         None,
         description="choose the maps among these on the validation patients (needs choose_thresholds): the kind whose "
         "maps, at their own θ_FG, best match the validation masks; weak.maps then only judges the classifier tries",

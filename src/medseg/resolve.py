@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from medseg.config import Config, load_config
 from medseg.data.readers import READERS
 from medseg.errors import ConfigError
+from medseg.explain import map_methods
 from medseg.legacy import upgrade_specs
 from medseg.methods import METHODS, complete_method_spec
 from medseg.models import build_model, complete_model_spec, prefers_channels_last
@@ -55,6 +56,7 @@ def resolve_config(cfg: Config, where: str = "config") -> Config:
     """
     try:
         _check_source(cfg.data.source)
+        _check_maps(cfg.weak.maps, cfg.weak.choose_maps)
         model, method = upgrade_specs(dict(cfg.model), dict(cfg.method))
         check_spec(METHODS, method, "method", skip=("model_spec",))
         options = {key: value for key, value in method.items() if key != "name"}
@@ -75,6 +77,17 @@ def resolve_config(cfg: Config, where: str = "config") -> Config:
     if train.channels_last is None:
         train = train.model_copy(update={"channels_last": prefers_channels_last(model["name"])})
     return cfg.model_copy(update={"model": model, "method": method, "train": train})
+
+
+def _check_maps(maps: str, choose: list[str] | None) -> None:
+    """`weak.maps` and `weak.choose_maps` name explanation methods that give one map (the registry's).
+
+    Raises:
+        ValueError: another name; the message lists the methods.
+    """
+    for key, name in [("weak.maps", maps), *(("weak.choose_maps", name) for name in choose or [])]:
+        if name not in map_methods():
+            raise ValueError(f"{key}: {name!r} is not an explanation method giving one map; available: {map_methods()}")
 
 
 def _check_source(source: dict[str, Any]) -> None:

@@ -5,8 +5,15 @@ import torch
 from monai.visualize import GradCAM as MonaiGradCAM
 from monai.visualize.class_activation_maps import ModelWithHooks
 
-from medseg.explain.cam import class_target, grad_cam, normalise, region_target
+from medseg.explain import EXPLAINERS, Request
+from medseg.explain.cam import class_target, normalise, region_target
 from medseg.models import build_model
+
+
+def grad_cam(model, layer, images, target, plus_plus=False):
+    """The registry's Grad-CAM (or Grad-CAM++) of one layer, at its resolution."""
+    request = Request(model, images, target, layers=(layer,))
+    return EXPLAINERS["gradcam++" if plus_plus else "gradcam"]().layer_maps(request)[0]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from PIL import Image
 from medseg.config import load_config
 from medseg.data.readers.phantoms import make_phantom
 from medseg.engine.trainer import train
-from medseg.explain.cam import layer_cam
+from medseg.explain import EXPLAINERS, Request
 from medseg.losses import IGNORE_INDEX
 from medseg.models import build_model
 from medseg.run_folder import RunFolder
@@ -167,7 +167,9 @@ def test_layer_cam_at_the_last_stage_of_a_gap_classifier_is_the_cam_of_its_posit
     torch.manual_seed(0)
     model = build_model({"name": "classifier", "features": [4, 8, 16], "out_channels": 2}).eval()
     images = torch.randn(2, 1, 32, 32)
-    maps = layer_cam(model, [model.encoder.stages[-1]], images, lambda logits: logits[:, 1])
+    request = Request(model, images, lambda logits: logits[:, 1], 1, (model.encoder.stages[-1],))
+    maps = EXPLAINERS["layercam"]().maps(request)
+    maps = maps / maps.amax((1, 2, 3), keepdim=True)
     with torch.no_grad():
         features = model.features(images)
         expected = torch.einsum("c,bchw->bhw", torch.relu(model.head.weight[1]), features)[:, None]

@@ -1,9 +1,10 @@
 """Localisation maps of a trained classifier for batches of preprocessed images, and how well they point.
 
-Methods: `cam` (the plain class activation map at the deepest stage), `acam` (attention-weighted, Wu et al. 2019),
-`gradcam` (at the deepest stage), `layercam` (LayerCAM over the three deepest stages, whose finer stages
-localise at a higher resolution than the deepest one). Any of them can be averaged over the image's flips and
-scales (`augment`), the test-time augmentation weakly supervised segmentation papers use for their seeds.
+Methods: any registered explanation method that gives one map per image (`medseg.explain.map_methods()`), e.g.
+`cam`, `acam` (attention-weighted, Wu et al. 2019), `gradcam` (at the deepest stage), `layercam` (LayerCAM over
+the three deepest stages, whose finer stages localise at a higher resolution than the deepest one). Any of them
+can be averaged over the image's flips and scales (`augment`), the test-time augmentation weakly supervised
+segmentation papers use for their seeds.
 """
 
 from __future__ import annotations
@@ -13,26 +14,19 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from medseg.explain.cam import class_target, default_layer, grad_cam, layer_cam, scale_to_peak, to_input_size
+from medseg.explain.base import EXPLAINERS, Request, map_methods
+from medseg.explain.cam import class_target, scale_to_peak
 from medseg.models.classifier import Classifier
 
-__all__ = ["MAP_METHODS", "lesion_maps", "pointing_hits", "map_dice"]
+__all__ = ["lesion_maps", "pointing_hits", "map_dice"]
 
-MAP_METHODS = ("cam", "acam", "gradcam", "layercam")
 SCALES = (1.0, 0.75, 1.25)  # the scales `augment` averages over, with the horizontal flip of each
 
 
 def _raw_map(model: Classifier, images: torch.Tensor, method: str, lesion_class: int | torch.Tensor) -> torch.Tensor:
     """One method's map of the lesion class at the images' size, `(B, 1, H, W)`, ≥ 0 (not normalised)."""
-    height, width = images.shape[-2:]
-    target = class_target(lesion_class)
-    if method == "gradcam":
-        return to_input_size(grad_cam(model, default_layer(model), images, target), height, width)
-    if method == "layercam":
-        return layer_cam(model, list(model.encoder.stages[-3:]), images, target)
-    with torch.no_grad():
-        raw = torch.relu(model.class_activation_map(images, lesion_class, weighted=method == "acam"))
-    return to_input_size(raw, height, width)
+    request = Request(model, images, class_target(lesion_class), lesion_class)
+    return EXPLAINERS[method]().maps(request)
 
 
 def lesion_maps(
@@ -46,15 +40,15 @@ def lesion_maps(
     """`(B, C, S, S)` → max-normalised maps `(B, 1, S, S)` in [0, 1] of the lesion class.
 
     Args:
-        method: cam | acam | gradcam | layercam (see the module docstring).
+        method: a registered explanation method that gives one map (`medseg.explain.map_methods()`).
         augment: average the maps of the image at each of `scales`, and of its horizontal flip, each brought back
             to the image's pixels, before normalising.
 
     Raises:
         ValueError: an unknown method, or acam on a classifier without attention pooling.
     """
-    if method not in MAP_METHODS:
-        raise ValueError(f"map method must be one of {list(MAP_METHODS)}, got {method!r}")
+    if method not in map_methods():
+        raise ValueError(f"map method must be one of {map_methods()}, got {method!r}")
     height, width = images.shape[-2:]
     views = [(scale, flip) for scale in scales for flip in (False, True)] if augment else [(1.0, False)]
     total = torch.zeros(images.shape[0], 1, height, width, device=images.device)

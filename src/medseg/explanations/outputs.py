@@ -13,8 +13,8 @@ from medseg.atomic import atomic_path
 from medseg.data.dataset import preprocessing_of
 from medseg.data.store import preprocess_image
 from medseg.errors import DataError
-from medseg.explain.attention_maps import spatial_attention_maps
-from medseg.explain.cam import class_target, default_layer, grad_cam, normalise, region_target, to_input_size
+from medseg.explain import EXPLAINERS, Request
+from medseg.explain.cam import class_target, normalise, region_target
 from medseg.inference import Predictor
 from medseg.models.classifier import Classifier
 from medseg.overlay import explanation_figure
@@ -22,18 +22,16 @@ from medseg.predict import output_settings, plan_outputs, read_input
 
 REGIONS = ("predicted", "all")
 
-__all__ = ["EXPLAIN_METHODS", "explain_paths", "explain_image"]
-
-EXPLAIN_METHODS = ("attention", "cam", "acam", "gradcam", "gradcam++")
+__all__ = ["explain_paths", "explain_image"]
 
 
-def _layer(model: torch.nn.Module, name: str | None) -> torch.nn.Module:
+def _layer(model: torch.nn.Module, name: str | None) -> tuple[torch.nn.Module, ...] | None:
     if name is None:
-        return default_layer(model)
+        return None
     modules = dict(model.named_modules())
     if name not in modules:
         raise ValueError(f"--layer {name!r} is not a module of {type(model).__name__}; e.g. {list(modules)[1:6]}")
-    return modules[name]
+    return (modules[name],)
 
 
 def explain_image(
@@ -47,35 +45,23 @@ def explain_image(
     """Maps `{name: (1, 1, S, S)}` in [0, 1] for one preprocessed image `(1, C, S, S)` on the model's device.
 
     Args:
-        method: attention | cam | acam | gradcam | gradcam++.
+        method: a registered explanation method (`medseg.explain.EXPLAINERS`).
         class_index: the class explained (default: a classifier's top class; a segmentation model's
             foreground channel).
-        layer: module name for Grad-CAM (default: the deepest encoder stage).
+        layer: module name the method reads (default: the method's deepest encoder stages).
         region: for segmentation models, "predicted" (the class logit summed over the predicted mask) or
             "all" (over every pixel).
 
     Raises:
-        ValueError: a method the model cannot give (CAM needs a classifier; ACAM its attention pooling).
+        ValueError: an unknown method, or one the model cannot give (CAM needs a classifier; ACAM its attention
+            pooling; attention maps an attention block).
     """
     model = predictor.model
-    height, width = image.shape[-2:]
     if region not in REGIONS:
         raise ValueError(f"--region must be one of {list(REGIONS)}, got {region!r}")
-    if method == "attention":
-        return spatial_attention_maps(model, image)
-    is_classifier = isinstance(model, Classifier)
-    if method in ("cam", "acam"):
-        if not is_classifier:
-            raise ValueError(f"--method {method} needs a classifier (model.name: classifier); use gradcam")
-        if method == "acam" and model.pool != "attention":
-            raise ValueError("--method acam needs a classifier trained with model.pool: attention")
-        with torch.no_grad():
-            index = _class(class_index, model(image))
-            raw = torch.relu(model.class_activation_map(image, index, weighted=method == "acam"))
-        return {method: normalise(to_input_size(raw, height, width))}
-    if method not in ("gradcam", "gradcam++"):
-        raise ValueError(f"--method must be one of {list(EXPLAIN_METHODS)}, got {method!r}")
-    if is_classifier:
+    explainer = EXPLAINERS[method]()
+    explainer.check(model)
+    if isinstance(model, Classifier):
         with torch.no_grad():
             index = _class(class_index, model(image))
         target = class_target(index)
@@ -86,8 +72,9 @@ def explain_image(
         mask = torch.from_numpy(predictor.masks_from(probs)).to(image.device)
         chosen = (mask == (1 if probs.shape[1] == 1 else index)).float()
         target = region_target(index, chosen if region == "predicted" and chosen.any() else None)
-    raw = grad_cam(model, _layer(model, layer), image.float(), target, plus_plus=method == "gradcam++")
-    return {method: normalise(to_input_size(raw, height, width))}
+    request = Request(model, image.float(), target, index, _layer(model, layer))
+    maps = explainer.named_maps(request)
+    return maps if not explainer.single_map else {name: normalise(m) for name, m in maps.items()}
 
 
 def _class(class_index: int | None, outputs: torch.Tensor, default: int | None = None) -> int:

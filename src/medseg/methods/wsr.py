@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from medseg.checkpoint_io import load_checkpoint
-from medseg.explain.maps import MAP_METHODS, lesion_maps
+from medseg.explain import map_methods
+from medseg.explain.maps import lesion_maps
 from medseg.losses import IGNORE_INDEX
 from medseg.methods.base import Method, register_method
 from medseg.models import build_model
@@ -111,7 +112,7 @@ class RegionGrowing(Method):
         classifier: the stage-1 classifier's model spec (binary: one logit, "lesion present").
         classifier_checkpoint: the stage-1 checkpoint its weights are loaded from when training starts; not
             needed afterwards (the weights travel in this run's checkpoints).
-        maps: cam | acam | gradcam (as for the pseudo-masks).
+        maps: an explanation method that gives one map (`medseg.explain.map_methods()`, as for the pseudo-masks).
         embedding_dim: D.
         pairs: pixel pairs per image and step.
         seeds: confident lesion pixels grown from, per image.
@@ -133,8 +134,8 @@ class RegionGrowing(Method):
                 "method wsr needs method.classifier, the spec of a binary stage-1 classifier (supervision: "
                 f"image-labels with weak.stage2: wsr sets it), got {classifier}"
             )
-        if maps not in MAP_METHODS:
-            raise ValueError(f"method.maps must be one of {list(MAP_METHODS)}, got {maps!r}")
+        if maps not in map_methods():
+            raise ValueError(f"method.maps must be one of {map_methods()}, got {maps!r}")
         self.classifier_spec, self.classifier_checkpoint = classifier, classifier_checkpoint
         self.maps, self.embedding_dim, self.pairs, self.seeds = maps, embedding_dim, pairs, seeds
 
