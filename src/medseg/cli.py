@@ -324,9 +324,21 @@ class _ExplainCommand(typer.core.TyperCommand):
 @app.command(cls=_ExplainCommand)
 def explain(
     run: Annotated[Path, typer.Argument(help="run folder or checkpoint (.pt)")],
-    inputs: Annotated[list[Path], typer.Argument(help="2-D image files, .mat files or folders")],
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="2-D image files, .mat files or folders (none with --score)")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("explanations"),
     method: Annotated[str, typer.Option(help="explanation method (the list: medseg explain --help)")] = "attention",
+    score: Annotated[
+        bool,
+        typer.Option(
+            "--score",
+            help="score the methods (--method, or all that fit the model) against the true masks of the run's "
+            "--split: pointing game, energy inside the lesion, deletion and insertion areas",
+        ),
+    ] = False,
+    split: Annotated[str, typer.Option(help="--score: the split whose lesion slices are scored")] = "test",
+    limit: Annotated[int | None, typer.Option(help="--score: at most this many lesion slices")] = None,
     class_index: Annotated[int | None, typer.Option("--class", help="class to explain (default: predicted)")] = None,
     layer: Annotated[str | None, typer.Option(help="layer the method reads (default: deepest encoder stages)")] = None,
     region: Annotated[str, typer.Option(help="segmentation Grad-CAM target: predicted | all")] = "predicted",
@@ -340,10 +352,38 @@ def explain(
     from medseg.explanations.outputs import explain_paths
 
     try:
+        if score:
+            _score_explanations(run, None if method == "attention" else [method], split, limit)
+            return
+        if not inputs:
+            raise ValueError("give the inputs to explain, or --score to score the methods on the run's split")
         written = list(explain_paths(run, list(inputs), out, method, class_index, layer, region))
         console.print(f"{len(written)} {method} maps in {out}")
     except USER_ERRORS as error:
         _fail(error)
+
+
+def _score_explanations(run: Path, methods: list[str] | None, split: str, limit: int | None) -> None:
+    """Print the methods' scores and write them to `<run>/eval/<split>/explanation_scores.json`."""
+    import json
+
+    from rich.table import Table
+
+    from medseg.atomic import atomic_path
+    from medseg.explanations.scores import score_methods
+
+    rows = score_methods(str(run), methods, split, limit)
+    table = Table(title=f"explanations on the {split} split's lesion slices ({rows[0]['slices']})")
+    for column in ("method", "pointing game", "energy inside", "deletion area ↓", "insertion area ↑", "seconds"):
+        table.add_column(column)
+    for row in rows:
+        figures = [row["pointing"], row["energy_inside"], row["deletion_auc"], row["insertion_auc"]]
+        table.add_row(row["method"], *(f"{value:.3f}" for value in figures), f"{row['seconds']:.1f}")
+    console.print(table)
+    target = (run if run.is_dir() else run.parent) / "eval" / split / "explanation_scores.json"
+    with atomic_path(target, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
+    console.print(f"written: {target}", highlight=False, soft_wrap=True)
 
 
 @app.command()
