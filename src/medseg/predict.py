@@ -75,12 +75,12 @@ def _predictable(path: Path) -> bool:
 
 
 def expand_inputs(inputs: Sequence[str | Path], out_dir: str | Path | None = None) -> list[Path]:
-    """Files as given; folders → the images, `.mat` and NIfTI files inside (sorted, recursive). The same file
-    given twice (a file and a folder holding it) comes once.
+    """Files as given; folders → the files inside that a format reads (images, `.mat`, NIfTI, DICOM by content;
+    sorted, recursive). The same file given twice (a file and a folder holding it) comes once.
 
     A folder's hidden files and folders, files named like `predict`'s outputs (`*_mask.png`, `*_overlay.png`,
-    `*_mask.nii.gz`) and, when `out_dir` lies inside the folder, everything under `out_dir` are not inputs; a
-    file argument is one unless it is such an output inside `out_dir`.
+    `*_mask.nii.gz`, `*_seg.dcm`) and, when `out_dir` lies inside the folder, everything under `out_dir` are not
+    inputs; a file argument is one unless it is such an output inside `out_dir`.
 
     Args:
         inputs: files or folders.
