@@ -33,13 +33,14 @@ from medseg.engine.schedule import WarmupCosine
 from medseg.engine.trainer import adamw, train_step
 from medseg.methods import build_method
 from medseg.resolve import resolve_config
+from medseg.specs import parse_spec
 
 MULTI_BRANCH = {"cdma": ["ca", "sa", "cbam"], "mcnet": ["none", "none", "none"], "cct": None}
 
 
 def _config(method_text: str, features: list[int], size: int, batch: int, amp: bool, layout: str = "model"):
-    name, *options = method_text.split(":")
-    method = {"name": name, **{k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in options)}}
+    method = parse_spec(method_text)
+    name = method["name"]
     model = {"name": "mtnet", "features": features} if name in MULTI_BRANCH else {"name": "unet", "features": features}
     if name == "mcnet":
         model |= {"attentions": ["none"] * 3, "upsampling": ["transpose", "bilinear", "nearest"]}

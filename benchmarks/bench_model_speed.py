@@ -15,22 +15,12 @@ import platform
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 from bench_unetpp_speed import count_flops, median_seconds
 from medseg.engine.device import autocast_dtype
 from medseg.models import DeepSupervised, build_model
 from medseg.models.msga import MSGA
-
-
-def parse_spec(text: str, channels: int) -> dict:
-    """`unet:attention=cbam` → `{"name": "unet", "attention": "cbam", "in_channels": channels}`."""
-    name, *options = text.split(":")
-    spec = {"name": name, "in_channels": channels}
-    for option in options:
-        key, _, value = option.partition("=")
-        spec[key] = yaml.safe_load(value)
-    return spec
+from medseg.specs import parse_spec
 
 
 def training_loss(model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -105,7 +95,7 @@ def main() -> None:
         for layout in layouts:
             memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
             params, gflops, latency, img_s = measure(
-                parse_spec(text, args.channels),
+                {**parse_spec(text), "in_channels": args.channels},
                 args.size,
                 args.batch,
                 args.steps,

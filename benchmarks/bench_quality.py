@@ -27,11 +27,12 @@ from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.inference import Predictor, resolve_checkpoint
 from medseg.models import inference_modes
+from medseg.specs import split_spec
 
 
 def model_overrides(spec: str) -> list[str]:
     """`unet:attention=cbam` → `["model.name=unet", "model.attention=cbam"]`."""
-    name, *options = spec.split(":")
+    name, options = split_spec(spec)
     return [f"model.name={name}", *(f"model.{option}" for option in options)]
 
 

@@ -105,6 +105,7 @@ LAYERS: list[tuple[str, ...]] = [
         "medseg.windows",
         "medseg.postprocess",
         "medseg.overlay",
+        "medseg.specs",
     ),
     ("medseg.data", "medseg.models"),
     ("medseg.explain",),  # maps of a network: CAM family, attention maps

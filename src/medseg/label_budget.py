@@ -36,6 +36,7 @@ from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
 from medseg.selection.loop import expand_rounds, round_files, round_split
 from medseg.selection.select import build_strategy
+from medseg.specs import split_spec
 
 __all__ = ["Point", "Selection", "plan_points", "run_budget", "summarise", "parse_budget_arguments", "mean_sd"]
 
@@ -132,7 +133,7 @@ def plan_points(
     points = []
     for ratio in sorted(set(ratios)):
         for text in methods:
-            name, *options = text.split(":")
+            name, options = split_spec(text)
             if (METHODS[name].uses_unlabeled or select) and ratio == 1:
                 continue
             points += [Point(text, ratio, seed, tuple(options), select) for seed in seeds]

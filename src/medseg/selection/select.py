@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.atomic import write_text_atomic
-from medseg.config import Config, parse_overrides
+from medseg.config import Config
 from medseg.csv_cells import write_csv
 from medseg.data.case import Case
 from medseg.data.dataset import assign_splits, preprocessing_of
@@ -27,6 +27,7 @@ from medseg.registry import check_spec
 from medseg.selection.base import STRATEGIES, Strategy
 from medseg.selection.pool import Budget, Pick, Pool, units_of
 from medseg.selection.signals import ModelSignals
+from medseg.specs import parse_spec
 
 __all__ = ["build_strategy", "select_cases", "build_pool", "training_assignment", "write_picks", "write_labelled"]
 
@@ -39,9 +40,9 @@ def build_strategy(spec: str) -> Strategy:
     """
     import medseg.selection.strategies  # noqa: F401  (registration)
 
-    name, *options = spec.split(":")
-    arguments = parse_overrides(options)
-    check_spec(STRATEGIES, {"name": name, **arguments}, "strategy")
+    arguments = parse_spec(spec)
+    check_spec(STRATEGIES, arguments, "strategy")
+    name = arguments.pop("name")
     return STRATEGIES[name](**arguments)
 
 
