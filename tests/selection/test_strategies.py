@@ -126,3 +126,15 @@ def test_stratified_without_image_labels_stratifies_by_lesion_where_known():
     picks = select_cases(_pool(foreground=foreground), build_strategy("stratified:balance=equal"), 10, seed=0)
     assert sum(foreground[int(p.id[1:])] for p in picks) == 5
     assert all("lesion stratum" in p.why for p in picks)
+
+
+def test_diversity_with_a_foreground_share_picks_that_share_among_lesion_cases_each_diverse():
+    foreground = np.array([i % 10 == 0 for i in range(60)])  # 6 of 60 show a lesion
+    picks = select_cases(_pool(foreground=foreground), build_strategy("diversity:foreground=0.5"), 10, seed=0)
+    shown = [foreground[int(p.id[1:])] for p in picks]
+    assert len(picks) == 10 and sum(shown) == 5, "half the picks show a lesion (plain diversity: about 1 in 10)"
+    assert all("shows a lesion" in p.why for p, s in zip(picks, shown, strict=True) if s)
+    few = select_cases(_pool(foreground=foreground), build_strategy("diversity:foreground=0.9"), 10, seed=0)
+    assert len(few) == 10 and sum(foreground[int(p.id[1:])] for p in few) == 6, "the rest from lesion-free cases"
+    with pytest.raises(ValueError, match="diversity:foreground needs to know which candidates show a lesion"):
+        select_cases(_pool(), build_strategy("diversity:foreground=0.5"), 10, seed=0)

@@ -93,6 +93,7 @@ class Budget:
         self.per_group = Counter(case.group for case in labelled)
         self.taken: set[Unit] = set()
         self.picked = 0
+        self.parent: Budget | None = None  # a budget this one is a part of (`part`)
 
     def full(self) -> bool:
         return self.picked >= self.count
@@ -106,3 +107,12 @@ class Budget:
         self.taken.add(unit)
         self.per_group[unit.group] += len(unit.members)
         self.picked += len(unit.members)
+        if self.parent is not None:
+            self.parent.picked += len(unit.members)
+
+    def part(self, count: int) -> Budget:
+        """A budget for `count` of the cases still to pick, sharing this one's quotas and taken units: what it
+        takes counts here too."""
+        part = Budget(count, [], self.max_per_group)
+        part.per_group, part.taken, part.parent = self.per_group, self.taken, self
+        return part
