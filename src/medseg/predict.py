@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from medseg.config import Config
 from medseg.csv_cells import write_csv
 from medseg.data.dataset import preprocessing_of
-from medseg.data.readers.base import DicomOutput, InputUnit, OutputSettings
+from medseg.data.readers.base import DicomOutput, InputUnit, OutputSettings, Prediction
 from medseg.data.readers.inputs import input_format, input_kinds, input_units, output_suffixes
 from medseg.data.store import preprocess_image
 from medseg.errors import DataError
@@ -336,7 +336,8 @@ def _write_batch(
     masks = iter(_masks(predictor, images, sizes))
     for job, slices, _ in pending:
         unit_masks = [next(masks) for _ in slices]
-        job.unit.reader.write_prediction(job.unit, slices, unit_masks, (job.mask, job.overlay), outputs)
+        prediction = Prediction(job.unit, slices, unit_masks, job.mask, job.overlay)
+        job.unit.reader.write_prediction(prediction, outputs)
         yield job.mask
     pending.clear()
 

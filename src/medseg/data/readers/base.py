@@ -21,6 +21,7 @@ __all__ = [
     "DicomOutput",
     "InputUnit",
     "OutputSettings",
+    "Prediction",
     "Reader",
     "ReaderOptions",
     "build_reader",
@@ -48,6 +49,18 @@ class InputUnit:
     reader: type[Reader]
     volume: bool = False
     parts: Any = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A unit's slices as read (`(H, W)` or `(H, W, C)`), their masks (`(H, W)` uint8 class indices, one per
+    slice), and where the mask and the overlay (None: none) go."""
+
+    unit: InputUnit
+    slices: list[np.ndarray]
+    masks: list[np.ndarray]
+    mask_path: Path
+    overlay_path: Path | None
 
 
 @dataclass(frozen=True)
@@ -157,22 +170,13 @@ class Reader(ABC):
         raise DataError(unit.source, "this format is read for training only, not predicted")
 
     @classmethod
-    def write_prediction(
-        cls,
-        unit: InputUnit,
-        slices: list[np.ndarray],
-        masks: list[np.ndarray],
-        targets: tuple[Path, Path | None],
-        settings: OutputSettings,
-    ) -> None:
-        """Write `masks` (`(H, W)` uint8 class indices, one per slice) to `targets` (mask, overlay), atomically, the
-        mask last (its presence marks the unit done). Here, a 2-D file's: the overlay PNG, then the mask PNG (0/255
-        where binary)."""
-        (raw,), (mask,) = slices, masks
-        mask_path, overlay_path = targets
-        if overlay_path is not None:
-            save_png(overlay_path, overlay(np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw, mask))
-        save_png(mask_path, mask * (255 if settings.num_classes == 2 else 1))
+    def write_prediction(cls, prediction: Prediction, settings: OutputSettings) -> None:
+        """Write the prediction's masks to its paths, atomically, the mask last (its presence marks the unit done).
+        Here, a 2-D file's: the overlay PNG, then the mask PNG (0/255 where binary)."""
+        (raw,), (mask,) = prediction.slices, prediction.masks
+        if prediction.overlay_path is not None:
+            save_png(prediction.overlay_path, overlay(np.moveaxis(raw, -1, 0) if raw.ndim == 3 else raw, mask))
+        save_png(prediction.mask_path, mask * (255 if settings.num_classes == 2 else 1))
 
 
 def file_stamp(path: str) -> str:

@@ -15,11 +15,11 @@ import numpy as np
 
 from medseg.atomic import atomic_path
 from medseg.data.case import Case
-from medseg.data.readers.base import READERS, InputUnit, OutputSettings, Reader, ReaderOptions
+from medseg.data.readers.base import READERS, InputUnit, OutputSettings, Prediction, Reader, ReaderOptions
 from medseg.data.readers.layout import image_and_mask_folders
 from medseg.errors import DataError
 
-__all__ = ["NiftiReader", "load_volume", "volume_shape", "nifti_stem", "slice_spacing"]
+__all__ = ["NiftiReader", "load_volume", "volume_shape", "nifti_stem", "save_mask_volume", "slice_spacing"]
 
 
 class NiftiOptions(ReaderOptions):
@@ -39,6 +39,14 @@ def nifti_stem(path: Path) -> str:
 
 MASK_NIFTI = "_mask.nii.gz"
 MAX_VOXELS = 1 << 28  # 268 M voxels, e.g. 512 × 512 × 1024: a header claiming more is refused before decoding
+
+
+def save_mask_volume(volume: np.ndarray, affine: np.ndarray, target: Path, header: Any = None) -> None:
+    """Write a mask volume (class indices) as uint8 NIfTI with `affine` (and the source's `header`), atomically."""
+    image = nib.Nifti1Image(volume.astype(np.uint8), affine, header)
+    image.set_data_dtype(np.uint8)
+    with atomic_path(target, suffix=".nii.gz") as tmp:
+        nib.save(image, tmp)
 
 
 def volume_shape(path: str | Path) -> tuple[int, int, int]:
@@ -170,21 +178,11 @@ class NiftiReader(Reader):
         return [np.take(volume, i, axis=axis) for i in range(volume.shape[axis])]
 
     @classmethod
-    def write_prediction(
-        cls,
-        unit: InputUnit,
-        slices: list[np.ndarray],
-        masks: list[np.ndarray],
-        targets: tuple[Path, Path | None],
-        settings: OutputSettings,
-    ) -> None:
+    def write_prediction(cls, prediction: Prediction, settings: OutputSettings) -> None:
         """The mask volume, stacked along the slicing axis, with the input's affine and header."""
         axis = int((settings.source or {}).get("axis", 2))
-        source = nib.load(str(unit.source))
-        image = nib.Nifti1Image(np.stack(masks, axis=axis).astype(np.uint8), source.affine, source.header)
-        image.set_data_dtype(np.uint8)
-        with atomic_path(targets[0], suffix=".nii.gz") as tmp:
-            nib.save(image, tmp)
+        source = nib.load(str(prediction.unit.source))
+        save_mask_volume(np.stack(prediction.masks, axis=axis), source.affine, prediction.mask_path, source.header)
 
     def __init__(self, options: NiftiOptions) -> None:
         super().__init__(options)

@@ -13,16 +13,23 @@ from functools import cached_property
 from pathlib import Path, PurePath
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
-from medseg.atomic import atomic_path
 from medseg.data.case import Case
-from medseg.data.readers.base import READERS, InputUnit, OutputSettings, Reader, ReaderOptions, file_stamp
+from medseg.data.readers.base import (
+    READERS,
+    InputUnit,
+    OutputSettings,
+    Prediction,
+    Reader,
+    ReaderOptions,
+    file_stamp,
+)
 from medseg.data.readers.dicom.geometry import nifti_affine
 from medseg.data.readers.dicom.pixels import read_frame, read_series
 from medseg.data.readers.dicom.scan import DicomTree, Series, hashed, is_dicom, scan_tree, series_of_files
 from medseg.data.readers.dicom.seg import read_masks, write_segmentation
+from medseg.data.readers.nifti import save_mask_volume
 from medseg.errors import DataError
 
 __all__ = ["DicomReader"]
@@ -147,23 +154,14 @@ class DicomReader(Reader):
         return read_series(unit.parts)
 
     @classmethod
-    def write_prediction(
-        cls,
-        unit: InputUnit,
-        slices: list[np.ndarray],
-        masks: list[np.ndarray],
-        targets: tuple[Path, Path | None],
-        settings: OutputSettings,
-    ) -> None:
+    def write_prediction(cls, prediction: Prediction, settings: OutputSettings) -> None:
         """A DICOM-SEG referencing the series (`--format dicom-seg`), or a NIfTI volume `(rows, columns, slices)` in
         the series' geometry."""
+        series, masks = prediction.unit.parts, prediction.masks
         if settings.dicom_output == "dicom-seg":
-            write_segmentation(unit.parts, masks, targets[0], list(settings.segments), settings.algorithm)
+            write_segmentation(series, masks, prediction.mask_path, list(settings.segments), settings.algorithm)
             return
-        image = nib.Nifti1Image(np.stack(masks, axis=-1).astype(np.uint8), nifti_affine(unit.parts))
-        image.set_data_dtype(np.uint8)
-        with atomic_path(targets[0], suffix=".nii.gz") as tmp:
-            nib.save(image, tmp)
+        save_mask_volume(np.stack(masks, axis=-1), nifti_affine(series), prediction.mask_path)
 
     def spacing(self, case: Case) -> tuple[float, float] | None:
         return self._slice_of(case)[0].spacing
