@@ -105,6 +105,7 @@ def _families():
         "classifier": _classifier(pool="attention"),
         "segmentation": build_model({"name": "unet", "features": [4, 8, 16]}).eval(),
         "attention": build_model({"name": "unet", "features": [4, 8, 16], "attention": "cbam"}).eval(),
+        "nested": build_model({"name": "unetpp", "features": [4, 8, 16]}).eval(),
     }
 
 
@@ -112,8 +113,9 @@ def _families():
 def test_every_method_runs_on_every_family_it_declares(images, name):
     explainer = EXPLAINERS[name]()
     assert explainer.families, f"{name} declares no model family"
-    for family in explainer.families:
-        model = _families()[family]
+    families = _families()
+    for family in [*explainer.families, *(["nested"] if "segmentation" in explainer.families else [])]:
+        model = families[family]  # "nested": a U-Net++, whose encoder is its list of stages
         target = class_target(1) if family == "classifier" else region_target(0)
         maps = explainer.named_maps(Request(model, images, target, 1 if family == "classifier" else 0))
         assert maps, (name, family)

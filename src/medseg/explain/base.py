@@ -17,7 +17,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from medseg.explain.cam import default_layer, scale_to_peak, to_input_size
+from medseg.explain.cam import encoder_stages, scale_to_peak, to_input_size
 from medseg.models.classifier import Classifier
 from medseg.registry import Registry
 
@@ -108,13 +108,10 @@ class Explainer:
             raise ValueError(f"--method {self.name} needs a classifier (model.name: classifier); use gradcam")
 
     def layers(self, model: nn.Module, request: Request) -> list[nn.Module]:
-        """The request's layers, else this method's `stages` deepest encoder stages (the deepest alone: see
-        `default_layer`)."""
+        """The request's layers, else this method's `stages` deepest encoder stages (`encoder_stages`)."""
         if request.layers:
             return list(request.layers)
-        if self.stages == 1:
-            return [default_layer(model)]
-        return list(model.encoder.stages[-self.stages :])
+        return encoder_stages(model)[-self.stages :]
 
     def weigh(self, activation: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
         """One layer's map `(B, 1, h, w)` from its activations `(B, C, h, w)` and gradient (None without)."""

@@ -16,6 +16,7 @@ __all__ = [
     "class_target",
     "region_target",
     "default_layer",
+    "encoder_stages",
     "to_input_size",
     "normalise",
     "scale_to_peak",
@@ -42,17 +43,23 @@ def region_target(class_index: int, region: torch.Tensor | None = None) -> Targe
     return score
 
 
-def default_layer(model: nn.Module) -> nn.Module:
-    """The deepest encoder stage: the most semantic features that still keep a spatial layout.
+def encoder_stages(model: nn.Module) -> list[nn.Module]:
+    """The encoder's stages, shallow to deep. The model families name them alike: `encoder.stages` (U-Net, MTNet,
+    MSGA, the classifiers) or an `encoder` that is itself the list of stages (U-Net++).
 
-    The model families name it alike: `encoder.stages` (U-Net, MTNet, MSGA, the classifiers) or an `encoder` that is
-    itself the list of stages (U-Net++).
+    Raises:
+        ValueError: a model without such stages (the message says to name a layer).
     """
     modules = dict(model.named_modules())
     stages = modules.get("encoder.stages", modules.get("encoder"))
     if isinstance(stages, nn.ModuleList) and len(stages):
-        return stages[-1]
+        return list(stages)
     raise ValueError(f"no default layer for {type(model).__name__}; name one with --layer")
+
+
+def default_layer(model: nn.Module) -> nn.Module:
+    """The deepest encoder stage: the most semantic features that still keep a spatial layout."""
+    return encoder_stages(model)[-1]
 
 
 def to_input_size(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
