@@ -65,9 +65,10 @@ class PlannedOutput(NamedTuple):
         return self.unit.source
 
 
-def _is_own_output(path: PurePath) -> bool:
-    """Named as `predict` names what it writes (a mask or an overlay, in any format)."""
-    return path.name.endswith(tuple(output_suffixes()))
+def _is_own_output(path: PurePath, suffixes: tuple[str, ...] | None = None) -> bool:
+    """Named as `predict` names what it writes (a mask or an overlay, in any format; `suffixes` where the caller
+    has them)."""
+    return path.name.endswith(suffixes or tuple(output_suffixes()))
 
 
 def _predictable(path: Path) -> bool:
@@ -124,12 +125,12 @@ def _scan(folder: Path, out: Path | None) -> list[Path]:
     under `out` when it lies inside `folder`."""
     root = folder.resolve()
     prune = out if out is not None and out != root and out.is_relative_to(root) else None
-    files = []
+    files, suffixes = [], tuple(output_suffixes())
     for here, folders, names in os.walk(folder):
         folders[:] = [name for name in folders if not name.startswith(".") and Path(here, name).resolve() != prune]
         for name in names:
             path = Path(here, name)
-            if not name.startswith(".") and _predictable(path) and not _is_own_output(path):
+            if not name.startswith(".") and _predictable(path) and not _is_own_output(path, suffixes):
                 files.append(path)
     return sorted(files)
 

@@ -61,6 +61,8 @@ class DicomReader(Reader):
         "(data.source.modalities can leave such series out)"
     )
 
+    _labels: dict[str, list[np.ndarray]] = {}  # the last series' decoded SEG label maps, by series key
+
     @cached_property
     def tree(self) -> DicomTree:
         return scan_tree(self.options.root)
@@ -115,7 +117,9 @@ class DicomReader(Reader):
         series, index = self._slice_of(case)
         seg = self.tree.segmentation_of(series)
         assert seg is not None  # the case has a mask only where the tree holds a SEG for its series
-        labels = read_masks(seg, series)[index]
+        if series.key not in self._labels:  # a series' cases load one after another: decode its SEG once
+            self._labels = {series.key: read_masks(seg, series)}
+        labels = self._labels[series.key][index]
         if self.options.segments is None:
             return labels
         classes = np.zeros_like(labels)

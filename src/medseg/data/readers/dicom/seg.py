@@ -5,7 +5,6 @@ reference."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,6 @@ __all__ = ["read_masks", "write_segmentation"]
 # highdicom is imported where it is used: it adds a fifth of a second to every `medseg` command otherwise.
 
 
-@lru_cache(maxsize=2)  # a series' cases load one at a time: decode its SEG once
 def _label_maps(seg_path: str, series: Series) -> tuple[np.ndarray, ...]:
     import highdicom as hd
 
