@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from functools import partial
 from pathlib import Path
 
@@ -22,20 +20,12 @@ import torch
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.metrics import binary_metrics
 from medseg.onnx_export import OnnxPredictor, export_onnx
-from medseg.provenance import append_rows, machine
+from medseg.provenance import machine
 from medseg.run_folder import RunFolder
+from medseg.sweep.rows import append_rows
+from medseg.sweep.timing import median_seconds
 
 RESULTS = Path(__file__).parent / "results" / "int8.jsonl"
-
-
-def median_ms(call, repeats: int) -> float:
-    call()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def test_dice(predictor: OnnxPredictor, run: RunFolder) -> float:
@@ -74,9 +64,11 @@ def main() -> None:
         row = {"run": str(path), "size": args.size, "batch": args.batch, **machine(), "threads": args.threads}
         for precision, predictor in predictors.items():
             predictor.cfg.eval.tta = False  # one pass
-            row[f"{precision}_ms_one"] = round(median_ms(partial(predictor.probabilities, one), args.repeats), 2)
+            row[f"{precision}_ms_one"] = round(
+                1000 * median_seconds(partial(predictor.probabilities, one), args.repeats), 2
+            )
             few = max(args.repeats // 4, 3)
-            row[f"{precision}_ms_batch"] = round(median_ms(partial(predictor.probabilities, many), few), 2)
+            row[f"{precision}_ms_batch"] = round(1000 * median_seconds(partial(predictor.probabilities, many), few), 2)
             row[f"{precision}_test_dice"] = round(test_dice(predictor, run), 4)
         row["speedup_one"] = round(row["fp32_ms_one"] / row["int8_ms_one"], 2)
         row["speedup_batch"] = round(row["fp32_ms_batch"] / row["int8_ms_batch"], 2)

@@ -14,26 +14,17 @@ import argparse
 import platform
 
 import torch
-import torch.nn.functional as F
 
-from bench_unetpp_speed import count_flops, median_seconds
 from medseg.engine.device import autocast_dtype
-from medseg.models import DeepSupervised, build_model
-from medseg.models.msga import MSGA
+from medseg.methods import Method, build_method
 from medseg.specs import parse_spec
+from medseg.sweep.timing import count_flops, median_seconds
 
 
-def training_loss(model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if isinstance(model, MSGA):  # its maps, and the guided and reconstruction losses of method msga
-        outputs = model.forward_maps(images)
-        maps = outputs.logits
-        extra = 0.25 * sum(F.mse_loss(a.float(), b.float()) for a, b in outputs.codes)
-        extra = extra + 0.1 * sum(F.mse_loss(d.float(), x.float()) for d, x in outputs.reconstructions)
-    elif isinstance(model, DeepSupervised):
-        maps, extra = model.forward_heads(images), 0.0
-    else:
-        maps, extra = [model(images)], 0.0
-    return sum(F.binary_cross_entropy_with_logits(m.float(), target) for m in maps) + extra
+def _training_method(spec: dict) -> Method:
+    """The method that trains the model as `medseg train` would: msga's loss (its eight maps, the guided and the
+    reconstruction losses) for MSGA, supervised (every head of a deeply supervised model) for the others."""
+    return build_method({"name": "msga" if spec["name"] == "msga" else "supervised"}, spec)
 
 
 def measure(
@@ -48,7 +39,8 @@ def measure(
     """(params M, forward GFLOPs per slice, latency ms per slice, training img/s) in memory `layout`, with bf16
     autocast where the CPU computes it natively (unless `amp` is False)."""
     torch.manual_seed(0)
-    model = build_model(spec).to(memory_format=layout)
+    method = _training_method(spec)
+    model = method.model = method.model.to(memory_format=layout)
     amp = autocast_dtype(torch.device("cpu"), amp)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     one = torch.randn(1, spec["in_channels"], size, size).contiguous(memory_format=layout)
@@ -60,11 +52,11 @@ def measure(
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     images = torch.randn(batch, spec["in_channels"], size, size).contiguous(memory_format=layout)
-    target = (torch.rand(batch, 1, size, size) > 0.9).float()
+    batch_data = {"image": images, "mask": (torch.rand(batch, size, size) > 0.9).long()}
 
     def step():
         with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
-            loss = training_loss(model, images, target)
+            loss = method.training_step(batch_data)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -24,7 +24,8 @@ from pathlib import Path
 from medseg.atomic import write_text_atomic
 from medseg.checkpoint_io import load_checkpoint
 from medseg.evaluation import evaluate_run
-from medseg.provenance import append_rows, machine
+from medseg.provenance import machine
+from medseg.sweep.rows import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "native.jsonl"
 ROOT = Path(__file__).resolve().parents[1]

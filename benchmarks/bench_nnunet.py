@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench_semi import machine
 from medseg.atomic import write_text_atomic
 from medseg.metrics import aggregate, case_metrics
+from medseg.provenance import machine
 
 RESULTS = Path(__file__).parent / "results" / "nnunet.jsonl"
 FIGSHARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "brain-tumor-figshare"

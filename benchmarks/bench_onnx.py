@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from bench_unetpp_speed import median_seconds  # this folder is on sys.path when a benchmark runs
 from medseg.engine.device import predict_probabilities
 from medseg.inference import Predictor
 from medseg.onnx_export import OnnxPredictor, export_onnx
+from medseg.sweep.timing import median_seconds
 
 
 def _median_ms(call, repeats: int) -> float:

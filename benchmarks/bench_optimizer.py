@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from bench_model_speed import parse_spec
 from medseg.models import build_model
+from medseg.specs import parse_spec
 
 KERNELS = {"loop (CPU default)": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    model = build_model(parse_spec(args.model, 1)).to(memory_format=torch.channels_last)
+    model = build_model({**parse_spec(args.model), "in_channels": 1}).to(memory_format=torch.channels_last)
     parameters = list(model.parameters())
     for parameter in parameters:
         parameter.grad = torch.randn_like(parameter)

@@ -18,9 +18,10 @@ from pathlib import Path
 from medseg.config import load_config
 from medseg.data.readers import build_reader
 from medseg.inference import Predictor
-from medseg.provenance import append_rows, machine
+from medseg.provenance import machine
 from medseg.selection.base import STRATEGIES
 from medseg.selection.select import build_pool, build_strategy, select_cases, training_assignment
+from medseg.sweep.rows import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "select_speed.jsonl"
 

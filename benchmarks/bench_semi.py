@@ -22,16 +22,16 @@ Dice over the lesion slices and the share of lesion-free slices given a mask.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from medseg.atomic import write_text_atomic
 from medseg.config import load_config
-from medseg.label_budget import Selection, mean_sd, run_budget
-from medseg.provenance import machine
+from medseg.sweep.markdown import replace_marked_block
+from medseg.sweep.rows import read_rows, record_rows
+from medseg.sweep.run import Selection, run_budget
+from medseg.sweep.stats import cell, machines, mean_sd, paired_margins, points
 
 RESULTS = Path(__file__).parent / "results" / "semi.jsonl"
 SPLITS = Path(__file__).parent / "splits"
@@ -41,22 +41,9 @@ def _key(row: dict) -> tuple:
     return row["dataset"], row["method"], row.get("strategy"), row["ratio"], row["seed"], row["steps"]
 
 
-def record(rows: list[dict], dataset: str, config: str, overrides: list[str], path: Path = RESULTS) -> None:
-    """Add the rows to the results file, replacing earlier lines of the same point (dataset, method, ratio, seed,
-    steps). A point recorded already with the same test Dice (kept, not retrained, by `run_budget`) keeps its line:
-    its machine and minutes stay those of the run that trained it."""
-    extra = {"dataset": dataset, "config": config, "overrides": overrides, **machine()}
-    old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    recorded = {_key(row): row for row in old}
-    new = [{**row, **extra} for row in rows]
-    new = [row for row in new if not _same_result(recorded.get(_key(row)), row)]
-    keys = {_key(row) for row in new}
-    kept = [row for row in old if _key(row) not in keys]
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in [*kept, *new]))
-
-
-def _same_result(old: dict | None, new: dict) -> bool:
-    return old is not None and all(old[key] == new[key] for key in ("test_dice_last", "test_dice_best"))
+def _same_result(old: dict, new: dict) -> bool:
+    """A point kept, not retrained, by `run_budget`: it keeps its line, with the machine and minutes of its run."""
+    return all(old[key] == new[key] for key in ("test_dice_last", "test_dice_best"))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -66,31 +53,13 @@ def run(args: argparse.Namespace) -> None:
         selection = Selection(args.select, args.rounds, args.cold_start, args.max_per_group)
     note = lambda line: print(line, flush=True)  # noqa: E731
     rows = run_budget(cfg, args.out, args.methods, args.ratios, args.seeds, note=note, selection=selection)
-    record(rows, args.dataset, args.config, args.overrides, args.record)
+    fields = {"dataset": args.dataset, "config": args.config, "overrides": args.overrides}
+    record_rows(args.record, rows, _key, _same_result, **fields)
     target = SPLITS / args.dataset
     target.mkdir(parents=True, exist_ok=True)
     for split_file in sorted((args.out / "splits").glob("*.csv")):
         shutil.copyfile(split_file, target / split_file.name)
     print(f"{len(rows)} rows in {args.record}; splits in {target}")
-
-
-def _rows(dataset: str) -> list[dict]:
-    lines = RESULTS.read_text().splitlines() if RESULTS.is_file() else []
-    return [row for row in map(json.loads, filter(None, lines)) if row["dataset"] == dataset]
-
-
-def _cell(values: list[float], digits: int = 4) -> str:
-    if not values:
-        return "—"
-    mean, spread = mean_sd(values)
-    if len(values) == 1:  # one seed: no spread to show
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
-
-
-def _present(rows: list[dict], key: str) -> list[float]:
-    """The rows' values of `key` where they have one (older rows lack the lesion-slice figures)."""
-    return [row[key] for row in rows if row.get(key) is not None]
 
 
 def _display(method: str, aliases: list[str]) -> str:
@@ -104,7 +73,7 @@ def _display(method: str, aliases: list[str]) -> str:
 def table_lines(rows: list[dict], ratio: float, baseline: str, aliases: list[str]) -> list[str]:
     """The markdown table of the recorded rows at one labelled share (and the 100% rows), then the machines."""
     full = [r["test_dice_last"] for r in rows if r["method"].split(":")[0] == "supervised" and r["ratio"] == 1.0]
-    supervised = {r["seed"]: r for r in rows if r["method"] == baseline and r["ratio"] == ratio}
+    supervised = [r for r in rows if r["method"] == baseline and r["ratio"] == ratio]
     by_method: dict[tuple[str, float], list[dict]] = defaultdict(list)
     for row in rows:
         if row["ratio"] in (ratio, 1.0):
@@ -118,44 +87,27 @@ def table_lines(rows: list[dict], ratio: float, baseline: str, aliases: list[str
     lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for (method, share), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
         last = [r["test_dice_last"] for r in members]
-        margins = [
-            r["test_dice_last"] - supervised[r["seed"]]["test_dice_last"] for r in members if r["seed"] in supervised
-        ]
+        margins = paired_margins(members, supervised, "test_dice_last")
         of_full = f"{statistics.mean(last) / statistics.mean(full):.3f}" if full else "—"
         change = [r["val_change_last_30pct"] for r in members if r["val_change_last_30pct"] is not None]
         line = (
             f"| {_display(method, aliases)} | {share:.0%} | {len(members)} | {members[0]['steps']} | "
-            f"{statistics.mean(r['minutes'] for r in members):.1f} | {_cell(last)} | "
-            f"{_cell([r['test_dice_best'] for r in members])} | "
-            f"{_cell(margins) if share != 1.0 and method != baseline else '—'} | {of_full} | {_cell(change, 3)} |"
+            f"{statistics.mean(r['minutes'] for r in members):.1f} | {cell(last)} | "
+            f"{cell([r['test_dice_best'] for r in members])} | "
+            f"{cell(margins) if share != 1.0 and method != baseline else '—'} | {of_full} | {cell(change, 3)} |"
         )
         if lesion_free:
             line += (
-                f" {_cell(_present(members, 'test_dice_lesion_last'))} | "
-                f"{_cell(_present(members, 'test_false_positive_rate_last'), 3)} |"
+                f" {cell([r.get('test_dice_lesion_last') for r in members])} | "
+                f"{cell([r.get('test_false_positive_rate_last') for r in members], 3)} |"
             )
         lines.append(line)
-    cpus = sorted({(r["cpu"], r["bf16"]) for r in rows})
-    lines += ["", "machines: " + "; ".join(f"{cpu} (bf16: {'yes' if bf16 else 'no'})" for cpu, bf16 in cpus)]
+    lines += ["", f"machines: {machines(rows)}"]
     return lines
 
 
-def replace_marked_block(path: Path, key: str, lines: list[str]) -> None:
-    """Put `lines` in place of the text between `<!-- bench_semi table KEY -->` and the next
-    `<!-- /bench_semi table -->` in the markdown file, so RESULTS.md's table is regenerated, never hand-edited."""
-    begin, end = f"<!-- bench_semi table {key} -->", "<!-- /bench_semi table -->"
-    text = path.read_text()
-    if text.count(begin) != 1:
-        raise SystemExit(f"{path}: expected one line {begin!r}, found {text.count(begin)}")
-    start = text.index(begin) + len(begin)
-    stop = text.find(end, start)
-    if stop < 0:
-        raise SystemExit(f"{path}: {begin!r} has no closing {end!r} after it")
-    write_text_atomic(path, text[:start] + "\n" + "\n".join(lines) + "\n" + text[stop:])
-
-
 def table(args: argparse.Namespace) -> None:
-    lines = table_lines(_rows(args.dataset), args.ratio, args.baseline, args.alias)
+    lines = table_lines(read_rows(RESULTS, dataset=args.dataset), args.ratio, args.baseline, args.alias)
     print("\n".join(lines))
     if args.into:
         replace_marked_block(args.into, f"{args.dataset} {args.ratio:g}", lines)
@@ -168,7 +120,7 @@ def plot(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = _rows(args.dataset)
+    rows = read_rows(RESULTS, dataset=args.dataset)
     full = [r["test_dice_last"] for r in rows if r["ratio"] == 1.0 and r["method"] == args.full]
     methods = args.methods or sorted({r["method"] for r in rows if r["ratio"] < 1.0})
     groups = _by_point(rows, methods)
@@ -235,40 +187,27 @@ def selection_lines(draws: list[dict], picked: list[dict], method: str, ratio: f
             continue
         last = [r[last_key] for r in members]
         margin_mean = [value - random_mean for value in last] if random_mean is not None else []
-        paired = [r[last_key] - random[r["seed"]][last_key] for r in members if r["seed"] in random]
+        paired = paired_margins(members, list(random.values()), last_key)
         labelled = sorted({r["labelled_cases"] for r in members})
         baseline = name.startswith("random draw")
         line = (
-            f"| {name} | {'/'.join(map(str, labelled))} | {len(members)} | {_cell(last)} | "
-            f"{_cell([r[best_key] for r in members])} | {min(last):.4f} | "
-            f"{'—' if baseline else _points(margin_mean)} | {'—' if baseline else _points(paired)} |"
+            f"| {name} | {'/'.join(map(str, labelled))} | {len(members)} | {cell(last)} | "
+            f"{cell([r[best_key] for r in members])} | {min(last):.4f} | "
+            f"{'—' if baseline else points(margin_mean)} | {'—' if baseline else points(paired)} |"
         )
         if lesion_free:
             line += (
-                f" {_cell([r['test_false_positive_rate_last'] for r in members], 3)} |"
-                f" {_cell([r['test_dice_last'] for r in members])} |"
+                f" {cell([r['test_false_positive_rate_last'] for r in members], 3)} |"
+                f" {cell([r['test_dice_last'] for r in members])} |"
             )
         lines.append(line)
-    cpus = sorted({(r["cpu"], r["bf16"]) for members in by_strategy.values() for r in members})
-    lines += [
-        "",
-        "strategies' machines: " + "; ".join(f"{cpu} (bf16: {'yes' if bf16 else 'no'})" for cpu, bf16 in cpus),
-    ]
+    lines += ["", f"strategies' machines: {machines(r for members in by_strategy.values() for r in members)}"]
     return lines
 
 
-def _points(values: list[float]) -> str:
-    """Dice differences as points: `+12.8 ± 1.5` (mean ± sd), `+3.1` for one value, `—` for none."""
-    if not values:
-        return "—"
-    mean, spread = mean_sd([100 * v for v in values])
-    return f"{mean:+.1f}" if len(values) == 1 else f"{mean:+.1f} ± {spread:.1f}"
-
-
 def selection(args: argparse.Namespace) -> None:
-    picked = [json.loads(line) for line in SELECTION.read_text().splitlines() if line.strip()]
-    picked = [row for row in picked if row["dataset"] == args.dataset]
-    lines = selection_lines(_rows(args.dataset), picked, args.method, args.ratio, args.alias)
+    picked = read_rows(SELECTION, dataset=args.dataset)
+    lines = selection_lines(read_rows(RESULTS, dataset=args.dataset), picked, args.method, args.ratio, args.alias)
     print("\n".join(lines))
     if args.into:
         replace_marked_block(args.into, f"{args.dataset} selection {args.ratio:g}", lines)
@@ -306,7 +245,7 @@ def curve_lines(rows: list[dict], methods: list[str], full_method: str, aliases:
         for method in methods:
             members = cells.get((method, ratio), [])
             dice = [r["test_dice_last"] for r in members]
-            row_cells.append(f"{_cell(dice, 3)} ({_seeds_note(members)})" if members else "—")
+            row_cells.append(f"{cell(dice, 3)} ({_seeds_note(members)})" if members else "—")
         count, *others = labelled[ratio]
         share = f"{ratio:.0%} ({count} labelled)" if not others and count is not None else f"{ratio:.0%}"
         lines.append(f"| {share} | " + " | ".join(row_cells) + " |")
@@ -393,15 +332,15 @@ def main() -> None:
     show.add_argument(
         "--into",
         type=Path,
-        help="also replace the table between `<!-- bench_semi table DATASET RATIO -->` and "
-        "`<!-- /bench_semi table -->` in this markdown file (RESULTS.md)",
+        help="also replace the table between `<!-- generated DATASET RATIO -->` and "
+        "`<!-- /generated -->` in this markdown file (RESULTS.md)",
     )
     pick = commands.add_parser("selection", help="markdown table of the selection strategies against random draws")
     pick.add_argument("--dataset", required=True)
     pick.add_argument("--ratio", type=float, default=0.05)
     pick.add_argument("--method", default="supervised", help="the training method whose rows are compared")
     pick.add_argument("--alias", nargs="*", default=[], help="SHORT=TEXT: print TEXT in method names as SHORT")
-    pick.add_argument("--into", type=Path, help="also replace `<!-- bench_semi table DATASET selection RATIO -->`")
+    pick.add_argument("--into", type=Path, help="also replace `<!-- generated DATASET selection RATIO -->`")
     draw = commands.add_parser("plot", help="test Dice against the labelled share")
     draw.add_argument("--dataset", required=True)
     draw.add_argument("--out", type=Path, required=True)
@@ -411,8 +350,8 @@ def main() -> None:
     draw.add_argument(
         "--into",
         type=Path,
-        help="also replace the points' table between `<!-- bench_semi table DATASET curve -->` and "
-        "`<!-- /bench_semi table -->` in this markdown file (RESULTS.md)",
+        help="also replace the points' table between `<!-- generated DATASET curve -->` and "
+        "`<!-- /generated -->` in this markdown file (RESULTS.md)",
     )
     trace = commands.add_parser("curves", help="validation Dice per epoch of the run folders at one share")
     trace.add_argument("runs", type=Path, help="the --out folder of `run`")

@@ -10,24 +10,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import torch
 import torch.nn.functional as F
 from monai.networks.nets import BasicUNet
-from torch.utils.flop_counter import FlopCounterMode
 
 from medseg.models import build_model
-
-
-def matmul_gflops(n: int = 2048, dtype: torch.dtype = torch.float32, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+from medseg.sweep.timing import count_flops, matmul_gflops, median_seconds
 
 
 def train_step(model, optimizer, x, y, bf16: bool) -> None:
@@ -40,11 +29,9 @@ def train_step(model, optimizer, x, y, bf16: bool) -> None:
 
 
 def step_flops(model, x, y) -> float:
-    with FlopCounterMode(display=False) as counter:
-        loss = F.binary_cross_entropy_with_logits(model(x), y)
-        loss.backward()
+    flops = count_flops(lambda: F.binary_cross_entropy_with_logits(model(x), y).backward())
     model.zero_grad(set_to_none=True)
-    return float(counter.get_total_flops())
+    return flops
 
 
 def measure(model, size: int, batch: int, steps: int, channels_last: bool, bf16: bool) -> dict[str, float]:
@@ -57,12 +44,7 @@ def measure(model, size: int, batch: int, steps: int, channels_last: bool, bf16:
         x = x.contiguous(memory_format=torch.channels_last)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for _ in range(2):
-        train_step(model, optimizer, x, y, bf16)
-    start = time.perf_counter()
-    for _ in range(steps):
-        train_step(model, optimizer, x, y, bf16)
-    seconds = (time.perf_counter() - start) / steps
+    seconds = median_seconds(lambda: train_step(model, optimizer, x, y, bf16), steps)
     return {"img_s": batch / seconds, "gflop_step": flops / 1e9, "gflop_s": flops / seconds / 1e9}
 
 
@@ -101,8 +83,8 @@ def main() -> None:
     ]
     for name, make, channels_last, bf16 in candidates:
         rows.append((name, measure(make(), args.size, args.batch, args.steps, channels_last, bf16)))
-    ceiling32 = matmul_gflops(dtype=torch.float32)
-    ceiling16 = matmul_gflops(dtype=torch.bfloat16)
+    ceiling32 = matmul_gflops(torch.float32)
+    ceiling16 = matmul_gflops(torch.bfloat16)
 
     base = rows[0][1]["img_s"]
     print(

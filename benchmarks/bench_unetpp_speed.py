@@ -9,40 +9,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 from monai.networks.nets import BasicUNet, BasicUNetPlusPlus
-from torch.utils.flop_counter import FlopCounterMode
 
 from medseg.models import build_model
+from medseg.sweep.timing import count_flops, matmul_gflops, median_seconds
 
 FEATURES = (32, 64, 128, 256, 512)
-
-
-def count_flops(fn) -> float:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
-
-
-def median_seconds(fn, repeats: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = 2048) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    seconds = median_seconds(lambda: a @ b, 10)
-    return 2 * n**3 / seconds / 1e9
 
 
 def inference_rows(sizes: list[int], repeats: int) -> list[str]:

@@ -38,8 +38,9 @@ from medseg.config import Config, load_config
 from medseg.engine.trainer import train_or_resume
 from medseg.evaluation import evaluate_run
 from medseg.postprocessing_choice import PLAIN, as_overrides, choose_postprocessing
-from medseg.provenance import machine
 from medseg.run_folder import RunFolder
+from medseg.sweep.rows import read_rows, record_rows
+from medseg.sweep.stats import cell
 from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, write_pseudo_masks
 
 RESULTS = Path(__file__).parent / "results" / "weak.jsonl"
@@ -176,29 +177,22 @@ def run_seed(cfg: Config, out: Path, seed: int, stage1_only: bool = False, only:
 
 def record(results: dict, dataset: str, config: str, overrides: list[str], path: Path = RESULTS) -> None:
     """Add one seed's row to `path`, replacing an earlier row of the same dataset, seed, config and overrides."""
-    row = {"dataset": dataset, "config": config, "overrides": overrides, **machine(), **results}
-    old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    key = (dataset, results["seed"], config, overrides)
-    kept = [r for r in old if (r["dataset"], r["seed"], r["config"], r.get("overrides", [])) != key]
-    write_text_atomic(path, "".join(json.dumps(r, default=float) + "\n" for r in [*kept, row]))
+    record_rows(path, [results], _recipe_seed, dataset=dataset, config=config, overrides=overrides)
 
 
-def _cell(values: list[float], digits: int = 3) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "—"
-    if len(values) == 1:  # one seed: no spread to show
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+def _recipe_seed(row: dict) -> tuple:
+    return row["dataset"], row["seed"], row["config"], tuple(row.get("overrides", []))
+
+
+def _cell(values: list[float | None], digits: int = 3) -> str:
+    return cell(values, digits)
 
 
 def table(dataset: str) -> None:
     """The tables of each recipe (config and overrides) recorded for `dataset`, its seeds averaged."""
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     recipes: dict[tuple, list[dict]] = {}
-    for row in rows:
-        if row["dataset"] == dataset:
-            recipes.setdefault((row["config"], " ".join(row.get("overrides", []))), []).append(row)
+    for row in read_rows(RESULTS, dataset=dataset):
+        recipes.setdefault((row["config"], " ".join(row.get("overrides", []))), []).append(row)
     for (config, overrides), kept in recipes.items():
         print(f"\n## {config} {overrides}".rstrip())
         recipe_table(kept)
@@ -271,8 +265,7 @@ def _row(figures: list[dict]) -> str:
 def stage1_table(dataset: str) -> None:
     """Per recorded stage-1 row (recipe, seed): the kept classifier's test ROC AUC, its tries, and per map the
     pointing game on validation and test and the training pseudo-masks' Dice."""
-    lines = STAGE1_RESULTS.read_text().splitlines() if STAGE1_RESULTS.is_file() else []
-    rows = [r for r in map(json.loads, filter(None, lines)) if r["dataset"] == dataset]
+    rows = read_rows(STAGE1_RESULTS, dataset=dataset)
     print(
         "| recipe | seed | CPU | ROC AUC (test) | tries (validation pointing) | map | pointing val / test | "
         "pseudo-mask Dice (train) |"

@@ -7,7 +7,7 @@
 3. nccl: a one-process "cpu:gloo,cuda:nccl" group (what `setup_distributed` opens under torchrun on GPUs); the
    engine's gradient all-reduce, weight broadcast and `nn.SyncBatchNorm` on CUDA tensors. Two processes on one
    GPU are not possible with nccl, so more than one rank needs a machine with more GPUs;
-4. optimiser steps and images per second of each method (`bench_method_speed.measure` on the GPU);
+4. optimiser steps and images per second of each method (`medseg.sweep.step_speed.measure_method_step` on the GPU);
 5. with `--tests SECONDS`: the test suite, where `train.device: auto` means the GPU, in parallel workers of one
    thread each (several workers of 16 threads each starve one another), stopped after SECONDS; the failed tests
    and their messages go into the check's line, the whole log to OUT/pytest.log.
@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 CONFIG = REPO / "configs" / "phantoms-unet.yaml"
 MIN_DICE = 0.8
 SPEED_METHODS = ["supervised", "mean_teacher", "bcp", "cps", "fixmatch:feature_perturbation=0.5", "cdma"]
@@ -138,9 +137,12 @@ def check_collectives(device: torch.device) -> dict:
 
 
 def check_speed(size: int, batch: int, device: torch.device, steps: int) -> dict:
-    from bench_method_speed import measure
+    from medseg.sweep.step_speed import measure_method_step
 
-    rows = [measure(text, [16, 32, 64, 128, 256], size, batch, steps, True, device=device) for text in SPEED_METHODS]
+    rows = [
+        measure_method_step(text, [16, 32, 64, 128, 256], size, batch, steps, True, device=device)
+        for text in SPEED_METHODS
+    ]
     base = rows[0]["seconds_per_step"]
     for row in rows:
         row["x_supervised"] = row["seconds_per_step"] / base

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from bench_method_speed import _synchronize, measure
 from medseg.engine.device import autocast_dtype
 from medseg.models import build_model
+from medseg.sweep.step_speed import measure_method_step
+from medseg.sweep.timing import median_seconds
 
 RECIPE = "fixmatch:feature_perturbation=0.5"
 
@@ -33,20 +32,12 @@ def inference_row(size: int, batch: int, mode: str | None, device: torch.device,
         run = torch.compile(model, mode=mode)
     images = torch.randn(batch, 1, size, size, device=device)
     amp = autocast_dtype(device, True)
-    times = []
     with torch.inference_mode(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        for step in range(repeats + 5):
-            _synchronize(device)
-            started = time.perf_counter()
-            try:
-                run(images)
-            except Exception as error:  # compilation failed: measure eager and say why
-                compiled, run = str(error).splitlines()[0][:200], model
-                run(images)
-            _synchronize(device)
-            if step >= 5:
-                times.append(time.perf_counter() - started)
-    seconds = statistics.median(times)
+        try:
+            run(images)
+        except Exception as error:  # compilation failed: measure eager and say why
+            compiled, run = str(error).splitlines()[0][:200], model
+        seconds = median_seconds(lambda: run(images), repeats, warmup=5, device=device)
     row = {"what": "inference", "size": size, "batch": batch, "mode": mode or "eager", "seconds": seconds}
     row["images_per_s"] = batch / seconds
     if mode and compiled is not True:
@@ -71,7 +62,7 @@ def main() -> None:
     for size in args.sizes:
         for method in ("supervised", RECIPE):
             for mode in [None, *args.modes]:
-                row = measure(method, features, size, args.batch, args.steps, True, "model", device, mode)
+                row = measure_method_step(method, features, size, args.batch, args.steps, True, "model", device, mode)
                 row |= {"what": "training step", "size": size, "batch": args.batch, "mode": mode or "eager"}
                 _write(rows_file, row, where)
         for mode in [None, *args.modes]:

@@ -60,7 +60,7 @@ def _inside(module: str, *packages: str) -> bool:
                 "medseg.cli",
             ),
         ),
-        (("medseg.selection",), ("medseg.label_budget", "medseg.engine.trainer", "medseg.evaluation", "medseg.cli")),
+        (("medseg.selection",), ("medseg.sweep", "medseg.engine.trainer", "medseg.evaluation", "medseg.cli")),
         (
             ("medseg.methods",),
             (
@@ -128,7 +128,7 @@ LAYERS: list[tuple[str, ...]] = [
         "medseg.explanations",
         "medseg.selection",
     ),
-    ("medseg.weak", "medseg.label_budget", "medseg.demo"),
+    ("medseg.weak", "medseg.sweep", "medseg.demo"),
     ("medseg.cli", "medseg.__main__"),
 ]
 
@@ -283,3 +283,33 @@ def test_no_format_dispatch_outside_the_readers():
     ]
     found = [item for path in outside for item in _format_dispatch(path)]
     assert not found, found
+
+
+BENCHMARKS = SRC.parents[1] / "benchmarks"
+
+
+def _benchmark_imports(path: Path) -> list[str]:
+    """The benchmark modules and `sys.path` edits a benchmark script reaches for."""
+    local = {p.stem for p in BENCHMARKS.glob("*.py")}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name in local]
+        elif isinstance(node, ast.ImportFrom) and node.module in local:
+            found.append(node.module)
+        elif isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
+            found.append("sys.path")
+    return found
+
+
+def test_benchmarks_are_thin_callers_of_the_library():
+    """What one benchmark needs from another lives in the library (medseg.sweep): no script imports another or
+    edits sys.path to reach it."""
+    reached = {path.name: _benchmark_imports(path) for path in sorted(BENCHMARKS.glob("*.py"))}
+    assert {name: found for name, found in reached.items() if found} == {}
+
+
+def test_the_benchmark_check_sees_a_planted_import(tmp_path):
+    planted = tmp_path / "bench_x.py"
+    planted.write_text("import sys\nsys.path.insert(0, 'x')\nfrom bench_semi import machine\n")
+    assert sorted(_benchmark_imports(planted)) == ["bench_semi", "sys.path"]

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from medseg.cli import app
 from medseg.config import load_config
-from medseg.label_budget import parse_budget_arguments, plan_points, run_budget
+from medseg.sweep.arguments import parse_budget_arguments
+from medseg.sweep.plan import plan_points
+from medseg.sweep.run import run_budget
 
 runner = CliRunner()
 
@@ -32,7 +34,7 @@ def test_points_skip_semi_supervised_methods_at_full_labels():
 
 
 def test_a_point_keeps_the_configs_method_options_only_for_that_method(tmp_path, phantom_config):
-    from medseg.label_budget import Point, point_config
+    from medseg.sweep.plan import Point, point_config
 
     config = phantom_config()
     config["method"] = {"name": "supervised", "dice": "image"}
@@ -60,12 +62,12 @@ def test_arguments_take_values_up_to_the_next_option():
 
 def test_a_stratified_budget_draws_split_files_of_its_own(tmp_path, phantom_config):
     """Turning data.stratify_by_label on must not reuse the plain draw already written in the budget folder."""
-    from medseg.label_budget import _split_file
+    from medseg.sweep.plan import split_file
 
     config = phantom_config()
-    plain = _split_file(load_config(config), tmp_path, 0.5, 0)
+    plain = split_file(load_config(config), tmp_path, 0.5, 0)
     config["data"]["stratify_by_label"] = True
-    stratified = _split_file(load_config(config), tmp_path, 0.5, 0)
+    stratified = split_file(load_config(config), tmp_path, 0.5, 0)
     assert (plain.name, stratified.name) == ("r0.5-s0.csv", "r0.5-s0-stratified.csv")
     assert set(_splits(stratified).values()) == {"train", "unlabeled", "val", "test"}
 

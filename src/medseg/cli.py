@@ -432,8 +432,10 @@ def budget(
     equal rounds up to each share; --cold-start: the first round's strategy where S needs a model).
     """
     from medseg.config import load_config
-    from medseg.label_budget import parse_budget_arguments, plan_points, run_budget
     from medseg.resolve import resolve_config
+    from medseg.sweep.arguments import parse_budget_arguments
+    from medseg.sweep.plan import plan_points
+    from medseg.sweep.run import run_budget
 
     try:
         target, overrides, options = parse_budget_arguments(arguments)
@@ -495,7 +497,7 @@ def _number(kind: type, text: str, option: str):
 def _selection(options: dict[str, list[str]]):
     """`medseg budget`'s --select, --rounds, --cold-start and --max-per-group as a `Selection` (None without
     --select)."""
-    from medseg.label_budget import Selection
+    from medseg.sweep.run import Selection
 
     if not options["select"]:
         return None

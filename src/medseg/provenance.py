@@ -4,16 +4,14 @@ These machines differ by up to 3× in speed, so every benchmark row carries this
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
 import torch
 
-from medseg.atomic import write_text_atomic
 from medseg.engine.device import autocast_dtype
 
-__all__ = ["machine", "append_rows"]
+__all__ = ["machine"]
 
 
 def machine() -> dict[str, str | bool | int]:
@@ -25,10 +23,3 @@ def machine() -> dict[str, str | bool | int]:
         model = names[0] if names else model
     bf16 = autocast_dtype(torch.device("cpu"), True) == torch.bfloat16
     return {"cpu": model, "bf16": bf16, "threads": torch.get_num_threads(), "torch": torch.__version__}
-
-
-def append_rows(path: str | Path, rows: list[dict]) -> None:
-    """Append `rows` to a JSON-lines results file, one line each (the file rewritten atomically)."""
-    path = Path(path)
-    old = path.read_text() if path.is_file() else ""
-    write_text_atomic(path, old + "".join(json.dumps(row) + "\n" for row in rows))

@@ -1,7 +1,4 @@
-"""`benchmarks/bench_semi.py table`: paired margins per labelled draw, and the table rewritten in place between its
-markers in RESULTS.md without touching the text around it."""
-
-import pytest
+"""`benchmarks/bench_semi.py table`: paired margins per labelled draw, other shares left out, the curve's table."""
 
 
 def _row(method: str, ratio: float, seed: int, dice: float) -> dict:
@@ -39,32 +36,6 @@ def test_margins_are_paired_per_seed_and_other_shares_are_left_out(bench_semi):
     assert cells[8] == f"{0.585 / 0.80:.3f}"
     assert not any("25%" in line for line in lines)
     assert lines[-1] == "machines: test cpu (bf16: no)"
-
-
-def test_into_replaces_only_the_marked_block(bench_semi, tmp_path):
-    results = tmp_path / "RESULTS.md"
-    before = "# Results\n\ntext above\n\n<!-- bench_semi table lgg 0.1 -->\n| old | table |\n"
-    after = "<!-- /bench_semi table -->\n\ntext below, kept\n"
-    results.write_text(before + after)
-    lines = bench_semi.table_lines(ROWS, 0.1, "supervised", [])
-    bench_semi.replace_marked_block(results, "lgg 0.1", lines)
-    text = results.read_text()
-    assert "| old | table |" not in text
-    assert text.startswith("# Results\n\ntext above\n\n<!-- bench_semi table lgg 0.1 -->\n| method |")
-    assert text.endswith("machines: test cpu (bf16: no)\n" + after)
-    bench_semi.replace_marked_block(results, "lgg 0.1", lines)  # a second rewrite changes nothing
-    assert results.read_text() == text
-
-
-def test_into_a_file_without_the_marker_stops_and_names_it(bench_semi, tmp_path):
-    results = tmp_path / "RESULTS.md"
-    results.write_text("no markers here\n")
-    with pytest.raises(SystemExit, match=r"RESULTS\.md.*bench_semi table figshare 0\.1"):
-        bench_semi.replace_marked_block(results, "figshare 0.1", ["| x |"])
-    assert results.read_text() == "no markers here\n"
-    results.write_text("<!-- bench_semi table figshare 0.1 -->\n| unclosed |\n")
-    with pytest.raises(SystemExit, match="no closing"):
-        bench_semi.replace_marked_block(results, "figshare 0.1", ["| x |"])
 
 
 def test_curve_table_has_a_row_per_share_and_names_the_seeds(bench_semi):

@@ -13,7 +13,7 @@ from medseg.cli import app
 from medseg.config import load_config
 from medseg.data.splits import keep_labeled, read_labeled_ids
 from medseg.errors import DataError
-from medseg.label_budget import Selection, run_budget
+from medseg.sweep.run import Selection, run_budget
 
 runner = CliRunner()
 

@@ -1,0 +1,50 @@
+"""Figures over seeds: mean ± sd, per-seed margins paired with a baseline on the same draw, and the cells and
+machine notes of the tables made from them."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["mean_sd", "cell", "points", "paired_margins", "machines"]
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample sd of the seeds' values (sd 0 for one seed).
+
+    Raises:
+        statistics.StatisticsError: no value.
+    """
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def cell(values: Iterable[float | None], digits: int = 4) -> str:
+    """`0.6410 ± 0.0150` over the values that are not None, the value alone for one, `—` for none."""
+    present = [value for value in values if value is not None]
+    if not present:
+        return "—"
+    mean, spread = mean_sd(present)
+    return f"{mean:.{digits}f}" if len(present) == 1 else f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+
+def points(differences: Iterable[float]) -> str:
+    """Dice differences as signed points: `+12.8 ± 1.5`, `+3.1` for one, `—` for none."""
+    values = [100 * value for value in differences]
+    if not values:
+        return "—"
+    mean, spread = mean_sd(values)
+    return f"{mean:+.1f}" if len(values) == 1 else f"{mean:+.1f} ± {spread:.1f}"
+
+
+def paired_margins(rows: list[dict[str, Any]], baseline: list[dict[str, Any]], key: str) -> list[float]:
+    """`row[key]` minus the baseline's on the same seed (the same labelled draw), for the rows whose seed the baseline
+    has; the baseline's rows are keyed by their `seed`."""
+    by_seed = {row["seed"]: row for row in baseline}
+    return [row[key] - by_seed[row["seed"]][key] for row in rows if row["seed"] in by_seed]
+
+
+def machines(rows: Iterable[dict[str, Any]]) -> str:
+    """The rows' CPUs, each with whether it computes bf16 natively: `AMD EPYC (bf16: yes); ...`."""
+    found = sorted({(row["cpu"], row["bf16"]) for row in rows})
+    return "; ".join(f"{cpu} (bf16: {'yes' if bf16 else 'no'})" for cpu, bf16 in found)
