@@ -41,7 +41,10 @@ from medseg.postprocessing_choice import PLAIN, as_overrides, choose_postprocess
 from medseg.run_folder import RunFolder
 from medseg.sweep.rows import read_rows, record_rows
 from medseg.sweep.stats import cell
-from medseg.weak.pipeline import choose_classifier, classifier_config, resume_weak, write_pseudo_masks
+from medseg.weak.choices import choose_classifier
+from medseg.weak.pipeline import resume_weak
+from medseg.weak.relabelling import write_pseudo_masks
+from medseg.weak.stages import classifier_config
 
 RESULTS = Path(__file__).parent / "results" / "weak.jsonl"
 STAGE1_RESULTS = Path(__file__).parent / "results" / "weak_stage1.jsonl"

@@ -16,13 +16,13 @@ from scipy import ndimage
 
 from medseg.config import load_config
 from medseg.data.dataset import iterate_batches
-from medseg.explain.cam import to_input_size
 from medseg.explain.maps import pointing_hits
+from medseg.explain.targets import to_input_size
 from medseg.inference import Predictor
 from medseg.methods.classification import image_labels
 from medseg.run_folder import RunFolder
 from medseg.weak.body import body_regions
-from medseg.weak.pipeline import true_dataset
+from medseg.weak.stages import true_dataset
 
 
 def variant_maps(model, images: torch.Tensor, labels: torch.Tensor, classes: int) -> dict[str, torch.Tensor]:

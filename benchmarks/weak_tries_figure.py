@@ -21,8 +21,8 @@ from medseg.data.dataset import iterate_batches
 from medseg.inference import Predictor
 from medseg.resolve import resolve_config
 from medseg.run_folder import RunFolder
-from medseg.weak.pipeline import true_dataset
 from medseg.weak.seeds import batch_maps
+from medseg.weak.stages import true_dataset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)

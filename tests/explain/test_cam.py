@@ -6,7 +6,7 @@ from monai.visualize import GradCAM as MonaiGradCAM
 from monai.visualize.class_activation_maps import ModelWithHooks
 
 from medseg.explain import EXPLAINERS, Request
-from medseg.explain.cam import class_target, normalise, region_target
+from medseg.explain.targets import class_target, normalise, region_target
 from medseg.models import build_model
 
 

@@ -13,8 +13,8 @@ from medseg.cli import app
 from medseg.config import load_config
 from medseg.errors import ConfigError
 from medseg.explain import EXPLAINERS, Explainer, Request, map_methods, register_explainer
-from medseg.explain.cam import class_target, region_target
 from medseg.explain.maps import lesion_maps
+from medseg.explain.targets import class_target, region_target
 from medseg.models import build_model
 from medseg.resolve import resolve_config
 

@@ -18,19 +18,13 @@ from medseg.explain import EXPLAINERS, Request
 from medseg.losses import IGNORE_INDEX
 from medseg.models import build_model
 from medseg.run_folder import RunFolder
-from medseg.weak.pipeline import (
-    LOCALISATION_FLOOR,
-    _choose_confident,
-    _chosen_maps,
-    choose_classifier,
-    classifier_config,
-    localisation_warning,
-    train_weak,
-    write_pseudo_masks,
-)
+from medseg.weak.choices import LOCALISATION_FLOOR, choose_classifier, chosen_maps, localisation_warning
+from medseg.weak.pipeline import train_weak
 from medseg.weak.pseudo_masks import make_pseudo_masks
 from medseg.weak.refine import crf_refine
+from medseg.weak.relabelling import _choose_confident, write_pseudo_masks
 from medseg.weak.seeds import batch_maps
+from medseg.weak.stages import classifier_config
 from tests.conftest import write_png
 
 
@@ -91,8 +85,8 @@ def test_the_whole_path_with_layercam_crf_chosen_thresholds_and_self_training(tm
     if choice["maps"] == "layercam":  # the tries are judged with weak.maps
         chosen = next(t for t in report["classifier_tries"] if t["folder"] == report["classifier"])
         assert chosen["val_pointing_game"] == pytest.approx(report["stage1"]["val"]["pointing_game"]), "same maps"
-    monkeypatch.setattr("medseg.weak.pipeline.choose_maps", lambda *args: pytest.fail("measured again on resume"))
-    assert _chosen_maps(cfg, RunFolder(run), RunFolder(run).classifier).weak.maps == choice["maps"]
+    monkeypatch.setattr("medseg.weak.choices.choose_maps", lambda *args: pytest.fail("measured again on resume"))
+    assert chosen_maps(cfg, RunFolder(run), RunFolder(run).classifier).weak.maps == choice["maps"]
     thresholds = report["stage1"]["thresholds"]
     assert thresholds["validation_dice"] and thresholds["foreground"] == pytest.approx(4 * thresholds["background"])
     assert "pseudo_mask" in report["round2"]["train"], "round 2's pseudo-masks came from round 1's network"

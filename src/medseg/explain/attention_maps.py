@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from medseg.explain.cam import to_input_size
+from medseg.explain.targets import to_input_size
 from medseg.models.attention import AttentionGate, DualAttention, PositionAttention, SpatialAttention
 
 __all__ = ["spatial_attention_maps"]

@@ -17,7 +17,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from medseg.explain.cam import encoder_stages, scale_to_peak, to_input_size
+from medseg.explain.targets import encoder_stages, scale_to_peak, to_input_size
 from medseg.models.classifier import Classifier
 from medseg.registry import Registry
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from medseg.explain.base import EXPLAINERS, Request, map_methods
-from medseg.explain.cam import class_target, scale_to_peak
+from medseg.explain.targets import class_target, scale_to_peak
 from medseg.models.classifier import Classifier
 
 __all__ = ["lesion_maps", "pointing_hits", "map_dice"]

@@ -14,7 +14,7 @@ from medseg.data.dataset import preprocessing_of
 from medseg.data.store import preprocess_image
 from medseg.errors import DataError
 from medseg.explain import EXPLAINERS, Request
-from medseg.explain.cam import class_target, normalise, region_target
+from medseg.explain.targets import class_target, normalise, region_target
 from medseg.inference import Predictor
 from medseg.models.classifier import Classifier
 from medseg.overlay import explanation_figure

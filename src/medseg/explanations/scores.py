@@ -23,8 +23,8 @@ import torch
 
 from medseg.data.dataset import iterate_batches, prepare_dataset
 from medseg.explain import EXPLAINERS, Request
-from medseg.explain.cam import class_target, normalise, region_target
 from medseg.explain.maps import pointing_hits
+from medseg.explain.targets import class_target, normalise, region_target
 from medseg.inference import Predictor
 from medseg.models.classifier import Classifier
 from medseg.run_folder import RunFolder

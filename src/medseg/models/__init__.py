@@ -1,8 +1,7 @@
 """Segmentation networks, registered by name: `build_model({"name": "unet", ...})`."""
 
 from medseg.models import classifier, msga, mtnet, unet, unetpp  # noqa: F401  (registration)
-from medseg.models.capabilities import DeepSupervised, MultiBranch, Prunable, inference_modes
-from medseg.models.registry import (
+from medseg.models.base import (
     MODELS,
     build_model,
     check_model_spec,
@@ -10,6 +9,7 @@ from medseg.models.registry import (
     prefers_channels_last,
     register_model,
 )
+from medseg.models.capabilities import DeepSupervised, MultiBranch, Prunable, inference_modes
 
 __all__ = [
     "MODELS",

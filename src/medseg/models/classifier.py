@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from medseg.models.registry import register_model
+from medseg.models.base import register_model
 from medseg.models.unet import UNetEncoder
 
 __all__ = ["Classifier", "AxisAttention"]

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from medseg.models.attention import ChannelSelfAttention, PositionAttention
+from medseg.models.base import register_model
 from medseg.models.blocks import FOREGROUND_PRIOR, ConvBnReLU, DoubleConv, check_features, init_head_bias
-from medseg.models.registry import register_model
 from medseg.models.unet import pad_to_multiple
 
 __all__ = ["MSGA", "MSGAMaps", "ResidualEncoder"]

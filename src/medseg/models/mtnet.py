@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from medseg.models.base import register_model
 from medseg.models.blocks import FOREGROUND_PRIOR, init_head_bias
-from medseg.models.registry import register_model
 from medseg.models.unet import UNetDecoder, UNetEncoder, pad_to_multiple
 
 __all__ = ["MTNet"]

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from medseg.models.attention import ATTENTION_KINDS, AttentionGate, make_attention
+from medseg.models.base import register_model
 from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, UpConcat, check_features, init_head_bias
-from medseg.models.registry import register_model
 
 __all__ = ["UNet", "UNetEncoder", "UNetDecoder", "attention_layout", "pad_to_multiple"]
 

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from medseg.models.attention import AttentionGate, make_attention
+from medseg.models.base import register_model
 from medseg.models.blocks import FOREGROUND_PRIOR, DoubleConv, check_features, init_head_bias
-from medseg.models.registry import register_model
 from medseg.models.unet import attention_layout, pad_to_multiple
 
 __all__ = ["UNetPlusPlus"]

@@ -47,7 +47,7 @@ class ModelSignals:
 
     def features(self, get: Callable[[int], np.ndarray], count: int) -> np.ndarray:
         """`(count, C_deep)`: the deepest encoder stage's features, averaged over space."""
-        from medseg.explain.cam import default_layer
+        from medseg.explain.targets import default_layer
 
         predictor = self.predictor
         captured: list[torch.Tensor] = []

@@ -8,6 +8,6 @@ plots made from those lines.
     rows       results files of JSON lines: read, record (with the machine's provenance), replace by key
     stats      mean ± sd over seeds, paired per-seed margins, a table's cells
     markdown   markdown tables, regenerated in place between markers of a file such as RESULTS.md
-    outputs    one sweep's budget.csv, budget.md, budget.png and report.html
+    summary    one sweep's budget.csv, budget.md, budget.png and report.html
     timing     medians of repeated calls, FLOPs, the machine's matmul ceiling
 """

@@ -28,9 +28,9 @@ from medseg.evaluation import evaluate_run
 from medseg.run_folder import RunFolder
 from medseg.selection.loop import expand_rounds, round_split
 from medseg.selection.select import build_strategy
-from medseg.sweep.outputs import summarise
 from medseg.sweep.plan import Point, plan_points, point_config, point_split, split_file
 from medseg.sweep.rows import read_rows, replace_rows
+from medseg.sweep.summary import summarise
 
 __all__ = ["Selection", "run_budget", "load_rows"]
 

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from medseg.config import Config
-from medseg.explain.cam import scale_to_peak
 from medseg.explain.maps import lesion_maps
+from medseg.explain.targets import scale_to_peak
 from medseg.inference import Predictor
 from medseg.weak.body import body_regions
 from medseg.weak.pseudo_masks import make_pseudo_masks

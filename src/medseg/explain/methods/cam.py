@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from medseg.explain.base import Explainer, Request, register_explainer
-from medseg.explain.cam import to_input_size
+from medseg.explain.targets import to_input_size
 
 
 @register_explainer("cam")

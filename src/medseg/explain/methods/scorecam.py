@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from medseg.explain.base import Explainer, Request, capture, register_explainer
-from medseg.explain.cam import normalise, to_input_size
+from medseg.explain.targets import normalise, to_input_size
 
 
 @register_explainer("scorecam")
