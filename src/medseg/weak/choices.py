@@ -14,9 +14,9 @@ from medseg.engine.distributed import setup_distributed
 from medseg.engine.trainer import resume, train
 from medseg.inference import Predictor
 from medseg.run_folder import RunFolder
-from medseg.weak.report import read_report, record
 from medseg.weak.split_maps import best_threshold, pointing_game, split_maps
 from medseg.weak.stages import classifier_try_config, true_dataset
+from medseg.weak.weak_json import read_report, record
 
 __all__ = [
     "FOREGROUND_GRID",

@@ -1,6 +1,6 @@
 """`supervision: image-labels`: from image-level labels to a segmentation network, in one run folder.
 This module runs the stages in order and resumes them; the stages' configs are in `weak.stages`, what is chosen on the
-validation patients in `weak.choices`, the pseudo-masks of each round in `weak.relabelling`, weak.json in `weak.report`.
+validation patients in `weak.choices`, the pseudo-masks of each round in `weak.relabelling`, weak.json in `weak.weak_json`.
 
     <run>/weak.yaml                  the pipeline's config, as given (resolved)
     <run>/classifier/                a classification run on the image labels (its own config, metrics, checkpoints)
@@ -40,8 +40,8 @@ from medseg.ui import console, labelled
 from medseg.weak.choices import choose_classifier, chosen_maps, localisation_warning
 from medseg.weak.panels import write_panels
 from medseg.weak.relabelling import relabel, write_pseudo_masks
-from medseg.weak.report import read_report, record
 from medseg.weak.stages import segmentation_config
+from medseg.weak.weak_json import read_report, record
 
 __all__ = ["train_weak", "resume_weak"]
 
