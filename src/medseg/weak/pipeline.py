@@ -1,6 +1,7 @@
 """`supervision: image-labels`: from image-level labels to a segmentation network, in one run folder.
-This module runs the stages in order and resumes them; the stages' configs are in `weak.stages`, what is chosen on the
-validation patients in `weak.choices`, the pseudo-masks of each round in `weak.relabelling`, weak.json in `weak.weak_json`.
+This module runs the stages in order and resumes them; the stages' configs are in `weak.stages`, what is chosen on
+the validation patients in `weak.choices`, each round's pseudo-masks in `weak.relabelling`, weak.json in
+`weak.weak_json`.
 
     <run>/weak.yaml                  the pipeline's config, as given (resolved)
     <run>/classifier/                a classification run on the image labels (its own config, metrics, checkpoints)
