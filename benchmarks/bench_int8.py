@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calibration", type=int, default=256)
     parser.add_argument("--record", type=Path, default=RESULTS)
+    parser.add_argument("--note", help="what a reader of the row must know (e.g. measured beside a training)")
     args = parser.parse_args()
     rows = []
     for path in args.runs:
@@ -62,6 +63,7 @@ def main() -> None:
         one = torch.randn(1, channels, args.size, args.size)
         many = torch.randn(args.batch, channels, args.size, args.size)
         row = {"run": str(path), "size": args.size, "batch": args.batch, **machine(), "threads": args.threads}
+        row |= {"calibration": args.calibration, "note": args.note}
         for precision, predictor in predictors.items():
             predictor.cfg.eval.tta = False  # one pass
             row[f"{precision}_ms_one"] = round(

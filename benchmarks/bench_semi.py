@@ -24,14 +24,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 from medseg.config import load_config
 from medseg.sweep.markdown import replace_marked_block
 from medseg.sweep.rows import read_rows, record_rows
 from medseg.sweep.run import Selection, run_budget
-from medseg.sweep.stats import cell, machines, mean_sd, paired_margins, points
+from medseg.sweep.stats import mean_sd
+from medseg.sweep.tables import by_point, curve_table, display, method_table, selection_table
 
 RESULTS = Path(__file__).parent / "results" / "semi.jsonl"
 SPLITS = Path(__file__).parent / "splits"
@@ -62,52 +62,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"{len(rows)} rows in {args.record}; splits in {target}")
 
 
-def _display(method: str, aliases: list[str]) -> str:
-    """The method's text with each `short=text` alias's text replaced by its short name (long overrides)."""
-    for alias in aliases:
-        short, text = alias.split("=", 1)
-        method = method.replace(text, short)
-    return method
-
-
-def table_lines(rows: list[dict], ratio: float, baseline: str, aliases: list[str]) -> list[str]:
-    """The markdown table of the recorded rows at one labelled share (and the 100% rows), then the machines."""
-    full = [r["test_dice_last"] for r in rows if r["method"].split(":")[0] == "supervised" and r["ratio"] == 1.0]
-    supervised = [r for r in rows if r["method"] == baseline and r["ratio"] == ratio]
-    by_method: dict[tuple[str, float], list[dict]] = defaultdict(list)
-    for row in rows:
-        if row["ratio"] in (ratio, 1.0):
-            by_method[(row["method"], row["ratio"])].append(row)
-    # lesion-slice columns only where test slices without a lesion exist (LGG): elsewhere they repeat the Dice
-    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in rows)
-    columns = ["method", "labelled", "seeds", "steps", "minutes", "test Dice, last", "test Dice, best val"]
-    columns += ["margin over supervised (paired, last)", "× full", "val change, last 30%"]
-    if lesion_free:
-        columns += ["lesion-slice Dice, last", "lesion-free slices given a mask, last"]
-    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
-    for (method, share), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
-        last = [r["test_dice_last"] for r in members]
-        margins = paired_margins(members, supervised, "test_dice_last")
-        of_full = f"{statistics.mean(last) / statistics.mean(full):.3f}" if full else "—"
-        change = [r["val_change_last_30pct"] for r in members if r["val_change_last_30pct"] is not None]
-        line = (
-            f"| {_display(method, aliases)} | {share:.0%} | {len(members)} | {members[0]['steps']} | "
-            f"{statistics.mean(r['minutes'] for r in members):.1f} | {cell(last)} | "
-            f"{cell([r['test_dice_best'] for r in members])} | "
-            f"{cell(margins) if share != 1.0 and method != baseline else '—'} | {of_full} | {cell(change, 3)} |"
-        )
-        if lesion_free:
-            line += (
-                f" {cell([r.get('test_dice_lesion_last') for r in members])} | "
-                f"{cell([r.get('test_false_positive_rate_last') for r in members], 3)} |"
-            )
-        lines.append(line)
-    lines += ["", f"machines: {machines(rows)}"]
-    return lines
-
-
 def table(args: argparse.Namespace) -> None:
-    lines = table_lines(read_rows(RESULTS, dataset=args.dataset), args.ratio, args.baseline, args.alias)
+    lines = method_table(read_rows(RESULTS, dataset=args.dataset), args.ratio, args.baseline, args.alias)
     print("\n".join(lines))
     if args.into:
         replace_marked_block(args.into, f"{args.dataset} {args.ratio:g}", lines)
@@ -123,7 +79,7 @@ def plot(args: argparse.Namespace) -> None:
     rows = read_rows(RESULTS, dataset=args.dataset)
     full = [r["test_dice_last"] for r in rows if r["ratio"] == 1.0 and r["method"] == args.full]
     methods = args.methods or sorted({r["method"] for r in rows if r["ratio"] < 1.0})
-    groups = _by_point(rows, methods)
+    groups = by_point(rows, methods)
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
     for method in methods:
         points = {ratio: [r["test_dice_last"] for r in group] for (m, ratio), group in groups.items() if m == method}
@@ -131,14 +87,14 @@ def plot(args: argparse.Namespace) -> None:
         ratios = sorted(points)
         stats = [mean_sd(points[r]) for r in ratios]
         means, spreads = [mean for mean, _ in stats], [spread for _, spread in stats]
-        label = _display(method, args.alias)
+        label = display(method, args.alias)
         line = axis.errorbar([100 * r for r in ratios], means, yerr=spreads, marker="o", capsize=3, label=label)
         if full and ratios:  # dashed on to the full-label upper bound: the shares in between may be unmeasured
             colour = line.lines[0].get_color()
             axis.plot([100 * ratios[-1], 100], [means[-1], statistics.mean(full)], "--", color=colour, alpha=0.6)
     if full:
         mean, spread = mean_sd(full)
-        label = f"100%: {_display(args.full, args.alias)}"
+        label = f"100%: {display(args.full, args.alias)}"
         axis.errorbar([100], [mean], yerr=[spread], marker="s", color="black", capsize=3, label=label)
     axis.set(xscale="log", xlabel="labelled training slices (%)", ylabel="test Dice (last checkpoint)")
     axis.set_title(f"{args.dataset}: label budget (mean ± sd over seeds)")
@@ -147,7 +103,7 @@ def plot(args: argparse.Namespace) -> None:
     figure.tight_layout()
     figure.savefig(args.out, dpi=110)
     print(f"plot: {args.out}\n")
-    lines = curve_lines(rows, methods, args.full, args.alias)
+    lines = curve_table(rows, methods, args.full, args.alias)
     print("\n".join(lines))
     if args.into:
         replace_marked_block(args.into, f"{args.dataset} curve", lines)
@@ -157,99 +113,13 @@ def plot(args: argparse.Namespace) -> None:
 SELECTION = Path(__file__).parent / "results" / "selection.jsonl"
 
 
-def selection_lines(draws: list[dict], picked: list[dict], method: str, ratio: float, aliases: list[str]) -> list[str]:
-    """The selection table at one labelled share for one training method: the random draws of whole groups (the
-    curve's, from semi.jsonl) and each strategy's picks (selection.jsonl), with test Dice (last and best-validated
-    checkpoint), the worst seed, and the margin over the random draws' mean and, per seed, over the draw. Where test
-    slices without a lesion exist (LGG), the Dice is over the lesion slices, with the share of lesion-free slices
-    given a mask and the all-slice Dice beside it."""
-    random = {r["seed"]: r for r in draws if r["method"] == method and r["ratio"] == ratio}
-    by_strategy: dict[str, list[dict]] = defaultdict(list)
-    for row in picked:
-        if row["method"] == method and row["ratio"] == ratio:
-            by_strategy[row["strategy"]].append(row)
-    everyone = [*random.values(), *(r for members in by_strategy.values() for r in members)]
-    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in everyone)
-    last_key, best_key = (
-        ("test_dice_lesion_last", "test_dice_lesion_best") if lesion_free else ("test_dice_last", "test_dice_best")
-    )
-    random_mean = statistics.mean(r[last_key] for r in random.values()) if random else None
-    dice = "lesion-slice Dice" if lesion_free else "test Dice"
-    columns = ["picked by", "labelled", "seeds", f"{dice}, last", f"{dice}, best val", "worst seed"]
-    columns += ["− random draws' mean (points)", "− random draw of the seed (points)"]
-    if lesion_free:
-        columns += ["lesion-free slices given a mask, last", "all-slice Dice, last"]
-    lines = [f"{_display(method, aliases)} at {ratio:.0%}:", "", "| " + " | ".join(columns) + " |"]
-    lines.append("|---" * len(columns) + "|")
-    groups = [("random draw of whole groups", list(random.values()))] + sorted(by_strategy.items())
-    for name, members in groups:
-        if not members:
-            continue
-        last = [r[last_key] for r in members]
-        margin_mean = [value - random_mean for value in last] if random_mean is not None else []
-        paired = paired_margins(members, list(random.values()), last_key)
-        labelled = sorted({r["labelled_cases"] for r in members})
-        baseline = name.startswith("random draw")
-        line = (
-            f"| {name} | {'/'.join(map(str, labelled))} | {len(members)} | {cell(last)} | "
-            f"{cell([r[best_key] for r in members])} | {min(last):.4f} | "
-            f"{'—' if baseline else points(margin_mean)} | {'—' if baseline else points(paired)} |"
-        )
-        if lesion_free:
-            line += (
-                f" {cell([r['test_false_positive_rate_last'] for r in members], 3)} |"
-                f" {cell([r['test_dice_last'] for r in members])} |"
-            )
-        lines.append(line)
-    lines += ["", f"strategies' machines: {machines(r for members in by_strategy.values() for r in members)}"]
-    return lines
-
-
 def selection(args: argparse.Namespace) -> None:
     picked = read_rows(SELECTION, dataset=args.dataset)
-    lines = selection_lines(read_rows(RESULTS, dataset=args.dataset), picked, args.method, args.ratio, args.alias)
+    lines = selection_table(read_rows(RESULTS, dataset=args.dataset), picked, args.method, args.ratio, args.alias)
     print("\n".join(lines))
     if args.into:
         replace_marked_block(args.into, f"{args.dataset} selection {args.ratio:g}", lines)
         print(f"\nwritten into {args.into}")
-
-
-def _by_point(rows: list[dict], methods: list[str]) -> dict[tuple[str, float], list[dict]]:
-    """The rows of `methods`, grouped by (method, labelled share): one group per point of the curve."""
-    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
-    for row in rows:
-        if row["method"] in methods:
-            groups[(row["method"], row["ratio"])].append(row)
-    return groups
-
-
-def _seeds_note(members: list[dict]) -> str:
-    seeds = sorted(r["seed"] for r in members)
-    return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
-
-
-def curve_lines(rows: list[dict], methods: list[str], full_method: str, aliases: list[str]) -> list[str]:
-    """The budget curve as a markdown table: one row per labelled share, one column per method, each cell the
-    test Dice at the last checkpoint (mean ± sd over seeds) and which seeds it holds, each share with its number of
-    labelled slices; the 100% row holds `full_method`'s runs under its own column, where every curve ends."""
-    cells = {
-        (m, ratio): group for (m, ratio), group in _by_point(rows, methods).items() if ratio < 1.0 or m == full_method
-    }
-    labelled: dict[float, set[int | None]] = defaultdict(set)
-    for (_, ratio), group in cells.items():
-        labelled[ratio].update(r.get("labelled_cases") for r in group)
-    lines = ["| labelled | " + " | ".join(_display(method, aliases) for method in methods) + " |"]
-    lines.append("|---" * (len(methods) + 1) + "|")
-    for ratio in sorted(labelled):
-        row_cells = []
-        for method in methods:
-            members = cells.get((method, ratio), [])
-            dice = [r["test_dice_last"] for r in members]
-            row_cells.append(f"{cell(dice, 3)} ({_seeds_note(members)})" if members else "—")
-        count, *others = labelled[ratio]
-        share = f"{ratio:.0%} ({count} labelled)" if not others and count is not None else f"{ratio:.0%}"
-        lines.append(f"| {share} | " + " | ".join(row_cells) + " |")
-    return lines
 
 
 def curves(args: argparse.Namespace) -> None:

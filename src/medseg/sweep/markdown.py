@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medseg.atomic import write_text_atomic
 
-__all__ = ["table", "replace_marked_block"]
+__all__ = ["table", "replace_block", "replace_marked_block"]
 
 END = "<!-- /generated -->"
 
@@ -19,19 +19,23 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
     return lines + ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
 
 
-def replace_marked_block(path: str | Path, key: str, lines: Sequence[str]) -> None:
-    """Put `lines` between the file's `<!-- generated KEY -->` line and the next `<!-- /generated -->`.
+def replace_block(text: str, key: str, lines: Sequence[str], where: str = "the text") -> str:
+    """`text` with `lines` between its `<!-- generated KEY -->` line and the next `<!-- /generated -->`.
 
     Raises:
-        ValueError: the file holds the opening marker other than once, or no closing marker after it.
+        ValueError: the opening marker is there other than once, or no closing marker follows it (names `where`).
     """
-    path = Path(path)
     begin = f"<!-- generated {key} -->"
-    text = path.read_text()
     if text.count(begin) != 1:
-        raise ValueError(f"{path}: expected one line {begin!r}, found {text.count(begin)}")
+        raise ValueError(f"{where}: expected one line {begin!r}, found {text.count(begin)}")
     start = text.index(begin) + len(begin)
     stop = text.find(END, start)
     if stop < 0:
-        raise ValueError(f"{path}: {begin!r} has no closing {END!r} after it")
-    write_text_atomic(path, text[:start] + "\n" + "\n".join(lines) + "\n" + text[stop:])
+        raise ValueError(f"{where}: {begin!r} has no closing {END!r} after it")
+    return text[:start] + "\n" + "\n".join(lines) + "\n" + text[stop:]
+
+
+def replace_marked_block(path: str | Path, key: str, lines: Sequence[str]) -> None:
+    """`replace_block` in a file, written atomically (the file is left as it was when a marker is missing)."""
+    path = Path(path)
+    write_text_atomic(path, replace_block(path.read_text(), key, lines, str(path)))

@@ -1,4 +1,7 @@
-"""`benchmarks/bench_semi.py table`: paired margins per labelled draw, other shares left out, the curve's table."""
+"""The sweep tables (`medseg.sweep.tables`, what `bench_semi.py table | selection | plot` print): paired margins
+per labelled draw, other shares left out, the curve, selection strategies against random draws."""
+
+from medseg.sweep.tables import curve_table, method_table, selection_table
 
 
 def _row(method: str, ratio: float, seed: int, dice: float) -> dict:
@@ -26,8 +29,8 @@ ROWS = [
 ]
 
 
-def test_margins_are_paired_per_seed_and_other_shares_are_left_out(bench_semi):
-    lines = bench_semi.table_lines(ROWS, 0.1, "supervised", [])
+def test_margins_are_paired_per_seed_and_other_shares_are_left_out():
+    lines = method_table(ROWS, 0.1, "supervised", [])
     bcp = next(line for line in lines if line.startswith("| bcp |"))
     cells = [cell.strip() for cell in bcp.strip("|").split("|")]
     assert cells[1:3] == ["10%", "2"]
@@ -38,10 +41,10 @@ def test_margins_are_paired_per_seed_and_other_shares_are_left_out(bench_semi):
     assert lines[-1] == "machines: test cpu (bf16: no)"
 
 
-def test_curve_table_has_a_row_per_share_and_names_the_seeds(bench_semi):
+def test_curve_table_has_a_row_per_share_and_names_the_seeds():
     rows = [{**row, "labelled_cases": int(2000 * row["ratio"])} for row in ROWS]
     rows.append({**_row("bcp", 1.0, 0, 0.90), "labelled_cases": 2000})  # only the full method's 100% runs count
-    lines = bench_semi.curve_lines(rows, ["supervised", "bcp"], "supervised", [])
+    lines = curve_table(rows, ["supervised", "bcp"], "supervised", [])
     assert lines[0] == "| labelled | supervised | bcp |"
     assert lines[2:] == [
         "| 10% (200 labelled) | 0.550 ± 0.071 (seeds 0, 1) | 0.585 ± 0.049 (seeds 0, 1) |",
@@ -50,7 +53,7 @@ def test_curve_table_has_a_row_per_share_and_names_the_seeds(bench_semi):
     ]
 
 
-def test_the_selection_table_compares_each_strategy_with_the_random_draws(bench_semi):
+def test_the_selection_table_compares_each_strategy_with_the_random_draws():
     draws = [_row("supervised", 0.05, seed, dice) for seed, dice in enumerate([0.40, 0.50, 0.60])]
     picked = [
         {**_row("supervised", 0.05, seed, dice), "strategy": "stratified", "labelled_cases": 90}
@@ -58,7 +61,7 @@ def test_the_selection_table_compares_each_strategy_with_the_random_draws(bench_
     ]
     for row in draws:
         row["labelled_cases"] = 100
-    lines = bench_semi.selection_lines(draws, picked, "supervised", 0.05, [])
+    lines = selection_table(draws, picked, "supervised", 0.05, [])
     random = next(line for line in lines if line.startswith("| random draw"))
     stratified = [cell.strip() for cell in next(line for line in lines if "stratified" in line).strip("|").split("|")]
     assert "0.5000 ± 0.1000" in random
@@ -67,7 +70,7 @@ def test_the_selection_table_compares_each_strategy_with_the_random_draws(bench_
     assert stratified[7] == "+8.0 ± 7.0"  # paired: +15, +8, +1
 
 
-def test_the_selection_table_reads_lesion_slices_where_test_slices_without_a_lesion_exist(bench_semi):
+def test_the_selection_table_reads_lesion_slices_where_test_slices_without_a_lesion_exist():
     def lgg(seed: int, lesion: float, everything: float, false_positives: float) -> dict:
         row = _row("supervised", 0.1, seed, everything)
         lesions = {"test_dice_lesion_last": lesion, "test_dice_lesion_best": lesion}
@@ -78,7 +81,7 @@ def test_the_selection_table_reads_lesion_slices_where_test_slices_without_a_les
         {**lgg(0, 0.60, 0.80, 0.02), "strategy": "diversity"},
         {**lgg(1, 0.56, 0.75, 0.04), "strategy": "diversity"},
     ]
-    lines = bench_semi.selection_lines(draws, picked, "supervised", 0.1, [])
+    lines = selection_table(draws, picked, "supervised", 0.1, [])
     assert "lesion-slice Dice, last" in lines[2] and "lesion-free slices given a mask, last" in lines[2]
     cells = [cell.strip() for cell in next(line for line in lines if "diversity" in line).strip("|").split("|")]
     assert cells[3] == "0.5800 ± 0.0283" and cells[6] == "+13.0 ± 2.8"  # against the draws' lesion mean 0.45

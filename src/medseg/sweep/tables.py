@@ -1,0 +1,143 @@
+"""The tables of a sweep's rows (one JSON line per point: method, ratio, seed, test Dice at the last and the
+best-validated checkpoint, ...): per method at one labelled share with margins paired per seed, the label-budget
+curve, and selection strategies against random draws. Where many test slices hold no lesion (LGG), the lesion-slice
+Dice and the share of lesion-free slices given a mask are shown too."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+from medseg.sweep.stats import cell, machines, paired_margins, points
+
+__all__ = ["display", "method_table", "selection_table", "curve_table", "by_point"]
+
+
+def display(method: str, aliases: list[str]) -> str:
+    """The method's text with each `short=text` alias's text replaced by its short name (long overrides)."""
+    for alias in aliases:
+        short, text = alias.split("=", 1)
+        method = method.replace(text, short)
+    return method
+
+
+def method_table(rows: list[dict], ratio: float, baseline: str, aliases: list[str]) -> list[str]:
+    """The markdown table of the recorded rows at one labelled share (and the 100% rows), then the machines."""
+    full = [r["test_dice_last"] for r in rows if r["method"].split(":")[0] == "supervised" and r["ratio"] == 1.0]
+    supervised = [r for r in rows if r["method"] == baseline and r["ratio"] == ratio]
+    by_method: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["ratio"] in (ratio, 1.0):
+            by_method[(row["method"], row["ratio"])].append(row)
+    # lesion-slice columns only where test slices without a lesion exist (LGG): elsewhere they repeat the Dice
+    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in rows)
+    columns = ["method", "labelled", "seeds", "steps", "minutes", "test Dice, last", "test Dice, best val"]
+    columns += ["margin over supervised (paired, last)", "× full", "val change, last 30%"]
+    if lesion_free:
+        columns += ["lesion-slice Dice, last", "lesion-free slices given a mask, last"]
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    for (method, share), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
+        last = [r["test_dice_last"] for r in members]
+        margins = paired_margins(members, supervised, "test_dice_last")
+        of_full = f"{statistics.mean(last) / statistics.mean(full):.3f}" if full else "—"
+        change = [r["val_change_last_30pct"] for r in members if r["val_change_last_30pct"] is not None]
+        line = (
+            f"| {display(method, aliases)} | {share:.0%} | {len(members)} | {members[0]['steps']} | "
+            f"{statistics.mean(r['minutes'] for r in members):.1f} | {cell(last)} | "
+            f"{cell([r['test_dice_best'] for r in members])} | "
+            f"{cell(margins) if share != 1.0 and method != baseline else '—'} | {of_full} | {cell(change, 3)} |"
+        )
+        if lesion_free:
+            line += (
+                f" {cell([r.get('test_dice_lesion_last') for r in members])} | "
+                f"{cell([r.get('test_false_positive_rate_last') for r in members], 3)} |"
+            )
+        lines.append(line)
+    lines += ["", f"machines: {machines(rows)}"]
+    return lines
+
+
+def selection_table(draws: list[dict], picked: list[dict], method: str, ratio: float, aliases: list[str]) -> list[str]:
+    """The selection table at one labelled share for one training method: the random draws of whole groups (the
+    curve's, from semi.jsonl) and each strategy's picks (selection.jsonl), with test Dice (last and best-validated
+    checkpoint), the worst seed, and the margin over the random draws' mean and, per seed, over the draw. Where test
+    slices without a lesion exist (LGG), the Dice is over the lesion slices, with the share of lesion-free slices
+    given a mask and the all-slice Dice beside it."""
+    random = {r["seed"]: r for r in draws if r["method"] == method and r["ratio"] == ratio}
+    by_strategy: dict[str, list[dict]] = defaultdict(list)
+    for row in picked:
+        if row["method"] == method and row["ratio"] == ratio:
+            by_strategy[row["strategy"]].append(row)
+    everyone = [*random.values(), *(r for members in by_strategy.values() for r in members)]
+    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in everyone)
+    last_key, best_key = (
+        ("test_dice_lesion_last", "test_dice_lesion_best") if lesion_free else ("test_dice_last", "test_dice_best")
+    )
+    random_mean = statistics.mean(r[last_key] for r in random.values()) if random else None
+    dice = "lesion-slice Dice" if lesion_free else "test Dice"
+    columns = ["picked by", "labelled", "seeds", f"{dice}, last", f"{dice}, best val", "worst seed"]
+    columns += ["− random draws' mean (points)", "− random draw of the seed (points)"]
+    if lesion_free:
+        columns += ["lesion-free slices given a mask, last", "all-slice Dice, last"]
+    lines = [f"{display(method, aliases)} at {ratio:.0%}:", "", "| " + " | ".join(columns) + " |"]
+    lines.append("|---" * len(columns) + "|")
+    groups = [("random draw of whole groups", list(random.values()))] + sorted(by_strategy.items())
+    for name, members in groups:
+        if not members:
+            continue
+        last = [r[last_key] for r in members]
+        margin_mean = [value - random_mean for value in last] if random_mean is not None else []
+        paired = paired_margins(members, list(random.values()), last_key)
+        labelled = sorted({r["labelled_cases"] for r in members})
+        baseline = name.startswith("random draw")
+        line = (
+            f"| {name} | {'/'.join(map(str, labelled))} | {len(members)} | {cell(last)} | "
+            f"{cell([r[best_key] for r in members])} | {min(last):.4f} | "
+            f"{'—' if baseline else points(margin_mean)} | {'—' if baseline else points(paired)} |"
+        )
+        if lesion_free:
+            line += (
+                f" {cell([r['test_false_positive_rate_last'] for r in members], 3)} |"
+                f" {cell([r['test_dice_last'] for r in members])} |"
+            )
+        lines.append(line)
+    lines += ["", f"strategies' machines: {machines(r for members in by_strategy.values() for r in members)}"]
+    return lines
+
+
+def by_point(rows: list[dict], methods: list[str]) -> dict[tuple[str, float], list[dict]]:
+    """The rows of `methods`, grouped by (method, labelled share): one group per point of the curve."""
+    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["method"] in methods:
+            groups[(row["method"], row["ratio"])].append(row)
+    return groups
+
+
+def _seeds_note(members: list[dict]) -> str:
+    seeds = sorted(r["seed"] for r in members)
+    return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+
+
+def curve_table(rows: list[dict], methods: list[str], full_method: str, aliases: list[str]) -> list[str]:
+    """The budget curve as a markdown table: one row per labelled share, one column per method, each cell the
+    test Dice at the last checkpoint (mean ± sd over seeds) and which seeds it holds, each share with its number of
+    labelled slices; the 100% row holds `full_method`'s runs under its own column, where every curve ends."""
+    cells = {
+        (m, ratio): group for (m, ratio), group in by_point(rows, methods).items() if ratio < 1.0 or m == full_method
+    }
+    labelled: dict[float, set[int | None]] = defaultdict(set)
+    for (_, ratio), group in cells.items():
+        labelled[ratio].update(r.get("labelled_cases") for r in group)
+    lines = ["| labelled | " + " | ".join(display(method, aliases) for method in methods) + " |"]
+    lines.append("|---" * (len(methods) + 1) + "|")
+    for ratio in sorted(labelled):
+        row_cells = []
+        for method in methods:
+            members = cells.get((method, ratio), [])
+            dice = [r["test_dice_last"] for r in members]
+            row_cells.append(f"{cell(dice, 3)} ({_seeds_note(members)})" if members else "—")
+        count, *others = labelled[ratio]
+        share = f"{ratio:.0%} ({count} labelled)" if not others and count is not None else f"{ratio:.0%}"
+        lines.append(f"| {share} | " + " | ".join(row_cells) + " |")
+    return lines
