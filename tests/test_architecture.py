@@ -313,3 +313,53 @@ def test_the_benchmark_check_sees_a_planted_import(tmp_path):
     planted = tmp_path / "bench_x.py"
     planted.write_text("import sys\nsys.path.insert(0, 'x')\nfrom bench_semi import machine\n")
     assert sorted(_benchmark_imports(planted)) == ["bench_semi", "sys.path"]
+
+
+STRUCTURE = SRC.parents[1] / "STRUCTURE.md"
+
+
+def _layer_name(members: tuple[str, ...]) -> str:
+    short = [member.removeprefix("medseg.") if member != "medseg" else "medseg" for member in members]
+    return ", ".join(short)
+
+
+def layer_edges(graph: dict[str, set[str]]) -> set[tuple[int, int]]:
+    """(importing layer, imported layer) for every import between two layers."""
+    return {(_layer(m), _layer(t)) for m, targets in graph.items() for t in targets if _layer(m) != _layer(t)}
+
+
+def structure_drawing(graph: dict[str, set[str]]) -> str:
+    """STRUCTURE.md: the layers top (the CLI) to bottom (files, errors, config), an arrow from a layer to each layer it
+    imports from, as a mermaid flowchart GitHub draws."""
+    lines = [
+        "# medseg's structure",
+        "",
+        "Each box is a layer of `src/medseg` (its packages and modules); an arrow points from a layer to a layer it",
+        "imports from. A module imports only from its own layer or below, so every arrow points down. Generated from",
+        "the code by `python tests/test_architecture.py`; `tests/test_architecture.py` fails when this drawing is",
+        "out of date or an arrow points up.",
+        "",
+        "```mermaid",
+        "flowchart TB",
+    ]
+    for index in reversed(range(len(LAYERS))):
+        lines.append(f'    L{index}["{_layer_name(LAYERS[index])}"]')
+    for source, target in sorted(layer_edges(graph), reverse=True):
+        lines.append(f"    L{source} --> L{target}")
+    return "\n".join([*lines, "```", ""])
+
+
+def test_the_structure_drawing_is_current_and_every_arrow_points_down():
+    assert all(source > target for source, target in layer_edges(GRAPH))
+    assert STRUCTURE.read_text() == structure_drawing(GRAPH), "run python tests/test_architecture.py to redraw"
+
+
+def test_the_drawing_shows_a_planted_upward_arrow():
+    planted = {**GRAPH, "medseg.data.store": GRAPH["medseg.data.store"] | {"medseg.engine.trainer"}}
+    assert (_layer("medseg.data.store"), _layer("medseg.engine.trainer")) in layer_edges(planted)
+    assert structure_drawing(planted) != structure_drawing(GRAPH)
+
+
+if __name__ == "__main__":
+    STRUCTURE.write_text(structure_drawing(GRAPH))
+    print(f"written: {STRUCTURE}")
