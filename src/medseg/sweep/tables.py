@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
+from medseg.sweep.markdown import table
 from medseg.sweep.stats import cell, machines, paired_margins, points
 
 __all__ = ["display", "method_table", "selection_table", "curve_table", "by_point"]
@@ -35,26 +36,28 @@ def method_table(rows: list[dict], ratio: float, baseline: str, aliases: list[st
     columns += ["margin over supervised (paired, last)", "× full", "val change, last 30%"]
     if lesion_free:
         columns += ["lesion-slice Dice, last", "lesion-free slices given a mask, last"]
-    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    cells = []
     for (method, share), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
         last = [r["test_dice_last"] for r in members]
         margins = paired_margins(members, supervised, "test_dice_last")
         of_full = f"{statistics.mean(last) / statistics.mean(full):.3f}" if full else "—"
         change = [r["val_change_last_30pct"] for r in members if r["val_change_last_30pct"] is not None]
-        line = (
-            f"| {display(method, aliases)} | {share:.0%} | {len(members)} | {members[0]['steps']} | "
-            f"{statistics.mean(r['minutes'] for r in members):.1f} | {cell(last)} | "
-            f"{cell([r['test_dice_best'] for r in members])} | "
-            f"{cell(margins) if share != 1.0 and method != baseline else '—'} | {of_full} | {cell(change, 3)} |"
-        )
+        row = [display(method, aliases), f"{share:.0%}", len(members), members[0]["steps"]]
+        row += [f"{statistics.mean(r['minutes'] for r in members):.1f}", cell(last)]
+        row += [cell([r["test_dice_best"] for r in members])]
+        row += [cell(margins) if share != 1.0 and method != baseline else "—", of_full, cell(change, 3)]
         if lesion_free:
-            line += (
-                f" {cell([r.get('test_dice_lesion_last') for r in members])} | "
-                f"{cell([r.get('test_false_positive_rate_last') for r in members], 3)} |"
-            )
-        lines.append(line)
-    lines += ["", f"machines: {machines(rows)}"]
-    return lines
+            row += list(_lesion_figures(members))
+        cells.append(row)
+    return [*table(columns, cells), "", f"machines: {machines(rows)}"]
+
+
+def _lesion_figures(members: list[dict]) -> tuple[str, str]:
+    """The lesion-slice Dice and the share of lesion-free slices given a mask, at the last checkpoint."""
+    return (
+        cell([r.get("test_dice_lesion_last") for r in members]),
+        cell([r.get("test_false_positive_rate_last") for r in members], 3),
+    )
 
 
 def selection_table(draws: list[dict], picked: list[dict], method: str, ratio: float, aliases: list[str]) -> list[str]:
@@ -79,8 +82,7 @@ def selection_table(draws: list[dict], picked: list[dict], method: str, ratio: f
     columns += ["− random draws' mean (points)", "− random draw of the seed (points)"]
     if lesion_free:
         columns += ["lesion-free slices given a mask, last", "all-slice Dice, last"]
-    lines = [f"{display(method, aliases)} at {ratio:.0%}:", "", "| " + " | ".join(columns) + " |"]
-    lines.append("|---" * len(columns) + "|")
+    cells = []
     groups = [("random draw of whole groups", list(random.values()))] + sorted(by_strategy.items())
     for name, members in groups:
         if not members:
@@ -88,21 +90,16 @@ def selection_table(draws: list[dict], picked: list[dict], method: str, ratio: f
         last = [r[last_key] for r in members]
         margin_mean = [value - random_mean for value in last] if random_mean is not None else []
         paired = paired_margins(members, list(random.values()), last_key)
-        labelled = sorted({r["labelled_cases"] for r in members})
         baseline = name.startswith("random draw")
-        line = (
-            f"| {name} | {'/'.join(map(str, labelled))} | {len(members)} | {cell(last)} | "
-            f"{cell([r[best_key] for r in members])} | {min(last):.4f} | "
-            f"{'—' if baseline else points(margin_mean)} | {'—' if baseline else points(paired)} |"
-        )
+        row = [name, "/".join(map(str, sorted({r["labelled_cases"] for r in members}))), len(members), cell(last)]
+        row += [cell([r[best_key] for r in members]), f"{min(last):.4f}"]
+        row += ["—", "—"] if baseline else [points(margin_mean), points(paired)]
         if lesion_free:
-            line += (
-                f" {cell([r['test_false_positive_rate_last'] for r in members], 3)} |"
-                f" {cell([r['test_dice_last'] for r in members])} |"
-            )
-        lines.append(line)
-    lines += ["", f"strategies' machines: {machines(r for members in by_strategy.values() for r in members)}"]
-    return lines
+            row += [_lesion_figures(members)[1], cell([r["test_dice_last"] for r in members])]
+        cells.append(row)
+    picked_rows = [r for members in by_strategy.values() for r in members]
+    head = [f"{display(method, aliases)} at {ratio:.0%}:", ""]
+    return [*head, *table(columns, cells), "", f"strategies' machines: {machines(picked_rows)}"]
 
 
 def by_point(rows: list[dict], methods: list[str]) -> dict[tuple[str, float], list[dict]]:
