@@ -72,6 +72,7 @@ def _inside(module: str, *packages: str) -> bool:
             ),
         ),
         (("medseg.config",), ("medseg.registry", "medseg.models", "medseg.methods", "medseg.data.readers")),
+        (("medseg.run_folder", "medseg.checkpoint_io"), ("medseg.methods", "medseg.engine")),
     ],
 )
 def test_layers_import_nothing_above_them(layer, forbidden):

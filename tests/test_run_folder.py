@@ -17,7 +17,7 @@ from medseg.engine import trainer
 from medseg.errors import DataError
 from medseg.methods import METHODS
 from medseg.methods.supervised import Supervised
-from medseg.run_folder import RunFolder, locked, new_run_path
+from medseg.run_folder import locked, new_run_path
 
 runner = CliRunner()
 
@@ -167,11 +167,3 @@ def test_a_dataset_too_small_for_its_splits_is_refused(tmp_path, phantom_config)
         prepare_dataset(load_config(config).data, 0)
     result = _train(_config_file(tmp_path, config), "--run-dir", str(tmp_path / "one"))
     assert result.exit_code == 2 and not (tmp_path / "one").exists()
-
-
-def test_run_folder_knows_its_task(tmp_path, phantom_config):
-    config = phantom_config(epochs=1)
-    config["model"] = {"name": "classifier", "features": [4, 8]}
-    config["method"] = {"name": "classification"}
-    assert _train(_config_file(tmp_path, config), "--run-dir", str(tmp_path / "c")).exit_code == 0
-    assert RunFolder(tmp_path / "c").task == "classification"

@@ -34,7 +34,6 @@ from medseg.data.splits import read_splits, write_splits
 from medseg.errors import RunFolderError
 from medseg.folders import make_folder
 from medseg.locking import LOCK_NAME, locked, remove_temporary_files
-from medseg.methods import METHODS
 
 __all__ = ["RunFolder", "new_run_path", "locked", "remove_temporary_files"]
 
@@ -213,11 +212,6 @@ class RunFolder:
         """`eval/<split>/cases.csv` (`header`, then one row per case) and `summary.json` (strict JSON: NaN → null)."""
         _write_csv(self.cases_path(split), header, rows)
         write_text_atomic(self.eval_dir(split) / "summary.json", json.dumps(_without_nan(summary), indent=2))
-
-    @property
-    def task(self) -> str:
-        """ "segmentation" or "classification": what the run's method predicts."""
-        return METHODS[self.config.method["name"]].task
 
     def chosen_checkpoint(self, which: str | None = None) -> Path:
         """The checkpoint the run stands for: `which`, else the config's `eval.checkpoint` ("best" if the folder
