@@ -47,3 +47,16 @@ def test_explain_score_on_a_trained_run(tmp_path, phantom_config):
     assert nothing.exit_code != 0 and "or --score" in nothing.output
     refused = runner.invoke(app, ["explain", str(tmp_path / "run"), "--score", "--method", "cam"])
     assert refused.exit_code != 0 and "needs a classifier" in refused.output
+
+
+def test_only_methods_whose_checks_pass_are_scored_by_default():
+    from medseg.explanations.scores import applicable_methods
+    from medseg.models import build_model
+
+    spec = {"name": "classifier", "in_channels": 1, "out_channels": 1, "features": [4, 8]}
+    max_pooled = applicable_methods(build_model({**spec, "pool": "max"}))
+    attention = applicable_methods(build_model({**spec, "pool": "attention"}))
+    assert "cam" in max_pooled and "acam" not in max_pooled  # ACAM reads attention pooling's weights
+    assert "acam" in attention and "gradcam" in attention and "attention" not in attention
+    segmentation = applicable_methods(build_model({"name": "unet", "in_channels": 1, "out_channels": 1}))
+    assert "cam" not in segmentation and "hirescam" in segmentation

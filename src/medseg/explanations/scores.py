@@ -36,12 +36,17 @@ FRACTIONS = np.linspace(0.0, 1.0, 11)
 
 def applicable_methods(model: torch.nn.Module) -> list[str]:
     """The registered methods giving one map that explain this model (its family declared, its checks passed)."""
+    family = "classifier" if isinstance(model, Classifier) else "segmentation"
     names = []
     for name in EXPLAINERS.names():
         explainer = EXPLAINERS[name]()
-        family = "classifier" if isinstance(model, Classifier) else "segmentation"
-        if explainer.single_map and family in explainer.families:
-            names.append(name)
+        if not (explainer.single_map and family in explainer.families):
+            continue
+        try:
+            explainer.check(model)  # e.g. acam needs attention pooling
+        except ValueError:
+            continue
+        names.append(name)
     return names
 
 
