@@ -39,18 +39,21 @@ def _selection(dataset: str, method: str, ratio: float, aliases: list[str]) -> l
 
 
 def explanation_scores() -> list[str]:
-    """The explanation methods scored on one run's test lesion slices (`medseg explain RUN --score`)."""
+    """The explanation methods scored on one run's test lesion slices (`bench_explain.py`), the best figure of each
+    network in bold."""
     rows = read_rows(ROWS / "explain_scores.jsonl")
-    best = {key: max(r[key] for r in rows) for key in ("pointing", "energy_inside", "insertion_auc")}
-    best["deletion_auc"] = min(r["deletion_auc"] for r in rows)
+    best: dict[tuple[str, str], float] = {}
+    for row in rows:
+        for key, pick in (("pointing", max), ("energy_inside", max), ("deletion_auc", min), ("insertion_auc", max)):
+            best[(row["model"], key)] = pick(best.get((row["model"], key), row[key]), row[key])
 
     def figure(row: dict, key: str) -> str:
-        return f"**{row[key]:.3f}**" if row[key] == best[key] else f"{row[key]:.3f}"
+        return f"**{row[key]:.3f}**" if row[key] == best[(row["model"], key)] else f"{row[key]:.3f}"
 
-    columns = ["method", "network", "slices", "pointing game", "energy inside the tumour"]
+    columns = ["network", "method", "slices", "pointing game", "energy inside the tumour"]
     columns += ["deletion area ↓", "insertion area ↑", "seconds"]
     keys = ("pointing", "energy_inside", "deletion_auc", "insertion_auc")
-    cells = [[r["method"], r["model"], r["slices"], *(figure(r, key) for key in keys), r["seconds"]] for r in rows]
+    cells = [[r["model"], r["method"], r["slices"], *(figure(r, key) for key in keys), r["seconds"]] for r in rows]
     return [*table(columns, cells), "", f"machines: {machines(rows)}"]
 
 
