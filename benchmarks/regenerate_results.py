@@ -34,8 +34,8 @@ def _picked(dataset: str) -> list[dict]:
     return read_rows(ROWS / "selection.jsonl", dataset=dataset)
 
 
-def _selection(dataset: str, method: str, ratio: float, aliases: list[str]) -> list[str]:
-    return selection_table(_semi(dataset), _picked(dataset), method, ratio, aliases)
+def _selection(dataset: str, method: str, ratio: float, aliases: list[str], versus: str | None = None) -> list[str]:
+    return selection_table(_semi(dataset), _picked(dataset), method, ratio, aliases, versus)
 
 
 def explanation_scores() -> list[str]:
@@ -89,10 +89,16 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
         "figshare", f"supervised:{AUG}", 0.05, [f"supervised=supervised:{AUG}"]
     ),
     "figshare selection 0.05 unimatch-fp": lambda: _selection(
-        "figshare", f"{FIXMATCH_FP}:{AUG}", 0.05, [f"unimatch-fp={FIXMATCH_FP}:{AUG}"]
+        "figshare",
+        f"{FIXMATCH_FP}:{AUG}",
+        0.05,
+        [f"unimatch-fp={FIXMATCH_FP}:{AUG}", f"supervised=supervised:{AUG}"],
+        f"supervised:{AUG}",
     ),
     "lgg selection 0.1": lambda: _selection("lgg", "supervised", 0.1, []),
-    "lgg selection 0.1 unimatch-fp": lambda: _selection("lgg", FIXMATCH_FP, 0.1, [f"unimatch-fp={FIXMATCH_FP}"]),
+    "lgg selection 0.1 unimatch-fp": lambda: _selection(
+        "lgg", FIXMATCH_FP, 0.1, [f"unimatch-fp={FIXMATCH_FP}"], "supervised"
+    ),
     "figshare 0.1": lambda: method_table(_semi("figshare"), 0.1, f"supervised:{AUG}", ALIASES),
     "figshare curve": lambda: curve_table(
         _semi("figshare"), [f"supervised:{AUG}", f"{FIXMATCH_FP}:{AUG}", "bcp"], f"supervised:{AUG}", ALIASES

@@ -86,3 +86,16 @@ def test_the_selection_table_reads_lesion_slices_where_test_slices_without_a_les
     cells = [cell.strip() for cell in next(line for line in lines if "diversity" in line).strip("|").split("|")]
     assert cells[3] == "0.5800 ± 0.0283" and cells[6] == "+13.0 ± 2.8"  # against the draws' lesion mean 0.45
     assert cells[7] == "+13.0 ± 9.9" and cells[8] == "0.030 ± 0.014" and cells[9] == "0.7750 ± 0.0354"
+
+
+def test_the_selection_table_pairs_a_method_with_another_on_the_same_picks():
+    def lgg(method: str, seed: int, lesion: float, false_positives: float) -> dict:
+        row = {**_row(method, 0.1, seed, 0.8), "strategy": "diversity", "labelled_cases": 100}
+        lesions = {"test_dice_lesion_last": lesion, "test_dice_lesion_best": lesion}
+        return {**row, **lesions, "test_false_positive_rate_last": false_positives}
+
+    picked = [lgg("semi", 0, 0.75, 0.10), lgg("supervised", 0, 0.70, 0.20), lgg("supervised", 1, 0.10, 0.90)]
+    lines = selection_table([], picked, "semi", 0.1, [], versus="supervised")
+    assert "− supervised on the same cases (points)" in lines[2]
+    cells = [cell.strip() for cell in next(line for line in lines if "diversity" in line).strip("|").split("|")]
+    assert cells[-2:] == ["+5.0", "0.200"]  # seed 1's supervised row has no semi partner: left out of both

@@ -60,12 +60,21 @@ def _lesion_figures(members: list[dict]) -> tuple[str, str]:
     )
 
 
-def selection_table(draws: list[dict], picked: list[dict], method: str, ratio: float, aliases: list[str]) -> list[str]:
+def selection_table(
+    draws: list[dict],
+    picked: list[dict],
+    method: str,
+    ratio: float,
+    aliases: list[str],
+    versus: str | None = None,
+) -> list[str]:
     """The selection table at one labelled share for one training method: the random draws of whole groups (the
     curve's, from semi.jsonl) and each strategy's picks (selection.jsonl), with test Dice (last and best-validated
     checkpoint), the worst seed, and the margin over the random draws' mean and, per seed, over the draw. Where test
     slices without a lesion exist (LGG), the Dice is over the lesion slices, with the share of lesion-free slices
-    given a mask and the all-slice Dice beside it."""
+    given a mask and the all-slice Dice beside it. With `versus` (another training method, e.g. supervised-only),
+    the margin over that method trained on the same cases (the same draw, or the same strategy's picks, seed by
+    seed) and its lesion-free figure."""
     random = {r["seed"]: r for r in draws if r["method"] == method and r["ratio"] == ratio}
     by_strategy: dict[str, list[dict]] = defaultdict(list)
     for row in picked:
@@ -82,6 +91,9 @@ def selection_table(draws: list[dict], picked: list[dict], method: str, ratio: f
     columns += ["− random draws' mean (points)", "− random draw of the seed (points)"]
     if lesion_free:
         columns += ["lesion-free slices given a mask, last", "all-slice Dice, last"]
+    if versus:
+        columns += [f"− {display(versus, aliases)} on the same cases (points)"]
+        columns += [f"{display(versus, aliases)}: lesion-free slices given a mask"] if lesion_free else []
     cells = []
     groups = [("random draw of whole groups", list(random.values()))] + sorted(by_strategy.items())
     for name, members in groups:
@@ -96,6 +108,12 @@ def selection_table(draws: list[dict], picked: list[dict], method: str, ratio: f
         row += ["—", "—"] if baseline else [points(margin_mean), points(paired)]
         if lesion_free:
             row += [_lesion_figures(members)[1], cell([r["test_dice_last"] for r in members])]
+        if versus:  # the other method on the same draws, or on the same strategy's picks, of the same seeds
+            seeds = {r["seed"] for r in members}
+            pool = draws if baseline else [r for r in picked if r["strategy"] == name]
+            same = [r for r in pool if r["method"] == versus and r["ratio"] == ratio and r["seed"] in seeds]
+            row += [points(paired_margins(members, same, last_key))]
+            row += [_lesion_figures(same)[1]] if lesion_free else []
         cells.append(row)
     picked_rows = [r for members in by_strategy.values() for r in members]
     head = [f"{display(method, aliases)} at {ratio:.0%}:", ""]
