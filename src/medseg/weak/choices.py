@@ -39,7 +39,7 @@ def choose_thresholds(val: dict, cfg: Config) -> tuple[float, float, dict[str, f
     return best, best / 4, scores
 
 
-def with_maps(cfg: Config, maps: str) -> Config:
+def _with_maps(cfg: Config, maps: str) -> Config:
     return cfg.model_copy(update={"weak": cfg.weak.model_copy(update={"maps": maps})})
 
 
@@ -53,7 +53,7 @@ def choose_maps(classifier: RunFolder, cfg: Config) -> tuple[str, dict[str, floa
     kinds = cfg.weak.choose_maps or [cfg.weak.maps]
     scores = {}
     for maps in kinds:
-        variant = with_maps(cfg, maps)
+        variant = _with_maps(cfg, maps)
         foreground, _, dice = choose_thresholds(split_maps(predictor, dataset, dataset.rows("val"), variant), variant)
         scores[maps] = dice[f"{foreground:g}"]
     return max(kinds, key=scores.__getitem__), scores
@@ -69,7 +69,7 @@ def chosen_maps(cfg: Config, run: RunFolder, classifier: RunFolder) -> Config:
         maps, scores = choose_maps(classifier, cfg)
         record(run, "maps_choice", {"maps": maps, "validation_dice": scores})
     ctx.barrier()
-    return with_maps(cfg, read_report(run)["maps_choice"]["maps"])
+    return _with_maps(cfg, read_report(run)["maps_choice"]["maps"])
 
 
 # Below this share of validation lesion images whose map peaks inside the lesion, the maps do not localise (on LGG
