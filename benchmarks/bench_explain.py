@@ -43,16 +43,14 @@ def main() -> None:
     if args.classifier:
         config, *overrides = args.classifier
         train_or_resume(classifier_config(load_config(config, overrides)), args.run, show_progress=False)
-    for method in args.methods or [None]:  # one method at a time: each line is kept as soon as it is measured
-        rows = score_methods(str(args.run), [method] if method else None, args.split)
-        fields = {"run": str(args.run), "model": args.label, "split": args.split}
-        record_rows(args.record, rows, _point, date=datetime.date.today().isoformat(), **fields)
-        for row in rows:
-            print(
-                f"{row['method']}: pointing {row['pointing']:.3f}, inside {row['energy_inside']:.3f}, "
-                f"deletion {row['deletion_auc']:.3f}, insertion {row['insertion_auc']:.3f}",
-                flush=True,
-            )
+    fields = {"run": str(args.run), "model": args.label, "split": args.split}
+    for row in score_methods(str(args.run), args.methods or None, args.split):  # each line kept once measured
+        record_rows(args.record, [row], _point, date=datetime.date.today().isoformat(), **fields)
+        print(
+            f"{row['method']}: pointing {row['pointing']:.3f}, inside {row['energy_inside']:.3f}, "
+            f"deletion {row['deletion_auc']:.3f}, insertion {row['insertion_auc']:.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

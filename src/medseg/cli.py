@@ -372,7 +372,7 @@ def _score_explanations(run: Path, methods: list[str] | None, split: str, limit:
     from medseg.atomic import atomic_path
     from medseg.explanations.scores import score_methods
 
-    rows = score_methods(str(run), methods, split, limit)
+    rows = list(score_methods(str(run), methods, split, limit))
     table = Table(title=f"explanations on the {split} split's lesion slices ({rows[0]['slices']})")
     for column in ("method", "pointing game", "energy inside", "deletion area ↓", "insertion area ↑", "seconds"):
         table.add_column(column)

@@ -56,12 +56,10 @@ def record_rows(
     key: Callable[[dict[str, Any]], Hashable],
     unchanged: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
     **fields: Any,
-) -> list[dict[str, Any]]:
+) -> None:
     """`replace_rows` of `rows`, each with `fields` (the dataset, the config, ...) and the machine (CPU, whether it
-    computes bf16 natively, threads, torch) added; returns the rows as recorded."""
-    stamped = [{**row, **fields, **machine()} for row in rows]
-    replace_rows(path, stamped, key, unchanged)
-    return stamped
+    computes bf16 natively, threads, torch) added."""
+    replace_rows(path, [{**row, **fields, **machine()} for row in rows], key, unchanged)
 
 
 def _without_nan(value: Any) -> Any:
