@@ -102,6 +102,10 @@ def test_schedule_ramps_up_or_steps():
             },
             {"name": "unet", "features": [4, 8, 16]},
         ),
+        (
+            {"name": "fixmatch", "threshold": 0.6, "feature_perturbation": 0.5},
+            {"name": "unet", "features": [4, 8, 16, 32], "pyramid": 2},
+        ),
     ],
     ids=[
         "cdma",
@@ -116,6 +120,7 @@ def test_schedule_ramps_up_or_steps():
         "fixmatch",
         "unimatch",
         "unimatch-balanced",
+        "unimatch-deep-supervision",
     ],
 )
 def test_semi_supervised_loss_is_finite_and_falls(phantom_config, method, model):
@@ -209,6 +214,24 @@ def test_mean_teachers_student_sees_the_images_as_loaded_and_only_the_teacher_se
     for seen in teacher_inputs:
         noise = seen - unlabeled
         assert 0 < noise.abs().max() <= 0.2 + 1e-6 and 0.05 < noise.std() < 0.15
+
+
+def test_fixmatch_teaches_every_pyramid_head_the_labelled_masks(phantom_config):
+    """With a deeply supervised U-Net, the labelled term is the heads' weighted mean (1, 1/2, 1/4): each pyramid
+    head gets a gradient, and the term equals that mean of the heads' own losses."""
+    method_section = {"name": "fixmatch", "threshold": 0.6, "feature_perturbation": 0.5}
+    cfg = load_config(_semi(phantom_config, method_section, {"name": "unet", "features": [4, 8, 16, 32], "pyramid": 2}))
+    method = build_method(cfg)
+    dataset = prepare_dataset(cfg.data, cfg.seed)
+    batch = next(iterate_batches(dataset.store, dataset.rows("train"), 4))
+    batch["unlabeled_image"] = next(iterate_batches(dataset.store, dataset.rows(UNLABELED), 4))["image"]
+    terms = method.training_step(batch)
+    heads = [terms[f"loss_head{k}"] for k in (1, 2, 3)]
+    expected = (heads[0] + 0.5 * heads[1] + 0.25 * heads[2]) / 1.75
+    torch.testing.assert_close(terms["loss_supervised"], expected)
+    terms["loss"].backward()
+    for head in method.model.pyramid_heads:
+        assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
 
 def test_pyramid_consistency_is_zero_when_scales_agree():

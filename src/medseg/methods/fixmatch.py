@@ -22,6 +22,7 @@ from torch import nn
 from medseg.losses import IGNORE_INDEX, HybridLoss, hard_prediction, probabilities
 from medseg.methods.base import Method, register_method
 from medseg.methods.class_balance import RunningShares, adaptive_thresholds, align_distribution, class_probabilities
+from medseg.methods.deep_supervision import head_logits, head_weights, weighted_heads
 from medseg.methods.perturbations import channel_dropout
 from medseg.methods.teacher import EmaTeacher, TeacherHooks
 from medseg.methods.views import cutmix_boxes, paste_from_next, strong_view
@@ -51,6 +52,9 @@ class FixMatch(TeacherHooks, Method):
     class_thresholds: FlexMatch-style per-class thresholds: a class whose predicted pixels are rarely sure gets a
         lower threshold than `threshold`.
     balance_momentum: per-step momentum of the running class shares `align` and `class_thresholds` read.
+
+    With a deeply supervised model (a U-Net with `pyramid` heads) every head learns the labelled masks, weighted
+    as the model weighs them; the unlabelled terms train the full-resolution head.
 
     The teacher predicts in train mode, as UniMatch's weak pass does: its batch norm takes the statistics of the
     weak views, not running statistics partly gathered on strong views. It starts as a copy of the student at the
@@ -83,8 +87,10 @@ class FixMatch(TeacherHooks, Method):
         self.ema = EmaTeacher(ema_decay)
         self.align, self.class_thresholds = align, class_thresholds
         self.shares = RunningShares(balance_momentum)
+        self.weights = [1.0]  # one weight per supervised head, set by check_model
 
     def check_model(self, model: nn.Module) -> None:
+        self.weights = head_weights(model)
         if self.feature_perturbation and not isinstance(model, FeaturePerturbable):
             raise ValueError(
                 "method.feature_perturbation needs a model with forward_perturbed (a U-Net), "
@@ -119,9 +125,11 @@ class FixMatch(TeacherHooks, Method):
         if unlabeled.shape[0] > 1 and self.cutmix > 0:
             boxes = cutmix_boxes(unlabeled.shape[0], *unlabeled.shape[-2:], self.cutmix, device=unlabeled.device)
             strong, labels, confident = (paste_from_next(x, boxes) for x in (strong, labels, confident))
-        supervised = self.loss(self.model(batch["image"]), batch["mask"])
+        heads = head_logits(self.model, batch["image"], self.weights)
+        labelled = weighted_heads([self.loss(logits, batch["mask"]) for logits in heads], self.weights)
+        supervised = labelled.pop("loss")
         unsupervised = self.loss(self.model(strong), torch.where(confident, labels, IGNORE_INDEX))
-        terms = {"loss_supervised": supervised.detach(), "loss_unlabeled": unsupervised.detach()}
+        terms = {"loss_supervised": supervised.detach(), **labelled, "loss_unlabeled": unsupervised.detach()}
         if self.feature_perturbation:
             perturbed = self.model.forward_perturbed(unlabeled, channel_dropout)
             weak_targets = torch.where(weak_confident, weak_labels, IGNORE_INDEX)

@@ -14,7 +14,7 @@ from torch import nn
 from medseg.losses import HybridLoss
 from medseg.methods.base import Method, register_method
 from medseg.methods.classification import image_labels
-from medseg.models import DeepSupervised
+from medseg.methods.deep_supervision import head_logits, head_weights, weighted_heads
 from medseg.models.msga import MSGA
 
 __all__ = ["Supervised"]
@@ -75,31 +75,17 @@ class Supervised(Method):
     def check_model(self, model: nn.Module) -> None:
         if isinstance(model, MSGA):
             raise ValueError("model msga is trained by method msga (its guided and reconstruction losses)")
-        heads = model.head_weights if isinstance(model, DeepSupervised) else [1.0]
-        weights = self.head_weights
-        wrong = weights is not None and (len(weights) != len(heads) or min(weights) < 0 or sum(weights) <= 0)
-        if wrong and len(heads) > 1:
-            raise ValueError(f"method.head_weights needs {len(heads)} non-negative weights, got {weights}")
-        self.weights = [1.0] if len(heads) == 1 else (weights or heads)
-
-    def heads(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Every supervised head's logits `(B, K, H, W)`; a U-Net's pyramid comes upsampled to full size."""
-        return self.model.forward_heads(images) if len(self.weights) > 1 else [self.model(images)]
+        self.weights = head_weights(model, self.head_weights)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.label_weight:
             return self._step_with_labels(batch)
-        return self._weighted([self.loss(logits, batch["mask"]) for logits in self.heads(batch["image"])])
-
-    def _weighted(self, losses: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        if len(losses) == 1:
-            return {"loss": losses[0]}
-        total = sum(w * loss for w, loss in zip(self.weights, losses, strict=True)) / sum(self.weights)
-        return {"loss": total, **{f"loss_head{k + 1}": loss.detach() for k, loss in enumerate(losses)}}
+        heads = head_logits(self.model, batch["image"], self.weights)
+        return weighted_heads([self.loss(logits, batch["mask"]) for logits in heads], self.weights)
 
     def _step_with_labels(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         heads, label_logits = self.model.forward_heads_and_label(batch["image"])
-        out = self._weighted([self.loss(logits, batch["mask"]) for logits in heads])
+        out = weighted_heads([self.loss(logits, batch["mask"]) for logits in heads], self.weights)
         label_loss = F.cross_entropy(label_logits.float(), image_labels(batch, "case", self.classes))
         out["loss_segmentation"] = out["loss"].detach()
         out["loss_label"] = label_loss.detach()
