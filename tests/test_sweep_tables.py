@@ -41,6 +41,21 @@ def test_margins_are_paired_per_seed_and_other_shares_are_left_out():
     assert lines[-1] == "machines: test cpu (bf16: no)"
 
 
+def test_where_test_slices_without_a_lesion_exist_the_lesion_slice_margin_is_paired_per_seed():
+    def lgg(method: str, seed: int, lesion: float | None) -> dict:
+        return {**_row(method, 0.1, seed, 0.7), "test_dice_lesion_last": lesion, "test_false_positive_rate_last": 0.1}
+
+    rows = [lgg("supervised", 0, 0.40), lgg("supervised", 1, 0.50), lgg("fixmatch", 0, 0.46), lgg("fixmatch", 1, 0.52)]
+    rows.append(lgg("fixmatch", 2, None))  # an older row without lesion-slice figures counts in no margin
+    lines = method_table(rows, 0.1, "supervised", [])
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    fixmatch = next(line for line in lines if line.startswith("| fixmatch |"))
+    cells = dict(zip(header, (cell.strip() for cell in fixmatch.strip("|").split("|")), strict=True))
+    assert cells["lesion-slice margin (paired, last, points)"] == "+4.0 ± 2.8"  # +6 and +2 points
+    supervised = next(line for line in lines if line.startswith("| supervised |"))
+    assert "—" in supervised.split("|")[-3]
+
+
 def test_curve_table_has_a_row_per_share_and_names_the_seeds():
     rows = [{**row, "labelled_cases": int(2000 * row["ratio"])} for row in ROWS]
     rows.append({**_row("bcp", 1.0, 0, 0.90), "labelled_cases": 2000})  # only the full method's 100% runs count

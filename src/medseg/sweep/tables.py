@@ -35,7 +35,8 @@ def method_table(rows: list[dict], ratio: float, baseline: str, aliases: list[st
     columns = ["method", "labelled", "seeds", "steps", "minutes", "test Dice, last", "test Dice, best val"]
     columns += ["margin over supervised (paired, last)", "× full", "val change, last 30%"]
     if lesion_free:
-        columns += ["lesion-slice Dice, last", "lesion-free slices given a mask, last"]
+        columns += ["lesion-slice Dice, last", "lesion-slice margin (paired, last, points)"]
+        columns += ["lesion-free slices given a mask, last"]
     cells = []
     for (method, share), members in sorted(by_method.items(), key=lambda item: (-item[0][1], item[0][0])):
         last = [r["test_dice_last"] for r in members]
@@ -47,9 +48,18 @@ def method_table(rows: list[dict], ratio: float, baseline: str, aliases: list[st
         row += [cell([r["test_dice_best"] for r in members])]
         row += [cell(margins) if share != 1.0 and method != baseline else "—", of_full, cell(change, 3)]
         if lesion_free:
-            row += list(_lesion_figures(members))
+            lesion, false_positives = _lesion_figures(members)
+            margin = points(
+                paired_margins(*_with(members, supervised, key="test_dice_lesion_last"), "test_dice_lesion_last")
+            )
+            row += [lesion, margin if share != 1.0 and method != baseline else "—", false_positives]
         cells.append(row)
     return [*table(columns, cells), "", f"machines: {machines(rows)}"]
+
+
+def _with(*groups: list[dict], key: str) -> list[list[dict]]:
+    """Each group's rows that hold a value under `key` (older rows may lack the lesion-slice figures)."""
+    return [[row for row in group if row.get(key) is not None] for group in groups]
 
 
 def _lesion_figures(members: list[dict]) -> tuple[str, str]:
