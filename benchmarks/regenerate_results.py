@@ -99,6 +99,7 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "lgg selection 0.1 unimatch-fp": lambda: _selection(
         "lgg", FIXMATCH_FP, 0.1, [f"unimatch-fp={FIXMATCH_FP}"], "supervised"
     ),
+    "lgg 0.1": lambda: method_table(_semi("lgg"), 0.1, "supervised", [f"unimatch-fp={FIXMATCH_FP}"]),
     "figshare 0.1": lambda: method_table(_semi("figshare"), 0.1, f"supervised:{AUG}", ALIASES),
     "figshare curve": lambda: curve_table(
         _semi("figshare"), [f"supervised:{AUG}", f"{FIXMATCH_FP}:{AUG}", "bcp"], f"supervised:{AUG}", ALIASES
