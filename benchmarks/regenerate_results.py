@@ -16,13 +16,14 @@ from medseg.atomic import write_text_atomic
 from medseg.sweep.markdown import replace_block, table
 from medseg.sweep.rows import read_rows
 from medseg.sweep.stats import machines
-from medseg.sweep.tables import curve_table, method_table, selection_table
+from medseg.sweep.tables import curve_table, drift_table, method_table, selection_table
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
 ROWS = HERE / "results"
 AUG = "augment.rot90=true:augment.rotate_deg=15:augment.scale=0.15:augment.translate=0.1:augment.gamma=0.2"
 FIXMATCH_FP = "fixmatch:method.feature_perturbation=0.5"
+ALIGNED = f"{FIXMATCH_FP}:method.align=true:{AUG}"
 ALIASES = [f"strong-aug={AUG}", f"unimatch-fp={FIXMATCH_FP}"]
 
 
@@ -104,6 +105,13 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "figshare curve": lambda: curve_table(
         _semi("figshare"), [f"supervised:{AUG}", f"{FIXMATCH_FP}:{AUG}", "bcp"], f"supervised:{AUG}", ALIASES
     ),
+    "figshare drift 0.05": lambda: drift_table(
+        [r for r in _semi("figshare") if r["method"] in (f"supervised:{AUG}", f"{FIXMATCH_FP}:{AUG}", ALIGNED)],
+        0.05,
+        f"supervised:{AUG}",
+        [f"unimatch-fp+align={ALIGNED}", f"unimatch-fp={FIXMATCH_FP}:{AUG}", f"supervised=supervised:{AUG}"],
+    ),
+    "lgg drift 0.1": lambda: drift_table(_semi("lgg"), 0.1, "supervised", [f"unimatch-fp={FIXMATCH_FP}"]),
     "explanation scores": explanation_scores,
     "int8": int8_speed,
 }

@@ -1,7 +1,8 @@
 """The sweep tables (`medseg.sweep.tables`, what `bench_semi.py table | selection | plot` print): paired margins
 per labelled draw, other shares left out, the curve, selection strategies against random draws."""
 
-from medseg.sweep.tables import curve_table, method_table, selection_table
+from medseg.sweep.stats import drift_guarded
+from medseg.sweep.tables import curve_table, drift_table, method_table, selection_table
 
 
 def _row(method: str, ratio: float, seed: int, dice: float) -> dict:
@@ -54,6 +55,31 @@ def test_where_test_slices_without_a_lesion_exist_the_lesion_slice_margin_is_pai
     assert cells["lesion-slice margin (paired, last, points)"] == "+4.0 ± 2.8"  # +6 and +2 points
     supervised = next(line for line in lines if line.startswith("| supervised |"))
     assert "—" in supervised.split("|")[-3]
+
+
+def test_the_drift_guard_takes_the_best_validated_figure_only_after_validation_fell_more_than_the_tolerance():
+    row = {"test_dice_last": 0.40, "test_dice_best": 0.50, "val_change_last_30pct": -0.03}
+    assert drift_guarded(row) == 0.50
+    assert drift_guarded({**row, "val_change_last_30pct": -0.02}) == 0.40  # a fall of exactly 0.02 is flat
+    assert drift_guarded({**row, "val_change_last_30pct": 0.05}) == 0.40  # rising: the last
+    assert drift_guarded({**row, "val_change_last_30pct": None}) == 0.40  # too few validated epochs to tell
+    assert drift_guarded(row, "test_dice_lesion") is None
+
+
+def test_the_drift_table_pairs_each_seed_under_the_same_rule_on_both_sides():
+    def run(method: str, seed: int, last: float, best: float, change: float) -> dict:
+        return {**_row(method, 0.05, seed, last), "test_dice_best": best, "val_change_last_30pct": change}
+
+    rows = [run("supervised", 0, 0.50, 0.45, 0.0), run("supervised", 1, 0.40, 0.48, -0.05)]  # seed 1 drifted
+    rows += [run("fixmatch", 1, 0.30, 0.60, -0.04), run("fixmatch", 0, 0.55, 0.52, 0.01)]
+    lines = drift_table(rows, 0.05, "supervised", [])
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    fixmatch = next(line for line in lines if line.startswith("| fixmatch |"))
+    cells = dict(zip(header, (cell.strip() for cell in fixmatch.strip("|").split("|")), strict=True))
+    assert cells["drifted (auto took best.pt)"] == "1 of 2"
+    assert cells["margin, last (points)"] == "-2.5 ± 10.6"  # +5 and -10
+    assert cells["per seed, drift guard (points)"] == "+5.0 / +12.0"  # 0.55 - 0.50; 0.60 - 0.48, seeds in order
+    assert lines[2].startswith("| supervised |"), "the baseline first"
 
 
 def test_curve_table_has_a_row_per_share_and_names_the_seeds():

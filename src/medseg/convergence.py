@@ -7,7 +7,13 @@ from __future__ import annotations
 import math
 import statistics
 
-__all__ = ["validation_scores", "validation_change", "convergence_warning", "checkpoint_by_drift"]
+__all__ = [
+    "validation_scores",
+    "validation_change",
+    "convergence_warning",
+    "checkpoint_by_drift",
+    "checkpoint_for_change",
+]
 
 TAIL = 0.3  # the share of training, at its end, over which validation should be flat
 TOLERANCE = 0.02  # how far validation may move over that stretch and still count as flat
@@ -73,5 +79,9 @@ def checkpoint_by_drift(history: list[dict[str, str]], tolerance: float = TOLERA
     """`eval.checkpoint: auto`, a rule fixed before any test figure is seen: "last", unless validation fell by more
     than `tolerance` over the last 30% of training (the drift `convergence_warning` reports), then "best" (the
     best-validated epoch's weights). Too few validated epochs to tell: "last"."""
-    change = validation_change(history)
+    return checkpoint_for_change(validation_change(history), tolerance)
+
+
+def checkpoint_for_change(change: float | None, tolerance: float = TOLERANCE) -> str:
+    """`checkpoint_by_drift` from the validation change over the last 30% alone (as a run's row records it)."""
     return "best" if change is not None and change < -tolerance else "last"

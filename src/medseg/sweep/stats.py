@@ -7,7 +7,9 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["mean_sd", "cell", "points", "paired_margins", "machines"]
+from medseg.convergence import checkpoint_for_change
+
+__all__ = ["mean_sd", "cell", "points", "paired_margins", "machines", "drift_guarded"]
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
@@ -42,6 +44,13 @@ def paired_margins(rows: list[dict[str, Any]], baseline: list[dict[str, Any]], k
     has; the baseline's rows are keyed by their `seed`."""
     by_seed = {row["seed"]: row for row in baseline}
     return [row[key] - by_seed[row["seed"]][key] for row in rows if row["seed"] in by_seed]
+
+
+def drift_guarded(row: dict[str, Any], figure: str = "test_dice") -> float | None:
+    """A row's test figure (`figure`: "test_dice", "test_dice_lesion") at the checkpoint `eval.checkpoint: auto`
+    takes: the last, unless validation fell by more than 0.02 over the last 30% of training (the row's
+    `val_change_last_30pct`), then the best-validated. None where the row lacks that figure."""
+    return row.get(f"{figure}_{checkpoint_for_change(row.get('val_change_last_30pct'))}")
 
 
 def machines(rows: Iterable[dict[str, Any]]) -> str:

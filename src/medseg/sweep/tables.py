@@ -8,10 +8,11 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
+from medseg.convergence import checkpoint_for_change
 from medseg.sweep.markdown import table
-from medseg.sweep.stats import cell, machines, paired_margins, points
+from medseg.sweep.stats import cell, drift_guarded, machines, paired_margins, points
 
-__all__ = ["display", "method_table", "selection_table", "curve_table", "by_point"]
+__all__ = ["display", "method_table", "drift_table", "selection_table", "curve_table", "by_point"]
 
 
 def display(method: str, aliases: list[str]) -> str:
@@ -68,6 +69,39 @@ def _lesion_figures(members: list[dict]) -> tuple[str, str]:
         cell([r.get("test_dice_lesion_last") for r in members]),
         cell([r.get("test_false_positive_rate_last") for r in members], 3),
     )
+
+
+def drift_table(rows: list[dict], ratio: float, baseline: str, aliases: list[str]) -> list[str]:
+    """What the drift guard (`eval.checkpoint: auto`, fixed before any test figure) changes at one labelled share:
+    per method, how many runs' validation fell at the end (so the guard took the best-validated checkpoint), the
+    test Dice of the last checkpoint and of the guard's, and each one's margin over `baseline` paired per seed (the
+    baseline under the same rule). Where test slices without a lesion exist (LGG), the Dice over the lesion slices."""
+    members_of: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["ratio"] == ratio:
+            members_of[row["method"]].append(row)
+    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in rows)
+    figure = "test_dice_lesion" if lesion_free else "test_dice"
+    guarded = {
+        method: [{**r, "guarded": drift_guarded(r, figure)} for r in sorted(group, key=lambda r: r["seed"])]
+        for method, group in members_of.items()
+    }
+    dice = "lesion-slice Dice" if lesion_free else "test Dice"
+    columns = ["method", "seeds", "drifted (auto took best.pt)", f"{dice}, last", f"{dice}, drift guard"]
+    columns += ["margin, last (points)", "margin, drift guard (points)", "per seed, drift guard (points)"]
+    cells = []
+    for method, members in sorted(guarded.items(), key=lambda item: (item[0] != baseline, item[0])):
+        drifted = sum(checkpoint_for_change(r["val_change_last_30pct"]) == "best" for r in members)
+        row = [display(method, aliases), len(members), f"{drifted} of {len(members)}"]
+        row += [cell([r[f"{figure}_last"] for r in members]), cell([r["guarded"] for r in members])]
+        if method == baseline:
+            row += ["—", "—", "—"]
+        else:
+            last = paired_margins(members, guarded.get(baseline, []), f"{figure}_last")
+            guard = paired_margins(members, guarded.get(baseline, []), "guarded")
+            row += [points(last), points(guard), " / ".join(f"{100 * m:+.1f}" for m in guard) or "—"]
+        cells.append(row)
+    return [*table(columns, cells), "", f"machines: {machines(rows)}"]
 
 
 def selection_table(
