@@ -24,6 +24,7 @@ ROWS = HERE / "results"
 AUG = "augment.rot90=true:augment.rotate_deg=15:augment.scale=0.15:augment.translate=0.1:augment.gamma=0.2"
 FIXMATCH_FP = "fixmatch:method.feature_perturbation=0.5"
 ALIGNED = f"{FIXMATCH_FP}:method.align=true:{AUG}"
+RECIPE = f"method.dice=image:eval.tta=true:model.pyramid=3:{AUG}"  # issue 44's one recipe, on top of the protocol
 ALIASES = [f"strong-aug={AUG}", f"unimatch-fp={FIXMATCH_FP}"]
 
 
@@ -112,6 +113,12 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
         [f"unimatch-fp+align={ALIGNED}", f"unimatch-fp={FIXMATCH_FP}:{AUG}", f"supervised=supervised:{AUG}"],
     ),
     "lgg drift 0.1": lambda: drift_table(_semi("lgg"), 0.1, "supervised", [f"unimatch-fp={FIXMATCH_FP}"]),
+    "figshare recipe 0.1": lambda: method_table(
+        [r for r in read_rows(ROWS / "recipe.jsonl", dataset="figshare") if r["method"].endswith(RECIPE)],
+        0.1,
+        f"supervised:{RECIPE}",
+        [f"recipe={RECIPE}", f"unimatch-fp={FIXMATCH_FP}"],
+    ),
     "explanation scores": explanation_scores,
     "int8": int8_speed,
 }
