@@ -91,14 +91,15 @@ def drift_table(rows: list[dict], ratio: float, baseline: str, aliases: list[str
     columns += ["margin, last (points)", "margin, drift guard (points)", "per seed, drift guard (points)"]
     cells = []
     for method, members in sorted(guarded.items(), key=lambda item: (item[0] != baseline, item[0])):
-        drifted = sum(checkpoint_for_change(r["val_change_last_30pct"]) == "best" for r in members)
+        drifted = sum(checkpoint_for_change(r.get("val_change_last_30pct")) == "best" for r in members)
         row = [display(method, aliases), len(members), f"{drifted} of {len(members)}"]
         row += [cell([r[f"{figure}_last"] for r in members]), cell([r["guarded"] for r in members])]
         if method == baseline:
             row += ["—", "—", "—"]
         else:
-            last = paired_margins(members, guarded.get(baseline, []), f"{figure}_last")
-            guard = paired_margins(members, guarded.get(baseline, []), "guarded")
+            base = guarded.get(baseline, [])
+            last = paired_margins(*_with(members, base, key=f"{figure}_last"), f"{figure}_last")
+            guard = paired_margins(*_with(members, base, key="guarded"), "guarded")
             row += [points(last), points(guard), " / ".join(f"{100 * m:+.1f}" for m in guard) or "—"]
         cells.append(row)
     return [*table(columns, cells), "", f"machines: {machines(rows)}"]
