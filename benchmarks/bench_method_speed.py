@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
+import time
 from pathlib import Path
 
 import torch
 import yaml
 
 from medseg.engine.device import autocast_dtype
+from medseg.provenance import machine
 from medseg.sweep.step_speed import measure_method_step
 
 
@@ -40,10 +42,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="measure every method × layout this many times")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (a GPU)")
     parser.add_argument("--compile", nargs="*", default=[], help="also under torch.compile in these modes")
+    parser.add_argument("--note", help="what a reader of the rows must know (e.g. measured with training paused)")
     args = parser.parse_args()
     device = torch.device(args.device)
     amp = autocast_dtype(device, not args.fp32)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else str(machine()["cpu"])
     print(
         f"# {where}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, "
@@ -75,6 +78,9 @@ def main() -> None:
         if args.jsonl:
             with args.jsonl.open("a") as handle:
                 extra = {"size": args.size, "batch": args.batch, "amp": str(amp), "device": where}
+                extra |= {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+                # oneDNN's instruction-set cap, when set, emulates an older CPU (AVX2 without AVX-512 or bf16)
+                extra |= {"onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"), "note": args.note}
                 handle.write(json.dumps({**row, **extra}) + "\n")
 
 
