@@ -41,9 +41,10 @@ def points(differences: Iterable[float]) -> str:
 
 def paired_margins(rows: list[dict[str, Any]], baseline: list[dict[str, Any]], key: str) -> list[float]:
     """`row[key]` minus the baseline's on the same seed (the same labelled draw), for the rows whose seed the baseline
-    has; the baseline's rows are keyed by their `seed`."""
-    by_seed = {row["seed"]: row for row in baseline}
-    return [row[key] - by_seed[row["seed"]][key] for row in rows if row["seed"] in by_seed]
+    has; the baseline's rows are keyed by their `seed`. A row without a value under `key` (an older row lacking the
+    lesion-slice figures) counts in no margin, on either side."""
+    by_seed = {row["seed"]: row[key] for row in baseline if row.get(key) is not None}
+    return [row[key] - by_seed[row["seed"]] for row in rows if row["seed"] in by_seed and row.get(key) is not None]
 
 
 def drift_guarded(row: dict[str, Any], figure: str = "test_dice") -> float | None:

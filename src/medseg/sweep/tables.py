@@ -32,7 +32,7 @@ def method_table(rows: list[dict], ratio: float, baseline: str, aliases: list[st
         if row["ratio"] in (ratio, 1.0):
             by_method[(row["method"], row["ratio"])].append(row)
     # lesion-slice columns only where test slices without a lesion exist (LGG): elsewhere they repeat the Dice
-    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in rows)
+    lesion_free = _has_lesion_free_slices(rows)
     columns = ["method", "labelled", "seeds", "steps", "minutes", "test Dice, last", "test Dice, best val"]
     columns += ["margin over supervised (paired, last)", "× full", "val change, last 30%"]
     if lesion_free:
@@ -50,17 +50,15 @@ def method_table(rows: list[dict], ratio: float, baseline: str, aliases: list[st
         row += [cell(margins) if share != 1.0 and method != baseline else "—", of_full, cell(change, 3)]
         if lesion_free:
             lesion, false_positives = _lesion_figures(members)
-            margin = points(
-                paired_margins(*_with(members, supervised, key="test_dice_lesion_last"), "test_dice_lesion_last")
-            )
+            margin = points(paired_margins(members, supervised, "test_dice_lesion_last"))
             row += [lesion, margin if share != 1.0 and method != baseline else "—", false_positives]
         cells.append(row)
     return [*table(columns, cells), "", f"machines: {machines(rows)}"]
 
 
-def _with(*groups: list[dict], key: str) -> list[list[dict]]:
-    """Each group's rows that hold a value under `key` (older rows may lack the lesion-slice figures)."""
-    return [[row for row in group if row.get(key) is not None] for group in groups]
+def _has_lesion_free_slices(rows: list[dict]) -> bool:
+    """Whether the rows' test splits hold slices without a lesion (LGG): then their lesion-slice figures count."""
+    return any(r.get("test_false_positive_rate_last") is not None for r in rows)
 
 
 def _lesion_figures(members: list[dict]) -> tuple[str, str]:
@@ -80,7 +78,7 @@ def drift_table(rows: list[dict], ratio: float, baseline: str, aliases: list[str
     for row in rows:
         if row["ratio"] == ratio:
             members_of[row["method"]].append(row)
-    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in rows)
+    lesion_free = _has_lesion_free_slices(rows)
     figure = "test_dice_lesion" if lesion_free else "test_dice"
     guarded = {
         method: [{**r, "guarded": drift_guarded(r, figure)} for r in sorted(group, key=lambda r: r["seed"])]
@@ -98,8 +96,8 @@ def drift_table(rows: list[dict], ratio: float, baseline: str, aliases: list[str
             row += ["—", "—", "—"]
         else:
             base = guarded.get(baseline, [])
-            last = paired_margins(*_with(members, base, key=f"{figure}_last"), f"{figure}_last")
-            guard = paired_margins(*_with(members, base, key="guarded"), "guarded")
+            last = paired_margins(members, base, f"{figure}_last")
+            guard = paired_margins(members, base, "guarded")
             row += [points(last), points(guard), " / ".join(f"{100 * m:+.1f}" for m in guard) or "—"]
         cells.append(row)
     return [*table(columns, cells), "", f"machines: {machines(rows)}"]
@@ -126,7 +124,7 @@ def selection_table(
         if row["method"] == method and row["ratio"] == ratio:
             by_strategy[row["strategy"]].append(row)
     everyone = [*random.values(), *(r for members in by_strategy.values() for r in members)]
-    lesion_free = any(r.get("test_false_positive_rate_last") is not None for r in everyone)
+    lesion_free = _has_lesion_free_slices(everyone)
     last_key, best_key = (
         ("test_dice_lesion_last", "test_dice_lesion_best") if lesion_free else ("test_dice_last", "test_dice_best")
     )
